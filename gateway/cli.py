@@ -1,0 +1,56 @@
+"""The `loxo` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gateway import config as cfgmod
+from gateway.server import serve as run_server
+
+app = typer.Typer(
+    name="loxo",
+    help="loxo: an S3-compatible server where every write is a commit.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command(
+    epilog="Example: loxo serve --listen 127.0.0.1:9000 --data-dir ./loxo-data",
+)
+def serve(
+    listen: str = typer.Option("127.0.0.1:9000", help="HOST:PORT to listen on."),
+    data_dir: str = typer.Option("./loxo-data", help="Where chunks, credentials and the "
+                                 "embedded database live."),
+    database_url: str | None = typer.Option(
+        None, help="An external PostgreSQL, e.g. postgresql://postgres@127.0.0.1:5432/loxo. "
+        "Default: an embedded PostgreSQL inside the data dir."),
+    store: str | None = typer.Option(
+        None, help="Chunk store URL. Default: file://<data-dir>/chunks."),
+    region: str = typer.Option("us-east-1", help="The region loxo reports to clients."),
+) -> None:
+    """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
+    try:
+        cfg = cfgmod.build(listen, data_dir, database_url, store, region)
+    except cfgmod.ConfigError as exc:
+        typer.echo(f"loxo: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(run_server(cfg))
+
+
+@app.command()
+def version() -> None:
+    """Print loxo's version."""
+    from importlib.metadata import version as dist_version
+
+    typer.echo(dist_version("loxo"))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Running loxo: resolve the database (embedded or external), then serve with uvicorn.
+
+uvicorn handles SIGINT and SIGTERM: it stops accepting, lets in-flight requests
+finish, then runs the app's shutdown, after which the embedded PostgreSQL is
+stopped. Nothing is acknowledged before it is durable, so even a kill -9 loses
+no acknowledged write.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import uvicorn
+
+from gateway import credentials, embedded_pg
+from gateway.app import LoxoApp
+from gateway.config import ServeConfig
+
+
+class _Server(uvicorn.Server):
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(
+                f"loxo listening on http://{self.config.host}:{self.config.port}", flush=True
+            )
+
+
+def serve(cfg: ServeConfig) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    creds = credentials.load_or_create(cfg.data_dir, cfg.access_key, cfg.secret_key)
+    if creds.generated:
+        print(
+            "Generated root credentials (stored in "
+            f"{cfg.data_dir / credentials.FILE_NAME}, mode 0600):\n"
+            f"  LOXO_ACCESS_KEY={creds.access_key}\n"
+            f"  LOXO_SECRET_KEY={creds.secret_key}\n"
+            "Use them as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in your S3 tools.",
+            flush=True,
+        )
+    embedded = None
+    dsn = cfg.database_url
+    if dsn is None:
+        try:
+            dsn, embedded = embedded_pg.start(cfg.data_dir)
+        except embedded_pg.EmbeddedUnavailable as exc:
+            print(f"loxo: {exc}", file=sys.stderr)
+            return 2
+    app = LoxoApp(cfg, creds, dsn)
+    config = uvicorn.Config(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+    server = _Server(config)
+    try:
+        server.run()
+    finally:
+        if embedded is not None:
+            embedded.cleanup()
+    return 0 if server.started else 1

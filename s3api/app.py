@@ -1,0 +1,186 @@
+"""The S3 endpoint as an ASGI app: parse, authenticate, route, dispatch, answer.
+
+Every failure becomes an S3 error document with Code, Message, Resource and
+RequestId; nothing escapes as a bare 500 page.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from s3api import routing, sigv4, xml
+from s3api.errors import (
+    AccessDenied,
+    InvalidAccessKeyId,
+    InvalidArgument,
+    InvalidBucketName,
+    MethodNotAllowed,
+    NotImplementedErr,
+    S3Error,
+    from_domain,
+)
+from s3api.operations import ACTIONS
+from s3api.operations.common import Context, bucket_of
+from s3api.request import S3Request
+from versioning.errors import VersioningError
+
+log = logging.getLogger("loxo.s3")
+
+# access key -> secret key, or None when the key is unknown
+SecretLookup = Callable[[str], str | None]
+
+
+def _split_path(raw_path: bytes) -> tuple[str | None, str | None]:
+    try:
+        text = raw_path.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument("The request path is not valid UTF-8") from None
+    if not text.startswith("/"):
+        raise InvalidArgument("The request path must start with '/'")
+    bucket, _, key = text[1:].partition("/")
+    try:
+        bucket_name = unquote(bucket, errors="strict") or None
+        key_name = unquote(key, errors="strict") or None
+    except UnicodeDecodeError:
+        raise InvalidArgument("The key is not valid UTF-8") from None
+    return bucket_name, key_name
+
+
+def _query_pairs(query_string: bytes) -> list[tuple[str, str]]:
+    pairs = []
+    for part in query_string.decode("latin-1").split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        try:
+            pairs.append((unquote(name, errors="strict"), unquote(value, errors="strict")))
+        except UnicodeDecodeError:
+            raise InvalidArgument("The query string is not valid UTF-8") from None
+    return pairs
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out
+
+
+def error_response(err: S3Error, resource: str, request_id: str, method: str) -> Response:
+    headers = {"x-amz-request-id": request_id, "x-amz-id-2": request_id}
+    if err.status == 304 or method == "HEAD":
+        return Response(status_code=err.status, headers=headers)
+    children: list[xml.Element] = [("Code", err.code), ("Message", err.message)]
+    children.extend(err.extra.items())
+    children += [("Resource", resource), ("RequestId", request_id), ("HostId", request_id)]
+    body = xml.document("Error", children, namespace=False)
+    return Response(body, status_code=err.status, media_type="application/xml", headers=headers)
+
+
+DRAIN_LIMIT = 1 << 20
+
+
+async def _drain_body(req: S3Request | None, scope: Scope, receive: Receive) -> bool:
+    """Read and drop what is left of a small request body; False when the body
+    is too large (or unknown) to be worth reading."""
+    if req is None or req.http._stream_consumed:  # noqa: SLF001
+        return req is not None or scope["method"] in ("GET", "HEAD", "DELETE")
+    headers = req.extra.get("headers", {})
+    length = headers.get("content-length")
+    if length is None and "chunked" not in headers.get("transfer-encoding", ""):
+        return True  # no body at all
+    if length is not None and length.isdigit() and int(length) == 0:
+        return True
+    if headers.get("expect", "").lower() == "100-continue":
+        return False  # the client has not sent the body; closing is the cheap way out
+    if length is None or not length.isdigit() or int(length) > DRAIN_LIMIT:
+        return False
+    try:
+        async for _ in req.http.stream():
+            pass
+    except Exception:
+        return False
+    return True
+
+
+class S3App:
+    def __init__(self, ctx: Context, secrets: SecretLookup) -> None:
+        self.ctx = ctx
+        self.secrets = secrets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request_id = os.urandom(8).hex().upper()
+        method = scope["method"]
+        resource = scope.get("path", "/")
+        req: S3Request | None = None
+        try:
+            req = self._parse(scope, receive, request_id)
+            resource = req.resource
+            response = await self._handle(req)
+        except S3Error as err:
+            response = error_response(err, resource, request_id, method)
+        except VersioningError as exc:
+            response = error_response(from_domain(exc), resource, request_id, method)
+        except Exception:
+            log.exception("internal error on %s %s", method, resource)
+            response = error_response(
+                from_domain(VersioningError()), resource, request_id, method
+            )
+        if response.status_code >= 300 and not await _drain_body(req, scope, receive):
+            # Unread body bytes would be parsed as the next request on this
+            # connection, so give the connection up instead.
+            response.headers["connection"] = "close"
+        response.headers.setdefault("x-amz-request-id", request_id)
+        await response(scope, receive, send)
+
+    def _parse(self, scope: Scope, receive: Receive, request_id: str) -> S3Request:
+        bucket, key = _split_path(scope.get("raw_path") or scope["path"].encode())
+        pairs = _query_pairs(scope.get("query_string", b""))
+        query: dict[str, str] = {}
+        for name, value in pairs:
+            query.setdefault(name, value)
+        req = S3Request(Request(scope, receive), scope["method"], bucket, key, query, request_id)
+        req.extra["query_pairs"] = pairs
+        req.extra["headers"] = _headers(scope)
+        return req
+
+    def _authenticate(self, req: S3Request) -> None:
+        raw_path = (req.http.scope.get("raw_path") or b"/").decode("utf-8", "surrogateescape")
+        pairs = req.extra["query_pairs"]
+        headers = req.extra["headers"]
+        signed = sigv4.parse(req.method, raw_path, pairs, headers)
+        if signed is None:
+            raise AccessDenied("Anonymous access is not allowed; sign requests with SigV4")
+        secret = self.secrets(signed.credential.access_key)
+        if secret is None:
+            raise InvalidAccessKeyId()
+        sigv4.verify(signed, secret, req.method, raw_path, pairs, headers)
+
+    async def _handle(self, req: S3Request) -> Response:
+        self._authenticate(req)
+        action = routing.route(req.method, req.bucket_name, req.key, req.query.keys())
+        if action == "NotImplemented":
+            raise NotImplementedErr(
+                "This sub-resource is not implemented by loxo: "
+                + ", ".join(sorted(q for q in req.query if q in routing.UNSUPPORTED_SUBRESOURCES))
+            )
+        if action == "MethodNotAllowed":
+            raise MethodNotAllowed()
+        if req.bucket_name is not None:
+            try:
+                bucket_of(req)
+            except InvalidBucketName:
+                raise
+        handler = ACTIONS[action]
+        return await handler(self.ctx, req)

@@ -1,0 +1,32 @@
+"""S3 actions, one function each, by the name AWS gives the action."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.responses import Response
+
+from s3api.operations import buckets, delete_objects, listing, multipart, objects
+from s3api.operations.common import Context
+from s3api.request import S3Request
+
+Handler = Callable[[Context, S3Request], Awaitable[Response]]
+
+ACTIONS: dict[str, Handler] = {
+    "ListBuckets": buckets.list_buckets,
+    "CreateBucket": buckets.create_bucket,
+    "DeleteBucket": buckets.delete_bucket,
+    "HeadBucket": buckets.head_bucket,
+    "GetBucketLocation": buckets.get_bucket_location,
+    "ListObjects": listing.list_objects,
+    "DeleteObjects": delete_objects.delete_objects,
+    "PutObject": objects.put_object,
+    "GetObject": objects.get_object,
+    "HeadObject": objects.head_object,
+    "DeleteObject": objects.delete_object,
+    "CreateMultipartUpload": multipart.create_multipart_upload,
+    "UploadPart": multipart.upload_part,
+    "ListParts": multipart.list_parts,
+    "CompleteMultipartUpload": multipart.complete_multipart_upload,
+    "AbortMultipartUpload": multipart.abort_multipart_upload,
+}

@@ -1,0 +1,72 @@
+"""Bucket actions: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation.
+
+A bucket is a repo's branch (`repo` = its default branch, `repo.branch`) or a
+read-only snapshot (`repo.<commit id>`).
+"""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from s3api import xml
+from s3api.errors import AccessDenied, BucketAlreadyOwnedByYou, NoSuchBucket
+from s3api.operations.common import Context, bucket_of, view_of
+from s3api.request import S3Request
+from versioning import errors as dom
+
+OWNER = [("ID", "loxo"), ("DisplayName", "loxo")]
+
+
+async def list_buckets(ctx: Context, req: S3Request) -> Response:
+    branches = await ctx.versioning.list_branches()
+    buckets = [
+        ("Bucket", [("Name", f"{b.repo}.{b.name}"), ("CreationDate", xml.iso8601(b.created))])
+        for b in branches
+    ]
+    body = xml.document("ListAllMyBucketsResult", [("Owner", OWNER), ("Buckets", buckets)])
+    return Response(body, media_type="application/xml")
+
+
+async def create_bucket(ctx: Context, req: S3Request) -> Response:
+    ref = bucket_of(req)
+    await req.small_body()  # an optional CreateBucketConfiguration; the region is ours
+    if ref.commit is not None:
+        raise AccessDenied(
+            f"{ref.name} names a commit snapshot; snapshots are read-only and cannot be created"
+        )
+    assert ref.branch is not None
+    try:
+        if ref.explicit_branch:
+            await ctx.versioning.create_branch(ref.repo, ref.branch)
+        else:
+            await ctx.versioning.create_repo(ref.repo)
+    except dom.AlreadyExists:
+        raise BucketAlreadyOwnedByYou(BucketName=ref.name) from None
+    return Response(status_code=200, headers={"Location": f"/{req.bucket_name}"})
+
+
+async def delete_bucket(ctx: Context, req: S3Request) -> Response:
+    ref = bucket_of(req)
+    if ref.commit is not None:
+        raise AccessDenied(f"{ref.name} is a commit snapshot; snapshots are read-only")
+    assert ref.branch is not None
+    try:
+        await ctx.versioning.delete_branch(ref.repo, ref.branch)
+    except dom.NotFound:
+        raise NoSuchBucket(BucketName=req.bucket_name or "") from None
+    return Response(status_code=204)
+
+
+async def head_bucket(ctx: Context, req: S3Request) -> Response:
+    await view_of(ctx, req)
+    return Response(status_code=200, headers={"x-amz-bucket-region": ctx.region})
+
+
+async def get_bucket_location(ctx: Context, req: S3Request) -> Response:
+    await view_of(ctx, req)
+    # us-east-1 is answered as an empty constraint, as AWS does.
+    location = "" if ctx.region == "us-east-1" else ctx.region
+    body = xml.document("LocationConstraint", []) if not location else (
+        xml.HEADER + f'<LocationConstraint xmlns="{xml.NS}">{location}</LocationConstraint>'
+    ).encode()
+    return Response(body, media_type="application/xml")

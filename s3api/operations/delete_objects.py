@@ -1,0 +1,50 @@
+"""DeleteObjects: up to 1,000 keys removed in ONE commit."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from s3api import xml
+from s3api.errors import InvalidRequest, MalformedXML
+from s3api.operations.common import Context, view_of
+from s3api.operations.objects import read_only
+from s3api.request import S3Request
+
+MAX_KEYS = 1000
+
+
+async def delete_objects(ctx: Context, req: S3Request) -> Response:
+    view = await view_of(ctx, req)
+    if not view.writable:
+        raise read_only(view)
+    if "content-md5" not in req.headers and not any(
+        h.startswith("x-amz-checksum-") for h in req.headers
+    ):
+        raise InvalidRequest("Missing required header for this request: Content-MD5")
+    doc = xml.parse(await req.small_body(), "Delete")
+    items = xml.as_list(doc.get("Object"))
+    if len(items) > MAX_KEYS:
+        raise MalformedXML(f"DeleteObjects accepts at most {MAX_KEYS} keys per request.")
+    if not items:
+        raise MalformedXML()
+    quiet = str(doc.get("Quiet", "false")).strip().lower() == "true"
+    keys: list[str] = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("Key"), str):
+            raise MalformedXML()
+        keys.append(item["Key"])
+    edits = dict.fromkeys(keys)
+    commit = await ctx.versioning.commit(
+        view, edits, message=f"DeleteObjects ({len(edits)} keys)",
+        origin={"op": "DeleteObjects", "keys": sorted(edits)},
+    )
+    children: list[xml.Element] = []
+    if not quiet:
+        for key in keys:
+            deleted: list[xml.Element] = [("Key", key)]
+            if commit is not None:
+                deleted += [("DeleteMarker", True), ("DeleteMarkerVersionId", commit.hex())]
+            children.append(("Deleted", deleted))
+    headers = {"x-amz-version-id": commit.hex()} if commit is not None else {}
+    return Response(xml.document("DeleteResult", children), media_type="application/xml",
+                    headers=headers)

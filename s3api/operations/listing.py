@@ -1,0 +1,196 @@
+"""ListObjects (v1) and ListObjectsV2: one page of keys under a prefix.
+
+A page walks the tree from its start key and stops after max-keys items, so it
+costs O(page + log N). A common prefix is emitted once and then skipped over
+with a fresh seek past every key that shares it, never by scanning them.
+Both versions resume "after" an item: v1's marker and v2's continuation token
+(which is the base64 of the last key or common prefix returned).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from starlette.responses import Response
+
+from s3api import xml
+from s3api.errors import InvalidArgument
+from s3api.operations.buckets import OWNER
+from s3api.operations.common import Context, view_of
+from s3api.request import S3Request
+from versioning.model import ObjectEntry
+from versioning.repository import Versioning, View
+
+MAX_KEYS = 1000
+
+
+@dataclass(slots=True)
+class Page:
+    contents: list[tuple[str, ObjectEntry]] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+    last: str | None = None  # the last key or common prefix on the page
+
+
+def _past(prefix: str) -> str | None:
+    """The least string greater than every string that starts with `prefix`."""
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF:
+        return None
+    return prefix[:-1] + chr(last + 1)
+
+
+async def list_page(
+    versioning: Versioning, view: View, prefix: str, delimiter: str, after: str, max_keys: int
+) -> Page:
+    page = Page()
+    seek = max(prefix, after + "\x00") if after else prefix
+    count = 0
+    while True:
+        restart: str | None = None
+        async for key, entry in versioning.iterate(view, seek):
+            if not key.startswith(prefix):
+                return page
+            item = key
+            is_prefix = False
+            if delimiter:
+                cut = key.find(delimiter, len(prefix))
+                if cut >= 0:
+                    item = key[: cut + len(delimiter)]
+                    is_prefix = True
+            if is_prefix and item <= after:
+                restart = _past(item)
+                if restart is None:
+                    continue
+                break
+            if count >= max_keys:
+                page.truncated = max_keys > 0
+                return page
+            count += 1
+            page.last = item
+            if is_prefix:
+                page.prefixes.append(item)
+                restart = _past(item)
+                if restart is None:
+                    continue  # cannot seek past U+10FFFF: walk on
+                break
+            page.contents.append((key, entry))
+        else:
+            return page
+        assert restart is not None
+        seek = restart
+
+
+def _max_keys(req: S3Request) -> int:
+    raw = req.query.get("max-keys")
+    if raw is None:
+        return MAX_KEYS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidArgument(
+            "Provided max-keys not an integer or within integer range", ArgumentName="max-keys"
+        ) from None
+    if value < 0:
+        raise InvalidArgument(
+            "Argument maxKeys must be an integer between 0 and 2147483647",
+            ArgumentName="max-keys",
+        )
+    return min(value, MAX_KEYS)
+
+
+def _encoder(req: S3Request) -> tuple[str | None, object]:
+    encoding = req.query.get("encoding-type")
+    if encoding is None:
+        return None, lambda s: s
+    if encoding != "url":
+        raise InvalidArgument("Invalid Encoding Method specified in Request",
+                              ArgumentName="encoding-type")
+    return "url", lambda s: quote(s, safe="/") if s is not None else None
+
+
+def _contents(page: Page, enc: object, owner: bool) -> list[xml.Element]:
+    out: list[xml.Element] = []
+    for key, entry in page.contents:
+        item: list[xml.Element] = [
+            ("Key", enc(key)),  # type: ignore[operator]
+            ("LastModified", xml.iso8601(entry.last_modified)),
+            ("ETag", f'"{entry.etag}"'),
+            ("Size", entry.size),
+            ("StorageClass", "STANDARD"),
+        ]
+        if owner:
+            item.append(("Owner", OWNER))
+        out.append(("Contents", item))
+    for p in page.prefixes:
+        out.append(("CommonPrefixes", [("Prefix", enc(p))]))  # type: ignore[operator]
+    return out
+
+
+async def list_objects(ctx: Context, req: S3Request) -> Response:
+    view = await view_of(ctx, req)
+    if req.query.get("list-type") == "2":
+        return await _list_v2(ctx, req, view)
+    return await _list_v1(ctx, req, view)
+
+
+async def _list_v1(ctx: Context, req: S3Request, view: View) -> Response:
+    prefix = req.query.get("prefix", "")
+    delimiter = req.query.get("delimiter", "")
+    marker = req.query.get("marker", "")
+    max_keys = _max_keys(req)
+    encoding, enc = _encoder(req)
+    page = await list_page(ctx.versioning, view, prefix, delimiter, marker, max_keys)
+    children: list[xml.Element] = [
+        ("Name", req.bucket_name),
+        ("Prefix", enc(prefix)),  # type: ignore[operator]
+        ("Marker", enc(marker)),  # type: ignore[operator]
+        ("MaxKeys", max_keys),
+        ("Delimiter", enc(delimiter) if delimiter else None),  # type: ignore[operator]
+        ("IsTruncated", page.truncated),
+        ("EncodingType", encoding),
+    ]
+    if page.truncated and delimiter:
+        children.append(("NextMarker", enc(page.last)))  # type: ignore[operator]
+    children.extend(_contents(page, enc, owner=True))
+    return Response(xml.document("ListBucketResult", children), media_type="application/xml")
+
+
+async def _list_v2(ctx: Context, req: S3Request, view: View) -> Response:
+    prefix = req.query.get("prefix", "")
+    delimiter = req.query.get("delimiter", "")
+    start_after = req.query.get("start-after", "")
+    token = req.query.get("continuation-token")
+    max_keys = _max_keys(req)
+    encoding, enc = _encoder(req)
+    after = start_after
+    if token is not None:
+        try:
+            after = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        except (binascii.Error, UnicodeError, ValueError):
+            raise InvalidArgument(
+                "The continuation token provided is incorrect",
+                ArgumentName="continuation-token",
+            ) from None
+        after = max(after, start_after)
+    page = await list_page(ctx.versioning, view, prefix, delimiter, after, max_keys)
+    fetch_owner = req.query.get("fetch-owner", "false").lower() == "true"
+    children: list[xml.Element] = [
+        ("Name", req.bucket_name),
+        ("Prefix", enc(prefix)),  # type: ignore[operator]
+        ("MaxKeys", max_keys),
+        ("Delimiter", enc(delimiter) if delimiter else None),  # type: ignore[operator]
+        ("IsTruncated", page.truncated),
+        ("EncodingType", encoding),
+        ("KeyCount", len(page.contents) + len(page.prefixes)),
+        ("ContinuationToken", token),
+        ("StartAfter", enc(start_after) if start_after else None),  # type: ignore[operator]
+    ]
+    if page.truncated and page.last is not None:
+        next_token = base64.urlsafe_b64encode(page.last.encode("utf-8")).decode("ascii")
+        children.append(("NextContinuationToken", next_token))
+    children.extend(_contents(page, enc, owner=fetch_owner))
+    return Response(xml.document("ListBucketResult", children), media_type="application/xml")

@@ -1,0 +1,232 @@
+"""Object actions: PutObject, GetObject, HeadObject, DeleteObject.
+
+Each write on a branch is one commit; its id comes back as x-amz-version-id.
+Reads on a branch report the commit that last changed the object.
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import parsedate_to_datetime
+
+from starlette.responses import Response, StreamingResponse
+
+from s3api.errors import (
+    AccessDenied,
+    InvalidArgument,
+    InvalidRange,
+    InvalidRequest,
+    NoSuchKey,
+    NotImplementedErr,
+    PreconditionFailed,
+)
+from s3api.operations.common import (
+    Context,
+    attrs_from_headers,
+    bucket_of,
+    check_key,
+    object_headers,
+    view_of,
+)
+from s3api.request import S3Request
+from versioning import errors as dom
+from versioning.model import ObjectEntry
+from versioning.repository import View
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_VERSION = re.compile(r"^[0-9a-f]{32}$")
+
+
+def read_only(view: View) -> AccessDenied:
+    commit = view.commit.hex() if view.commit else ""
+    return AccessDenied(
+        f"{view.repo}.{commit} is a commit snapshot; snapshots are read-only. "
+        f"Write to a branch bucket such as {view.repo} or {view.repo}.<branch>."
+    )
+
+
+async def _read_view(ctx: Context, req: S3Request) -> View:
+    """The view a read addresses: the bucket's, or the commit named by versionId."""
+    version = req.query.get("versionId")
+    if version is None or version == "null":
+        return await view_of(ctx, req)
+    if not _VERSION.match(version):
+        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId")
+    ref = bucket_of(req)
+    try:
+        return await ctx.versioning.snapshot_view(ref.repo, version)
+    except dom.NotFound:
+        raise NoSuchKey(Key=req.key or "") from None
+
+
+async def _lookup(ctx: Context, req: S3Request) -> tuple[View, ObjectEntry]:
+    view = await _read_view(ctx, req)
+    assert req.key is not None
+    try:
+        return view, await ctx.versioning.get_entry(view, req.key)
+    except dom.ObjectNotFound:
+        raise NoSuchKey(Key=req.key) from None
+
+
+def _check_conditions(req: S3Request, entry: ObjectEntry) -> Response | None:
+    """GET/HEAD conditionals (RFC 7232 order); returns a 304 response or raises 412."""
+    etag = f'"{entry.etag}"'
+    seconds = entry.last_modified // 1_000_000
+
+    def tags(value: str) -> list[str]:
+        return [t.strip() for t in value.split(",")]
+
+    def when(value: str) -> int | None:
+        try:
+            return int(parsedate_to_datetime(value).timestamp())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+
+    if_match = req.headers.get("if-match")
+    if if_match is not None:
+        if "*" not in tags(if_match) and etag not in tags(if_match) and entry.etag not in [
+            t.strip('"') for t in tags(if_match)
+        ]:
+            raise PreconditionFailed(Condition="If-Match")
+    elif (since := req.headers.get("if-unmodified-since")) is not None:
+        limit = when(since)
+        if limit is not None and seconds > limit:
+            raise PreconditionFailed(Condition="If-Unmodified-Since")
+    if_none = req.headers.get("if-none-match")
+    if if_none is not None:
+        listed = [t.strip('"') for t in tags(if_none)]
+        if "*" in listed or entry.etag in listed:
+            return Response(status_code=304, headers={"ETag": etag})
+    elif (modified := req.headers.get("if-modified-since")) is not None:
+        limit = when(modified)
+        if limit is not None and seconds <= limit:
+            return Response(status_code=304, headers={"ETag": etag})
+    return None
+
+
+def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
+    """[start, end) for a single satisfiable byte range; None to send it all."""
+    if value is None:
+        return None
+    m = _RANGE.match(value.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None  # unparseable or multi-range: ignored, as S3 does
+    first, last = m.group(1), m.group(2)
+    if not first:  # suffix range: the last N bytes
+        n = int(last)
+        if n == 0:
+            raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value)
+        return max(size - n, 0), size
+    start = int(first)
+    end = size if not last else min(int(last) + 1, size)
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value)
+    return start, end
+
+
+async def _version_header(ctx: Context, view: View, entry: ObjectEntry) -> str | None:
+    commit = await ctx.versioning.commit_of(entry)
+    return commit.hex() if commit is not None else None
+
+
+async def get_object(ctx: Context, req: S3Request) -> Response:
+    view, entry = await _lookup(ctx, req)
+    not_modified = _check_conditions(req, entry)
+    if not_modified is not None:
+        return not_modified
+    with_checksums = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    headers = object_headers(entry, await _version_header(ctx, view, entry), with_checksums)
+    for param, header in (
+        ("response-content-type", "Content-Type"),
+        ("response-content-language", "Content-Language"),
+        ("response-expires", "Expires"),
+        ("response-cache-control", "Cache-Control"),
+        ("response-content-disposition", "Content-Disposition"),
+        ("response-content-encoding", "Content-Encoding"),
+    ):
+        if param in req.query:
+            headers[header] = req.query[param]
+    if "partNumber" in req.query:
+        raise NotImplementedErr("GetObject with partNumber is not supported yet")
+    span = _parse_range(req.headers.get("range"), entry.size)
+    reader = await ctx.versioning.reader(entry)
+    if span is None:
+        headers["Content-Length"] = str(entry.size)
+        return StreamingResponse(reader.read(), status_code=200, headers=headers)
+    start, end = span
+    headers["Content-Length"] = str(end - start)
+    headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
+    for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
+        del headers[name]  # a checksum describes the whole object, not the range
+    return StreamingResponse(reader.read(start, end), status_code=206, headers=headers)
+
+
+async def head_object(ctx: Context, req: S3Request) -> Response:
+    view, entry = await _lookup(ctx, req)
+    not_modified = _check_conditions(req, entry)
+    if not_modified is not None:
+        return not_modified
+    with_checksums = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    headers = object_headers(entry, await _version_header(ctx, view, entry), with_checksums)
+    span = _parse_range(req.headers.get("range"), entry.size)
+    if span is None:
+        headers["Content-Length"] = str(entry.size)
+        return Response(status_code=200, headers=headers)
+    start, end = span
+    headers["Content-Length"] = str(end - start)
+    headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
+    return Response(status_code=206, headers=headers)
+
+
+async def put_object(ctx: Context, req: S3Request) -> Response:
+    if "x-amz-copy-source" in req.headers:
+        raise NotImplementedErr("CopyObject is not supported yet")
+    view = await view_of(ctx, req)
+    if not view.writable:
+        raise read_only(view)
+    assert req.key is not None
+    check_key(req.key)
+    req.content_md5()  # reject a malformed digest before reading the body
+    hashers = req.body_hashers()
+    attrs = attrs_from_headers(req.headers)
+    content_id, result = await ctx.versioning.store_content(req.pieces(), hashers)
+    stored = req.verify(result)
+    entry = ctx.versioning.make_entry(content_id, result.size, result.md5.hex(), attrs, stored)
+    commit = await ctx.versioning.commit(
+        view,
+        {req.key: entry},
+        message=f"PutObject {req.key}",
+        origin={"op": "PutObject", "keys": [req.key]},
+    )
+    headers = {"ETag": f'"{entry.etag}"'}
+    if commit is not None:
+        headers["x-amz-version-id"] = commit.hex()
+    for name, value in stored.items():
+        headers[f"x-amz-checksum-{name}"] = value
+    return Response(status_code=200, headers=headers)
+
+
+async def delete_object(ctx: Context, req: S3Request) -> Response:
+    view = await view_of(ctx, req)
+    if "versionId" in req.query:
+        raise InvalidRequest(
+            "Deleting a specific version is not possible: versions are commits, and history "
+            "is immutable. Delete the key without versionId to record its deletion in a new "
+            "commit."
+        )
+    if not view.writable:
+        raise read_only(view)
+    assert req.key is not None
+    commit = await ctx.versioning.commit(
+        view,
+        {req.key: None},
+        message=f"DeleteObject {req.key}",
+        origin={"op": "DeleteObject", "keys": [req.key]},
+    )
+    headers = {}
+    if commit is not None:
+        headers["x-amz-version-id"] = commit.hex()
+        headers["x-amz-delete-marker"] = "true"
+    return Response(status_code=204, headers=headers)

@@ -1,0 +1,150 @@
+"""Content: turning a streamed body into stored chunks and a manifest, and back.
+
+Writing: the body arrives in pieces; pieces are gathered into batches of about
+1 MiB so each batch costs one hop to worker threads. Per batch, two threads run
+side by side: one feeds the whole-body digests (MD5 for the ETag, plus any
+checksums the caller asked for), the other cuts content-defined chunks and
+names them by BLAKE3. hashlib and blake3 release the GIL, so both cores work
+while the event loop keeps receiving. Chunks are made durable before the
+manifest is returned, so a commit that references it never points at bytes
+that could vanish in a crash.
+
+Reading: a byte range maps to the chunks that overlap it (binary search over
+chunk offsets); chunks are fetched one at a time so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import hashlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from versioning.chunker import StreamChunker, chunk_id
+from versioning.chunkstore.base import ChunkStore
+from versioning.model import ChunkRef, Manifest
+
+BATCH_BYTES = 1 << 20
+# Chunks are handed to the store in groups this large, bounding memory per upload.
+FLUSH_BYTES = 4 << 20
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> object: ...
+
+
+@dataclass(slots=True)
+class Ingested:
+    manifest: Manifest
+    size: int
+    md5: bytes
+    hashers: Mapping[str, Hasher] = field(default_factory=dict)
+    new_chunks: int = 0
+
+
+async def ingest(
+    pieces: AsyncIterator[bytes],
+    store: ChunkStore,
+    hashers: Mapping[str, Hasher] | None = None,
+    chunker_factory: Callable[[], StreamChunker] = StreamChunker,
+) -> Ingested:
+    """Store a streamed body; returns its manifest and digests.
+
+    Errors raised by `pieces` (a bad client, a signature mismatch detected at
+    the end) propagate; chunks already written are then unreferenced and left
+    for garbage collection, which never affects committed data.
+    """
+    extra = dict(hashers or {})
+    md5 = hashlib.md5()
+    chunker = chunker_factory()
+    refs: list[ChunkRef] = []
+    pending: list[tuple[bytes, bytes]] = []
+    pending_bytes = 0
+    size = 0
+    new_chunks = 0
+
+    def digest(batch: bytes) -> None:
+        md5.update(batch)
+        for h in extra.values():
+            h.update(batch)
+
+    def cut(batch: bytes | None) -> list[tuple[bytes, bytes]]:
+        chunks = chunker.finish() if batch is None else chunker.feed(batch)
+        return [(chunk_id(c), c) for c in chunks]
+
+    async def process(batch: bytes | None) -> None:
+        nonlocal pending_bytes, new_chunks
+        if batch is not None:
+            _, named = await asyncio.gather(
+                asyncio.to_thread(digest, batch), asyncio.to_thread(cut, batch)
+            )
+        else:
+            named = await asyncio.to_thread(cut, None)
+        for cid, data in named:
+            refs.append(ChunkRef(cid, len(data)))  # type: ignore[arg-type]
+            pending.append((cid, data))
+            pending_bytes += len(data)
+        if pending and (batch is None or pending_bytes >= FLUSH_BYTES):
+            new_chunks += await store.put_many(list(pending))  # type: ignore[arg-type]
+            pending.clear()
+            pending_bytes = 0
+
+    buf = bytearray()
+    async for piece in pieces:
+        if not piece:
+            continue
+        size += len(piece)
+        buf += piece
+        if len(buf) >= BATCH_BYTES:
+            batch = bytes(buf)
+            buf.clear()
+            await process(batch)
+    if buf:
+        await process(bytes(buf))
+    await process(None)
+    return Ingested(Manifest(tuple(refs)), size, md5.digest(), extra, new_chunks)
+
+
+class ChunkReader:
+    """Streams a byte range of a manifest's content from a chunk store."""
+
+    def __init__(self, store: ChunkStore, manifest: Manifest) -> None:
+        self.store = store
+        self.manifest = manifest
+        self.offsets: list[int] = []
+        pos = 0
+        for c in manifest.chunks:
+            self.offsets.append(pos)
+            pos += c.size
+        self.size = pos
+
+    async def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Yield bytes [start, end) (end exclusive, default the whole object)."""
+        stop = self.size if end is None else min(end, self.size)
+        if start >= stop:
+            return
+        index = bisect.bisect_right(self.offsets, start) - 1
+        # Fetch the next chunk while the current one is being sent.
+        next_fetch: asyncio.Task[bytes] | None = None
+        try:
+            while index < len(self.manifest.chunks) and self.offsets[index] < stop:
+                if next_fetch is None:
+                    data = await self.store.get(self.manifest.chunks[index].id)
+                else:
+                    data = await next_fetch
+                    next_fetch = None
+                following = index + 1
+                if following < len(self.manifest.chunks) and self.offsets[following] < stop:
+                    next_fetch = asyncio.ensure_future(
+                        self.store.get(self.manifest.chunks[following].id)
+                    )
+                chunk_start = self.offsets[index]
+                lo = max(start - chunk_start, 0)
+                hi = min(stop - chunk_start, len(data))
+                yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+                index += 1
+        finally:
+            if next_fetch is not None:
+                next_fetch.cancel()

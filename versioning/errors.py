@@ -1,0 +1,79 @@
+"""The versioning layer's error hierarchy. Protocol layers map these to their codes."""
+
+from __future__ import annotations
+
+
+class VersioningError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class NotFound(VersioningError):
+    pass
+
+
+class RepoNotFound(NotFound):
+    pass
+
+
+class BranchNotFound(NotFound):
+    pass
+
+
+class CommitNotFound(NotFound):
+    pass
+
+
+class ObjectNotFound(NotFound):
+    pass
+
+
+class UploadNotFound(NotFound):
+    pass
+
+
+class AlreadyExists(VersioningError):
+    pass
+
+
+class RepoExists(AlreadyExists):
+    pass
+
+
+class BranchExists(AlreadyExists):
+    pass
+
+
+class InvalidName(VersioningError):
+    pass
+
+
+class BranchNotEmpty(VersioningError):
+    pass
+
+
+class ReadOnlyRef(VersioningError):
+    """A write aimed at something immutable, such as a commit snapshot."""
+
+
+class InvalidPart(VersioningError):
+    pass
+
+
+class InvalidPartOrder(VersioningError):
+    pass
+
+
+class EntityTooSmall(VersioningError):
+    pass
+
+
+class PreconditionFailed(VersioningError):
+    pass
+
+
+class CorruptData(VersioningError):
+    """Stored bytes do not match their content address."""
+
+
+class ConcurrentUpdate(VersioningError):
+    """A compare-and-set lost too many times in a row."""

@@ -1,0 +1,391 @@
+"""Metadata persistence: the one class that talks SQL (asyncpg, PostgreSQL).
+
+Everything content-addressed (commits, tree nodes, manifests) is insert-only
+and cached in memory once read, because it can never change. Branch heads are
+the only mutable pointers; they move by compare-and-set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from versioning import errors
+from versioning.ids import CommitId, ContentId, NodeId, VersionId
+from versioning.migrations import apply_all
+from versioning.model import Branch, Commit, Manifest, Repo
+from versioning.tree import Node
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class _LRU:
+    """A bounded map for immutable, content-addressed values."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[bytes, Any] = OrderedDict()
+
+    def get(self, key: bytes) -> Any | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: bytes, value: Any) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    id: str
+    repo: str
+    branch: str
+    key: str
+    created: int
+    attrs: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PartRecord:
+    part_number: int
+    content: ContentId
+    size: int
+    md5: bytes
+    created: int
+
+
+class Metadata:
+    def __init__(self, pool: asyncpg.Pool, node_cache_size: int = 50_000) -> None:
+        self.pool = pool
+        self._nodes = _LRU(node_cache_size)
+        self._commits = _LRU(20_000)
+        self._manifests = _LRU(2_000)
+
+    @staticmethod
+    async def connect(dsn: str, min_size: int = 2, max_size: int = 20) -> Metadata:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await apply_all(conn)
+        finally:
+            await conn.close()
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        assert pool is not None
+        return Metadata(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    # -- repos -------------------------------------------------------------
+
+    async def create_repo(self, name: str, default_branch: str = "main") -> Repo:
+        created = now_us()
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                await conn.execute(
+                    "INSERT INTO repos (name, default_branch, created) VALUES ($1, $2, $3)",
+                    name,
+                    default_branch,
+                    created,
+                )
+            except asyncpg.UniqueViolationError:
+                raise errors.RepoExists(name) from None
+            await conn.execute(
+                "INSERT INTO branches (repo, name, head, created) VALUES ($1, $2, NULL, $3)",
+                name,
+                default_branch,
+                created,
+            )
+        return Repo(name, default_branch, created)
+
+    async def get_repo(self, name: str) -> Repo:
+        row = await self.pool.fetchrow(
+            "SELECT name, default_branch, created FROM repos WHERE name = $1", name
+        )
+        if row is None:
+            raise errors.RepoNotFound(name)
+        return Repo(row["name"], row["default_branch"], row["created"])
+
+    async def list_repos(self) -> list[Repo]:
+        rows = await self.pool.fetch(
+            "SELECT name, default_branch, created FROM repos ORDER BY name"
+        )
+        return [Repo(r["name"], r["default_branch"], r["created"]) for r in rows]
+
+    # -- branches ----------------------------------------------------------
+
+    async def list_branches(self, repo: str | None = None) -> list[Branch]:
+        if repo is None:
+            rows = await self.pool.fetch(
+                "SELECT repo, name, head, created FROM branches ORDER BY repo, name"
+            )
+        else:
+            rows = await self.pool.fetch(
+                "SELECT repo, name, head, created FROM branches WHERE repo = $1 ORDER BY name",
+                repo,
+            )
+        return [_branch(r) for r in rows]
+
+    async def get_branch(self, repo: str, name: str) -> Branch:
+        row = await self.pool.fetchrow(
+            "SELECT repo, name, head, created FROM branches WHERE repo = $1 AND name = $2",
+            repo,
+            name,
+        )
+        if row is None:
+            await self.get_repo(repo)  # raises RepoNotFound when the repo is missing
+            raise errors.BranchNotFound(f"{repo}.{name}")
+        return _branch(row)
+
+    async def create_branch(self, repo: str, name: str, head: CommitId | None) -> Branch:
+        created = now_us()
+        try:
+            await self.pool.execute(
+                "INSERT INTO branches (repo, name, head, created) VALUES ($1, $2, $3, $4)",
+                repo,
+                name,
+                head,
+                created,
+            )
+        except asyncpg.UniqueViolationError:
+            raise errors.BranchExists(f"{repo}.{name}") from None
+        except asyncpg.ForeignKeyViolationError:
+            raise errors.RepoNotFound(repo) from None
+        return Branch(repo, name, head, created)
+
+    async def delete_branch(self, repo: str, name: str, expected_head: CommitId | None) -> bool:
+        """Delete the branch if its head is still `expected_head`; drop the repo
+        with its last branch. Returns False when the head moved meanwhile."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "DELETE FROM branches WHERE repo = $1 AND name = $2 "
+                "AND head IS NOT DISTINCT FROM $3",
+                repo,
+                name,
+                expected_head,
+            )
+            if status != "DELETE 1":
+                return False
+            left = await conn.fetchval("SELECT count(*) FROM branches WHERE repo = $1", repo)
+            if left == 0:
+                await conn.execute("DELETE FROM uploads WHERE repo = $1", repo)
+                await conn.execute("DELETE FROM commits WHERE repo = $1", repo)
+                await conn.execute("DELETE FROM repos WHERE name = $1", repo)
+            else:
+                await conn.execute(
+                    "DELETE FROM uploads WHERE repo = $1 AND branch = $2", repo, name
+                )
+        return True
+
+    async def commit_chain(
+        self,
+        repo: str,
+        branch: str,
+        old_head: CommitId | None,
+        commits: Sequence[Commit],
+        nodes: Mapping[NodeId, Node],
+        versions: Iterable[tuple[VersionId, CommitId]],
+        consume_uploads: Sequence[str] = (),
+    ) -> bool:
+        """Persist a chain of commits and move the branch head from `old_head`
+        to the last one, atomically. Returns False (writing nothing) when the
+        head is no longer `old_head`."""
+        encoded_nodes = [(nid, node.encode()) for nid, node in nodes.items()]
+        try:
+            return await self._commit_chain(
+                repo, branch, old_head, commits, encoded_nodes, versions, consume_uploads, nodes
+            )
+        except _Retry:
+            return False
+
+    async def _commit_chain(
+        self,
+        repo: str,
+        branch: str,
+        old_head: CommitId | None,
+        commits: Sequence[Commit],
+        encoded_nodes: list[tuple[NodeId, bytes]],
+        versions: Iterable[tuple[VersionId, CommitId]],
+        consume_uploads: Sequence[str],
+        nodes: Mapping[NodeId, Node],
+    ) -> bool:
+        commit_rows = [(c.id, repo, c.time, c.encode()) for c in commits]
+        version_rows = list(versions)
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "UPDATE branches SET head = $4 WHERE repo = $1 AND name = $2 "
+                "AND head IS NOT DISTINCT FROM $3",
+                repo,
+                branch,
+                old_head,
+                commits[-1].id,
+            )
+            if status != "UPDATE 1":
+                # Nothing written yet; leaving the transaction block commits an
+                # empty transaction.
+                return False
+            if consume_uploads:
+                deleted = await conn.fetchval(
+                    "WITH d AS (DELETE FROM uploads WHERE id = ANY($1::text[]) RETURNING 1) "
+                    "SELECT count(*) FROM d",
+                    list(consume_uploads),
+                )
+                if deleted != len(consume_uploads):
+                    # An upload was completed or aborted concurrently: undo, and
+                    # let the retry report it.
+                    raise _Retry
+            if encoded_nodes:
+                await conn.execute(
+                    "INSERT INTO tree_nodes (id, data) "
+                    "SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING",
+                    [n[0] for n in encoded_nodes],
+                    [n[1] for n in encoded_nodes],
+                )
+            await conn.execute(
+                "INSERT INTO commits (id, repo, time, data) "
+                "SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bytea[]) "
+                "ON CONFLICT DO NOTHING",
+                [r[0] for r in commit_rows],
+                [r[1] for r in commit_rows],
+                [r[2] for r in commit_rows],
+                [r[3] for r in commit_rows],
+            )
+            if version_rows:
+                await conn.execute(
+                    "INSERT INTO object_versions (version, commit_id) "
+                    "SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING",
+                    [v[0] for v in version_rows],
+                    [v[1] for v in version_rows],
+                )
+        for nid, node in nodes.items():
+            self._nodes.put(nid, node)
+        for c in commits:
+            self._commits.put(c.id, c)
+        return True
+
+    # -- commits, nodes, contents ------------------------------------------
+
+    async def get_commit(self, commit_id: CommitId, repo: str | None = None) -> Commit:
+        cached: Commit | None = self._commits.get(commit_id)
+        if cached is not None and (repo is None or cached.origin.get("repo") == repo):
+            return cached
+        row = await self.pool.fetchrow("SELECT repo, data FROM commits WHERE id = $1", commit_id)
+        if row is None or (repo is not None and row["repo"] != repo):
+            raise errors.CommitNotFound(commit_id.hex())
+        commit = Commit.decode(row["data"])
+        self._commits.put(commit_id, commit)
+        return commit
+
+    async def get_node(self, node_id: NodeId) -> Node:
+        cached: Node | None = self._nodes.get(node_id)
+        if cached is not None:
+            return cached
+        data = await self.pool.fetchval("SELECT data FROM tree_nodes WHERE id = $1", node_id)
+        if data is None:
+            raise errors.CorruptData(f"tree node {node_id.hex()} is missing")
+        node = Node.decode(data)
+        self._nodes.put(node_id, node)
+        return node
+
+    async def put_content(self, manifest: Manifest) -> ContentId:
+        cid = manifest.id
+        await self.pool.execute(
+            "INSERT INTO contents (id, size, manifest) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING",
+            cid,
+            manifest.size,
+            manifest.encode(),
+        )
+        return cid
+
+    async def get_manifest(self, content_id: ContentId) -> Manifest:
+        cached: Manifest | None = self._manifests.get(content_id)
+        if cached is not None:
+            return cached
+        data = await self.pool.fetchval(
+            "SELECT manifest FROM contents WHERE id = $1", content_id
+        )
+        if data is None:
+            raise errors.CorruptData(f"content {content_id.hex()} is missing")
+        manifest = Manifest.decode(data)
+        self._manifests.put(content_id, manifest)
+        return manifest
+
+    async def commit_of_version(self, version: VersionId) -> CommitId | None:
+        value = await self.pool.fetchval(
+            "SELECT commit_id FROM object_versions WHERE version = $1", version
+        )
+        return CommitId(value) if value is not None else None
+
+    # -- multipart uploads -------------------------------------------------
+
+    async def create_upload(self, record: UploadRecord) -> None:
+        await self.pool.execute(
+            "INSERT INTO uploads (id, repo, branch, key, created, attrs) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            record.id,
+            record.repo,
+            record.branch,
+            record.key,
+            record.created,
+            record.attrs,
+        )
+
+    async def get_upload(self, upload_id: str) -> UploadRecord:
+        row = await self.pool.fetchrow(
+            "SELECT id, repo, branch, key, created, attrs FROM uploads WHERE id = $1", upload_id
+        )
+        if row is None:
+            raise errors.UploadNotFound(upload_id)
+        return UploadRecord(**dict(row))
+
+    async def put_part(self, upload_id: str, part: PartRecord) -> None:
+        try:
+            await self.pool.execute(
+                "INSERT INTO upload_parts (upload_id, part_number, content, size, md5, created) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (upload_id, part_number) DO UPDATE "
+                "SET content = EXCLUDED.content, size = EXCLUDED.size, md5 = EXCLUDED.md5, "
+                "created = EXCLUDED.created",
+                upload_id,
+                part.part_number,
+                part.content,
+                part.size,
+                part.md5,
+                part.created,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise errors.UploadNotFound(upload_id) from None
+
+    async def list_parts(self, upload_id: str) -> list[PartRecord]:
+        rows = await self.pool.fetch(
+            "SELECT part_number, content, size, md5, created FROM upload_parts "
+            "WHERE upload_id = $1 ORDER BY part_number",
+            upload_id,
+        )
+        return [
+            PartRecord(r["part_number"], ContentId(r["content"]), r["size"], r["md5"], r["created"])
+            for r in rows
+        ]
+
+    async def delete_upload(self, upload_id: str) -> bool:
+        status = await self.pool.execute("DELETE FROM uploads WHERE id = $1", upload_id)
+        return bool(status == "DELETE 1")
+
+
+class _Retry(Exception):
+    pass
+
+
+def _branch(row: asyncpg.Record) -> Branch:
+    head = row["head"]
+    return Branch(row["repo"], row["name"], CommitId(head) if head is not None else None, row["created"])

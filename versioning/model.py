@@ -1,0 +1,172 @@
+"""The domain's value types and their canonical encodings.
+
+Every persisted value has exactly one byte encoding (msgpack of plain lists, with
+maps as key-sorted pair lists), so hashing the bytes gives a stable content
+address. Changing an encoding is a migration, not a refactor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from versioning.ids import (
+    ChunkId,
+    CommitId,
+    ContentId,
+    VersionId,
+    short_hash,
+)
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+
+
+def _pairs(mapping: dict[str, str]) -> list[list[str]]:
+    return [[k, mapping[k]] for k in sorted(mapping)]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectEntry:
+    """What a tree records for one path.
+
+    etag is the hex MD5 of the body, or `<hex>-<parts>` for a multipart object.
+    headers holds the stored representation headers (content-encoding,
+    content-disposition, cache-control, content-language, expires).
+    checksums maps an algorithm name (crc32, crc32c, sha1, sha256, ...) to the
+    base64 value the client sent or we computed.
+    last_modified is microseconds since the Unix epoch.
+    version is unique per write; the commit that made a write is looked up by it.
+    """
+
+    size: int
+    content: ContentId
+    etag: str
+    content_type: str
+    last_modified: int
+    version: VersionId
+    metadata: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def to_wire(self) -> list[Any]:
+        return [
+            self.size,
+            self.content,
+            self.etag,
+            self.content_type,
+            self.last_modified,
+            self.version,
+            _pairs(self.metadata),
+            _pairs(self.headers),
+            _pairs(self.checksums),
+        ]
+
+    @staticmethod
+    def from_wire(w: list[Any]) -> ObjectEntry:
+        return ObjectEntry(
+            size=w[0],
+            content=ContentId(w[1]),
+            etag=w[2],
+            content_type=w[3],
+            last_modified=w[4],
+            version=VersionId(w[5]),
+            metadata={k: v for k, v in w[6]},
+            headers={k: v for k, v in w[7]},
+            checksums={k: v for k, v in w[8]},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    id: ChunkId
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """An object body: its chunks in order. Its id is the hash of its encoding,
+    so two identical bodies share one manifest."""
+
+    chunks: tuple[ChunkRef, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(c.size for c in self.chunks)
+
+    def encode(self) -> bytes:
+        return pack([[c.id, c.size] for c in self.chunks])
+
+    @staticmethod
+    def decode(data: bytes) -> Manifest:
+        return Manifest(tuple(ChunkRef(ChunkId(i), s) for i, s in unpack(data)))
+
+    @property
+    def id(self) -> ContentId:
+        return ContentId(short_hash(self.encode()))
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """An immutable commit. time is microseconds since the Unix epoch; origin
+    says what made it (repo, the operation, and for S3 writes the keys)."""
+
+    parents: tuple[CommitId, ...]
+    tree: bytes | None  # NodeId of the root, None for an empty tree
+    author: str
+    message: str
+    time: int
+    origin: dict[str, Any]
+
+    def encode(self) -> bytes:
+        return pack(
+            [
+                1,  # encoding version
+                list(self.parents),
+                self.tree,
+                self.author,
+                self.message,
+                self.time,
+                sorted(self.origin.items()),
+            ]
+        )
+
+    @staticmethod
+    def decode(data: bytes) -> Commit:
+        w = unpack(data)
+        if w[0] != 1:
+            raise ValueError(f"unknown commit encoding version {w[0]}")
+        return Commit(
+            parents=tuple(CommitId(p) for p in w[1]),
+            tree=w[2],
+            author=w[3],
+            message=w[4],
+            time=w[5],
+            origin={k: v for k, v in w[6]},
+        )
+
+    @property
+    def id(self) -> CommitId:
+        return CommitId(short_hash(self.encode()))
+
+
+@dataclass(frozen=True, slots=True)
+class Repo:
+    name: str
+    default_branch: str
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    repo: str
+    name: str
+    head: CommitId | None
+    created: int

@@ -1,0 +1,320 @@
+"""The versioning service: repos, branches, snapshots, object reads and writes.
+
+This is the domain's front door. Protocol layers (S3 today, the control API
+later) call it with names and edits; it validates names, reads trees, stores
+content and hands changes to the committer. It never sees a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from versioning import errors, tree
+from versioning.chunkstore.base import ChunkStore
+from versioning.committer import Change, Check, Committer
+from versioning.content import ChunkReader, Hasher, Ingested, ingest
+from versioning.ids import CommitId, ContentId, NodeId, VersionId
+from versioning.metadata import Metadata, PartRecord, UploadRecord, now_us
+from versioning.model import Branch, Manifest, ObjectEntry, Repo, pack, unpack
+from versioning.tree import Root
+
+NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+COMMIT_HEX = re.compile(r"^[0-9a-f]{32}$")
+DEFAULT_BRANCH = "main"
+MAX_PARTS = 10_000
+
+
+def check_repo_name(name: str) -> None:
+    if not NAME.match(name):
+        raise errors.InvalidName(
+            f"invalid repo name {name!r}: use lowercase letters, digits and hyphens"
+        )
+
+
+def check_branch_name(name: str) -> None:
+    if not NAME.match(name):
+        raise errors.InvalidName(
+            f"invalid branch name {name!r}: use lowercase letters, digits and hyphens"
+        )
+    if COMMIT_HEX.match(name):
+        raise errors.InvalidName(f"branch name {name!r} would read as a commit id")
+
+
+def new_version() -> VersionId:
+    return VersionId(os.urandom(16))
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A readable state of a repo: a branch's head, or a fixed commit."""
+
+    repo: str
+    branch: str | None  # None for a snapshot
+    commit: CommitId | None  # None for a branch with no commits yet
+    root: Root
+
+    @property
+    def writable(self) -> bool:
+        return self.branch is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectAttrs:
+    """Attributes given when an object is written, before content is known."""
+
+    content_type: str
+    metadata: Mapping[str, str]
+    headers: Mapping[str, str]
+
+    def encode(self) -> bytes:
+        return pack([self.content_type, sorted(self.metadata.items()), sorted(self.headers.items())])
+
+    @staticmethod
+    def decode(data: bytes) -> ObjectAttrs:
+        w = unpack(data)
+        return ObjectAttrs(w[0], dict(w[1]), dict(w[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    number: int
+    etag: str
+    size: int
+    last_modified: int
+
+
+class Versioning:
+    def __init__(self, meta: Metadata, store: ChunkStore, author: str = "loxo") -> None:
+        self.meta = meta
+        self.store = store
+        self.author = author
+        self.committer = Committer(meta)
+
+    # -- repos and branches --------------------------------------------------
+
+    async def create_repo(self, name: str) -> Repo:
+        check_repo_name(name)
+        return await self.meta.create_repo(name, DEFAULT_BRANCH)
+
+    async def create_branch(self, repo: str, name: str, create_repo: bool = True) -> Branch:
+        """Create `repo.name` from the repo's default branch head, creating the
+        repo first when `create_repo` is set and it does not exist."""
+        check_repo_name(repo)
+        check_branch_name(name)
+        try:
+            info = await self.meta.get_repo(repo)
+        except errors.RepoNotFound:
+            if not create_repo:
+                raise
+            try:
+                info = await self.meta.create_repo(repo, DEFAULT_BRANCH)
+            except errors.RepoExists:
+                info = await self.meta.get_repo(repo)
+            if name == info.default_branch:
+                return await self.meta.get_branch(repo, name)
+        source = await self.meta.get_branch(repo, info.default_branch)
+        return await self.meta.create_branch(repo, name, source.head)
+
+    async def list_branches(self) -> list[Branch]:
+        return await self.meta.list_branches()
+
+    async def get_branch(self, repo: str, name: str) -> Branch:
+        return await self.meta.get_branch(repo, name)
+
+    async def get_repo(self, name: str) -> Repo:
+        return await self.meta.get_repo(name)
+
+    async def delete_branch(self, repo: str, name: str) -> None:
+        """Delete a branch whose head holds no objects (and the repo with its
+        last branch)."""
+        for _ in range(10):
+            branch = await self.meta.get_branch(repo, name)
+            view = await self._view_of(repo, name, branch.head)
+            count, _ = await tree.stats(self.meta, view.root)
+            if count:
+                raise errors.BranchNotEmpty(f"{repo}.{name} holds {count} objects")
+            if await self.meta.delete_branch(repo, name, branch.head):
+                return
+        raise errors.ConcurrentUpdate(f"{repo}.{name} kept changing; try again")
+
+    # -- reading ---------------------------------------------------------------
+
+    async def branch_view(self, repo: str, name: str) -> View:
+        branch = await self.meta.get_branch(repo, name)
+        return await self._view_of(repo, name, branch.head)
+
+    async def snapshot_view(self, repo: str, commit_hex: str) -> View:
+        await self.meta.get_repo(repo)
+        commit_id = CommitId(bytes.fromhex(commit_hex))
+        return await self._view_of(repo, None, commit_id)
+
+    async def _view_of(self, repo: str, branch: str | None, head: CommitId | None) -> View:
+        if head is None:
+            return View(repo, branch, None, None)
+        commit = await self.meta.get_commit(head, repo=repo)
+        return View(repo, branch, head, NodeId(commit.tree) if commit.tree else None)
+
+    async def get_entry(self, view: View, key: str) -> ObjectEntry:
+        entry = await tree.lookup(self.meta, view.root, key)
+        if entry is None:
+            raise errors.ObjectNotFound(key)
+        return entry
+
+    def iterate(self, view: View, start: str = "") -> AsyncIterator[tuple[str, ObjectEntry]]:
+        return tree.iterate(self.meta, view.root, start)
+
+    async def count(self, view: View) -> tuple[int, int]:
+        return await tree.stats(self.meta, view.root)
+
+    async def reader(self, entry: ObjectEntry) -> ChunkReader:
+        return ChunkReader(self.store, await self.meta.get_manifest(entry.content))
+
+    async def commit_of(self, entry: ObjectEntry) -> CommitId | None:
+        return await self.meta.commit_of_version(entry.version)
+
+    # -- writing ---------------------------------------------------------------
+
+    async def store_content(
+        self, pieces: AsyncIterator[bytes], hashers: Mapping[str, Hasher] | None = None
+    ) -> tuple[ContentId, Ingested]:
+        """Store a streamed body durably; returns its content id. Nothing is
+        visible until a commit references it."""
+        result = await ingest(pieces, self.store, hashers)
+        content_id = await self.meta.put_content(result.manifest)
+        return content_id, result
+
+    def make_entry(
+        self,
+        content: ContentId,
+        size: int,
+        etag: str,
+        attrs: ObjectAttrs,
+        checksums: Mapping[str, str] | None = None,
+    ) -> ObjectEntry:
+        return ObjectEntry(
+            size=size,
+            content=content,
+            etag=etag,
+            content_type=attrs.content_type,
+            last_modified=now_us(),  # the committer stamps the commit time
+            version=new_version(),
+            metadata=dict(attrs.metadata),
+            headers=dict(attrs.headers),
+            checksums=dict(checksums or {}),
+        )
+
+    async def commit(
+        self,
+        view: View,
+        edits: Mapping[str, ObjectEntry | None],
+        message: str,
+        origin: dict[str, Any],
+        check: Check | None = None,
+        consume_upload: str | None = None,
+    ) -> CommitId | None:
+        """Commit `edits` on the view's branch as exactly one commit (None when
+        they change nothing)."""
+        if view.branch is None:
+            raise errors.ReadOnlyRef(
+                f"{view.repo}.{view.commit.hex() if view.commit else ''} is a commit "
+                "snapshot, and snapshots are read-only; write to a branch instead"
+            )
+        change = Change(
+            edits=edits,
+            message=message,
+            author=self.author,
+            origin=origin,
+            check=check,
+            consume_upload=consume_upload,
+        )
+        return await self.committer.submit(view.repo, view.branch, change)
+
+    # -- multipart uploads -------------------------------------------------------
+
+    async def create_upload(self, view: View, key: str, attrs: ObjectAttrs) -> str:
+        if view.branch is None:
+            raise errors.ReadOnlyRef(
+                f"{view.repo} snapshot is read-only; start the upload on a branch"
+            )
+        upload_id = os.urandom(24).hex()
+        await self.meta.create_upload(
+            UploadRecord(upload_id, view.repo, view.branch, key, now_us(), attrs.encode())
+        )
+        return upload_id
+
+    async def get_upload(self, view: View, key: str, upload_id: str) -> UploadRecord:
+        record = await self.meta.get_upload(upload_id)
+        if (record.repo, record.branch, record.key) != (view.repo, view.branch, key):
+            raise errors.UploadNotFound(upload_id)
+        return record
+
+    async def put_part(
+        self, upload: UploadRecord, number: int, content: ContentId, size: int, md5: bytes
+    ) -> None:
+        await self.meta.put_part(upload.id, PartRecord(number, content, size, md5, now_us()))
+
+    async def list_parts(self, upload: UploadRecord) -> list[Part]:
+        return [
+            Part(p.part_number, p.md5.hex(), p.size, p.created)
+            for p in await self.meta.list_parts(upload.id)
+        ]
+
+    async def abort_upload(self, upload: UploadRecord) -> None:
+        await self.meta.delete_upload(upload.id)
+
+    async def complete_upload(
+        self,
+        view: View,
+        upload: UploadRecord,
+        parts: list[tuple[int, str]],
+        min_part_size: int,
+        check: Check | None = None,
+    ) -> tuple[CommitId | None, ObjectEntry]:
+        """Assemble the object from its parts' chunks (no data is copied) and
+        commit it. `parts` are (part number, hex MD5) pairs in request order."""
+        if not parts:
+            raise errors.InvalidPart("you must specify at least one part")
+        stored = {p.part_number: p for p in await self.meta.list_parts(upload.id)}
+        previous = 0
+        chosen: list[PartRecord] = []
+        for number, md5_hex in parts:
+            if number <= previous:
+                raise errors.InvalidPartOrder(
+                    "the list of parts was not in ascending order; parts must be ordered by "
+                    "part number"
+                )
+            previous = number
+            part = stored.get(number)
+            if part is None or part.md5.hex() != md5_hex:
+                raise errors.InvalidPart(
+                    f"part {number} could not be found, or its ETag does not match"
+                )
+            chosen.append(part)
+        for part in chosen[:-1]:
+            if part.size < min_part_size:
+                raise errors.EntityTooSmall(
+                    f"part {part.part_number} is {part.size} bytes; every part but the last "
+                    f"must be at least {min_part_size} bytes"
+                )
+        chunks = []
+        for part in chosen:
+            chunks.extend((await self.meta.get_manifest(part.content)).chunks)
+        manifest = Manifest(tuple(chunks))
+        content_id = await self.meta.put_content(manifest)
+        etag = hashlib.md5(b"".join(p.md5 for p in chosen)).hexdigest() + f"-{len(chosen)}"
+        attrs = ObjectAttrs.decode(upload.attrs)
+        entry = self.make_entry(content_id, manifest.size, etag, attrs)
+        commit_id = await self.commit(
+            view,
+            {upload.key: entry},
+            message=f"CompleteMultipartUpload {upload.key}",
+            origin={"op": "CompleteMultipartUpload", "keys": [upload.key]},
+            check=check,
+            consume_upload=upload.id,
+        )
+        return commit_id, entry
