@@ -7,8 +7,11 @@ is S3.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+from collections.abc import MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.applications import Starlette
@@ -51,6 +54,11 @@ class LoxoApp:
         return JSONResponse({"status": "ok"})
 
     async def startup(self) -> None:
+        # Hashing, chunking and fsyncs run in worker threads (they release the
+        # GIL); the default pool of cpu+4 threads would queue concurrent uploads.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=32, thread_name_prefix="loxo-io")
+        )
         self.store = open_store(self.cfg.store_url)
         self.meta = await Metadata.connect(self.dsn)
         versioning = Versioning(self.meta, self.store)
@@ -72,7 +80,7 @@ class LoxoApp:
             await self.s3(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        message: dict[str, Any] = await receive()
+        message: MutableMapping[str, Any] = await receive()
         assert message["type"] == "lifespan.startup"
         try:
             await self.startup()

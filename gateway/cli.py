@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from gateway import config as cfgmod
@@ -22,13 +20,17 @@ app = typer.Typer(
 )
 def serve(
     listen: str = typer.Option("127.0.0.1:9000", help="HOST:PORT to listen on."),
-    data_dir: str = typer.Option("./loxo-data", help="Where chunks, credentials and the "
-                                 "embedded database live."),
+    data_dir: str = typer.Option(
+        "./loxo-data", help="Where chunks, credentials and the embedded database live."
+    ),
     database_url: str | None = typer.Option(
-        None, help="An external PostgreSQL, e.g. postgresql://postgres@127.0.0.1:5432/loxo. "
-        "Default: an embedded PostgreSQL inside the data dir."),
+        None,
+        help="An external PostgreSQL, e.g. postgresql://postgres@127.0.0.1:5432/loxo. "
+        "Default: an embedded PostgreSQL inside the data dir.",
+    ),
     store: str | None = typer.Option(
-        None, help="Chunk store URL. Default: file://<data-dir>/chunks."),
+        None, help="Chunk store URL. Default: file://<data-dir>/chunks."
+    ),
     region: str = typer.Option("us-east-1", help="The region loxo reports to clients."),
 ) -> None:
     """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
@@ -53,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -23,9 +23,7 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if self.started:
-            print(
-                f"loxo listening on http://{self.config.host}:{self.config.port}", flush=True
-            )
+            print(f"loxo listening on http://{self.config.host}:{self.config.port}", flush=True)
 
 
 def serve(cfg: ServeConfig) -> int:

@@ -92,7 +92,7 @@ DRAIN_LIMIT = 1 << 20
 async def _drain_body(req: S3Request | None, scope: Scope, receive: Receive) -> bool:
     """Read and drop what is left of a small request body; False when the body
     is too large (or unknown) to be worth reading."""
-    if req is None or req.http._stream_consumed:  # noqa: SLF001
+    if req is None or req.http._stream_consumed:
         return req is not None or scope["method"] in ("GET", "HEAD", "DELETE")
     headers = req.extra.get("headers", {})
     length = headers.get("content-length")
@@ -134,9 +134,7 @@ class S3App:
             response = error_response(from_domain(exc), resource, request_id, method)
         except Exception:
             log.exception("internal error on %s %s", method, resource)
-            response = error_response(
-                from_domain(VersioningError()), resource, request_id, method
-            )
+            response = error_response(from_domain(VersioningError()), resource, request_id, method)
         if response.status_code >= 300 and not await _drain_body(req, scope, receive):
             # Unread body bytes would be parsed as the next request on this
             # connection, so give the connection up instead.

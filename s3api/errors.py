@@ -21,95 +21,205 @@ class S3Error(Exception):
         self.extra = extra  # extra elements for the XML body, e.g. BucketName
 
 
-def _error(code: str, status: int, message: str) -> type[S3Error]:
-    return type(code, (S3Error,), {"code": code, "status": status, "default_message": message})
+class AccessDenied(S3Error):
+    code = "AccessDenied"
+    status = 403
+    default_message = "Access Denied"
 
 
-AccessDenied = _error("AccessDenied", 403, "Access Denied")
-AuthorizationHeaderMalformed = _error(
-    "AuthorizationHeaderMalformed", 400, "The authorization header is malformed."
-)
-AuthorizationQueryParametersError = _error(
-    "AuthorizationQueryParametersError", 400, "The query-string authorization is malformed."
-)
-BadDigest = _error(
-    "BadDigest", 400, "The Content-MD5 or checksum you specified did not match what we received."
-)
-BucketAlreadyOwnedByYou = _error(
-    "BucketAlreadyOwnedByYou", 409, "Your previous request to create the named bucket succeeded."
-)
-BucketNotEmpty = _error("BucketNotEmpty", 409, "The bucket you tried to delete is not empty.")
-EntityTooLarge = _error(
-    "EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size."
-)
-EntityTooSmall = _error(
-    "EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size."
-)
-IncompleteBody = _error(
-    "IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length."
-)
-InternalError = _error("InternalError", 500, "We encountered an internal error. Please try again.")
-InvalidAccessKeyId = _error(
-    "InvalidAccessKeyId", 403, "The AWS access key ID you provided does not exist in our records."
-)
-InvalidArgument = _error("InvalidArgument", 400, "Invalid Argument")
-InvalidBucketName = _error("InvalidBucketName", 400, "The specified bucket is not valid.")
-InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 you specified is not valid.")
-InvalidPart = _error(
-    "InvalidPart",
-    400,
-    "One or more of the specified parts could not be found. The part may not have been "
-    "uploaded, or the specified entity tag may not match the part's entity tag.",
-)
-InvalidPartOrder = _error(
-    "InvalidPartOrder", 400, "The list of parts was not in ascending order."
-)
-InvalidRange = _error("InvalidRange", 416, "The requested range is not satisfiable")
-InvalidRequest = _error("InvalidRequest", 400, "Invalid Request")
-KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long")
-MalformedXML = _error(
-    "MalformedXML", 400, "The XML you provided was not well-formed or did not validate."
-)
-MethodNotAllowed = _error(
-    "MethodNotAllowed", 405, "The specified method is not allowed against this resource."
-)
-MissingContentLength = _error(
-    "MissingContentLength", 411, "You must provide the Content-Length HTTP header."
-)
-MissingSecurityHeader = _error(
-    "MissingSecurityHeader", 400, "Your request is missing a required header."
-)
-NoSuchBucket = _error("NoSuchBucket", 404, "The specified bucket does not exist")
-NoSuchKey = _error("NoSuchKey", 404, "The specified key does not exist.")
-NoSuchUpload = _error(
-    "NoSuchUpload",
-    404,
-    "The specified upload does not exist. The upload ID may be invalid, or the upload may "
-    "have been aborted or completed.",
-)
-NotImplementedErr = _error(
-    "NotImplemented", 501, "A header you provided implies functionality that is not implemented."
-)
-PreconditionFailed = _error(
-    "PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"
-)
-RequestTimeTooSkewed = _error(
-    "RequestTimeTooSkewed",
-    403,
-    "The difference between the request time and the server's time is too large.",
-)
-ServiceUnavailable = _error("ServiceUnavailable", 503, "Please reduce your request rate.")
-SignatureDoesNotMatch = _error(
-    "SignatureDoesNotMatch",
-    403,
-    "The request signature we calculated does not match the signature you provided. "
-    "Check your key and signing method.",
-)
-XAmzContentSHA256Mismatch = _error(
-    "XAmzContentSHA256Mismatch",
-    400,
-    "The provided 'x-amz-content-sha256' header does not match what was computed.",
-)
+class AuthorizationHeaderMalformed(S3Error):
+    code = "AuthorizationHeaderMalformed"
+    status = 400
+    default_message = "The authorization header is malformed."
+
+
+class AuthorizationQueryParametersError(S3Error):
+    code = "AuthorizationQueryParametersError"
+    status = 400
+    default_message = "The query-string authorization is malformed."
+
+
+class BadDigest(S3Error):
+    code = "BadDigest"
+    status = 400
+    default_message = "The Content-MD5 or checksum you specified did not match what we received."
+
+
+class BucketAlreadyOwnedByYou(S3Error):
+    code = "BucketAlreadyOwnedByYou"
+    status = 409
+    default_message = "Your previous request to create the named bucket succeeded."
+
+
+class BucketNotEmpty(S3Error):
+    code = "BucketNotEmpty"
+    status = 409
+    default_message = "The bucket you tried to delete is not empty."
+
+
+class EntityTooLarge(S3Error):
+    code = "EntityTooLarge"
+    status = 400
+    default_message = "Your proposed upload exceeds the maximum allowed size."
+
+
+class EntityTooSmall(S3Error):
+    code = "EntityTooSmall"
+    status = 400
+    default_message = "Your proposed upload is smaller than the minimum allowed object size."
+
+
+class IncompleteBody(S3Error):
+    code = "IncompleteBody"
+    status = 400
+    default_message = "You did not provide the number of bytes specified by the Content-Length."
+
+
+class InternalError(S3Error):
+    code = "InternalError"
+    status = 500
+    default_message = "We encountered an internal error. Please try again."
+
+
+class InvalidAccessKeyId(S3Error):
+    code = "InvalidAccessKeyId"
+    status = 403
+    default_message = "The AWS access key ID you provided does not exist in our records."
+
+
+class InvalidArgument(S3Error):
+    code = "InvalidArgument"
+    status = 400
+    default_message = "Invalid Argument"
+
+
+class InvalidBucketName(S3Error):
+    code = "InvalidBucketName"
+    status = 400
+    default_message = "The specified bucket is not valid."
+
+
+class InvalidDigest(S3Error):
+    code = "InvalidDigest"
+    status = 400
+    default_message = "The Content-MD5 you specified is not valid."
+
+
+class InvalidPart(S3Error):
+    code = "InvalidPart"
+    status = 400
+    default_message = (
+        "One or more of the specified parts could not be found. The part may not have been "
+        "uploaded, or the specified entity tag may not match the part's entity tag."
+    )
+
+
+class InvalidPartOrder(S3Error):
+    code = "InvalidPartOrder"
+    status = 400
+    default_message = "The list of parts was not in ascending order."
+
+
+class InvalidRange(S3Error):
+    code = "InvalidRange"
+    status = 416
+    default_message = "The requested range is not satisfiable"
+
+
+class InvalidRequest(S3Error):
+    code = "InvalidRequest"
+    status = 400
+    default_message = "Invalid Request"
+
+
+class KeyTooLongError(S3Error):
+    code = "KeyTooLongError"
+    status = 400
+    default_message = "Your key is too long"
+
+
+class MalformedXML(S3Error):
+    code = "MalformedXML"
+    status = 400
+    default_message = "The XML you provided was not well-formed or did not validate."
+
+
+class MethodNotAllowed(S3Error):
+    code = "MethodNotAllowed"
+    status = 405
+    default_message = "The specified method is not allowed against this resource."
+
+
+class MissingContentLength(S3Error):
+    code = "MissingContentLength"
+    status = 411
+    default_message = "You must provide the Content-Length HTTP header."
+
+
+class MissingSecurityHeader(S3Error):
+    code = "MissingSecurityHeader"
+    status = 400
+    default_message = "Your request is missing a required header."
+
+
+class NoSuchBucket(S3Error):
+    code = "NoSuchBucket"
+    status = 404
+    default_message = "The specified bucket does not exist"
+
+
+class NoSuchKey(S3Error):
+    code = "NoSuchKey"
+    status = 404
+    default_message = "The specified key does not exist."
+
+
+class NoSuchUpload(S3Error):
+    code = "NoSuchUpload"
+    status = 404
+    default_message = (
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may "
+        "have been aborted or completed."
+    )
+
+
+class NotImplementedErr(S3Error):
+    code = "NotImplemented"
+    status = 501
+    default_message = "A header you provided implies functionality that is not implemented."
+
+
+class PreconditionFailed(S3Error):
+    code = "PreconditionFailed"
+    status = 412
+    default_message = "At least one of the pre-conditions you specified did not hold"
+
+
+class RequestTimeTooSkewed(S3Error):
+    code = "RequestTimeTooSkewed"
+    status = 403
+    default_message = "The difference between the request time and the server's time is too large."
+
+
+class ServiceUnavailable(S3Error):
+    code = "ServiceUnavailable"
+    status = 503
+    default_message = "Please reduce your request rate."
+
+
+class SignatureDoesNotMatch(S3Error):
+    code = "SignatureDoesNotMatch"
+    status = 403
+    default_message = (
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method."
+    )
+
+
+class XAmzContentSHA256Mismatch(S3Error):
+    code = "XAmzContentSHA256Mismatch"
+    status = 400
+    default_message = "The provided 'x-amz-content-sha256' header does not match what was computed."
 
 
 # The one table from domain errors to S3 errors. Order matters: the first

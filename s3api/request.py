@@ -154,9 +154,10 @@ class S3Request:
         """Check the body against what the client declared; returns the
         checksums to store (algorithm -> base64)."""
         sha = result.hashers.get("payload-sha256")
-        if sha is not None and checksums.digest_of(sha).hex() != self.headers[
-            "x-amz-content-sha256"
-        ]:
+        if (
+            sha is not None
+            and checksums.digest_of(sha).hex() != self.headers["x-amz-content-sha256"]
+        ):
             raise XAmzContentSHA256Mismatch()
         md5 = self.content_md5()
         if md5 is not None and md5 != result.md5:

@@ -62,7 +62,7 @@ def parse(body: bytes, root: str) -> dict[str, Any]:
         raise MalformedXML() from None
     if not isinstance(doc, dict) or len(doc) != 1:
         raise MalformedXML()
-    (name, content), = doc.items()
+    ((name, content),) = doc.items()
     if name.split(":")[-1] != root:
         raise MalformedXML()
     return content if isinstance(content, dict) else {}

@@ -124,7 +124,7 @@ class Committer:
         parent = head
         commits: list[Commit] = []
         versions: list[tuple[VersionId, CommitId]] = []
-        outcome: dict[int, CommitId | None | BaseException] = {}
+        outcome: dict[int, CommitId | BaseException | None] = {}
         uploads: list[str] = []
         for index, change in enumerate(batch):
             try:

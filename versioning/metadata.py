@@ -300,8 +300,7 @@ class Metadata:
     async def put_content(self, manifest: Manifest) -> ContentId:
         cid = manifest.id
         await self.pool.execute(
-            "INSERT INTO contents (id, size, manifest) VALUES ($1, $2, $3) "
-            "ON CONFLICT DO NOTHING",
+            "INSERT INTO contents (id, size, manifest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             cid,
             manifest.size,
             manifest.encode(),
@@ -312,9 +311,7 @@ class Metadata:
         cached: Manifest | None = self._manifests.get(content_id)
         if cached is not None:
             return cached
-        data = await self.pool.fetchval(
-            "SELECT manifest FROM contents WHERE id = $1", content_id
-        )
+        data = await self.pool.fetchval("SELECT manifest FROM contents WHERE id = $1", content_id)
         if data is None:
             raise errors.CorruptData(f"content {content_id.hex()} is missing")
         manifest = Manifest.decode(data)
@@ -388,4 +385,6 @@ class _Retry(Exception):
 
 def _branch(row: asyncpg.Record) -> Branch:
     head = row["head"]
-    return Branch(row["repo"], row["name"], CommitId(head) if head is not None else None, row["created"])
+    return Branch(
+        row["repo"], row["name"], CommitId(head) if head is not None else None, row["created"]
+    )

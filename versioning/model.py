@@ -8,7 +8,7 @@ address. Changing an encoding is a migration, not a refactor.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 
@@ -22,7 +22,7 @@ from versioning.ids import (
 
 
 def pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    return cast(bytes, msgpack.packb(value, use_bin_type=True))
 
 
 def unpack(data: bytes) -> Any:

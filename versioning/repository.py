@@ -20,7 +20,7 @@ from versioning.committer import Change, Check, Committer
 from versioning.content import ChunkReader, Hasher, Ingested, ingest
 from versioning.ids import CommitId, ContentId, NodeId, VersionId
 from versioning.metadata import Metadata, PartRecord, UploadRecord, now_us
-from versioning.model import Branch, Manifest, ObjectEntry, Repo, pack, unpack
+from versioning.model import Branch, ChunkRef, Manifest, ObjectEntry, Repo, pack, unpack
 from versioning.tree import Root
 
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -72,7 +72,9 @@ class ObjectAttrs:
     headers: Mapping[str, str]
 
     def encode(self) -> bytes:
-        return pack([self.content_type, sorted(self.metadata.items()), sorted(self.headers.items())])
+        return pack(
+            [self.content_type, sorted(self.metadata.items()), sorted(self.headers.items())]
+        )
 
     @staticmethod
     def decode(data: bytes) -> ObjectAttrs:
@@ -301,7 +303,7 @@ class Versioning:
                     f"part {part.part_number} is {part.size} bytes; every part but the last "
                     f"must be at least {min_part_size} bytes"
                 )
-        chunks = []
+        chunks: list[ChunkRef] = []
         for part in chosen:
             chunks.extend((await self.meta.get_manifest(part.content)).chunks)
         manifest = Manifest(tuple(chunks))

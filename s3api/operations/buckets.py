@@ -66,7 +66,11 @@ async def get_bucket_location(ctx: Context, req: S3Request) -> Response:
     await view_of(ctx, req)
     # us-east-1 is answered as an empty constraint, as AWS does.
     location = "" if ctx.region == "us-east-1" else ctx.region
-    body = xml.document("LocationConstraint", []) if not location else (
-        xml.HEADER + f'<LocationConstraint xmlns="{xml.NS}">{location}</LocationConstraint>'
-    ).encode()
+    body = (
+        xml.document("LocationConstraint", [])
+        if not location
+        else (
+            xml.HEADER + f'<LocationConstraint xmlns="{xml.NS}">{location}</LocationConstraint>'
+        ).encode()
+    )
     return Response(body, media_type="application/xml")

@@ -35,7 +35,9 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
         keys.append(item["Key"])
     edits = dict.fromkeys(keys)
     commit = await ctx.versioning.commit(
-        view, edits, message=f"DeleteObjects ({len(edits)} keys)",
+        view,
+        edits,
+        message=f"DeleteObjects ({len(edits)} keys)",
         origin={"op": "DeleteObjects", "keys": sorted(edits)},
     )
     children: list[xml.Element] = []
@@ -46,5 +48,6 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
                 deleted += [("DeleteMarker", True), ("DeleteMarkerVersionId", commit.hex())]
             children.append(("Deleted", deleted))
     headers = {"x-amz-version-id": commit.hex()} if commit is not None else {}
-    return Response(xml.document("DeleteResult", children), media_type="application/xml",
-                    headers=headers)
+    return Response(
+        xml.document("DeleteResult", children), media_type="application/xml", headers=headers
+    )

@@ -107,8 +107,9 @@ def _encoder(req: S3Request) -> tuple[str | None, object]:
     if encoding is None:
         return None, lambda s: s
     if encoding != "url":
-        raise InvalidArgument("Invalid Encoding Method specified in Request",
-                              ArgumentName="encoding-type")
+        raise InvalidArgument(
+            "Invalid Encoding Method specified in Request", ArgumentName="encoding-type"
+        )
     return "url", lambda s: quote(s, safe="/") if s is not None else None
 
 

@@ -123,12 +123,12 @@ async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
         etag = str(item["ETag"]).strip().strip('"').lower()
         parts.append((int(number), etag))
     if not parts:
-        raise MalformedXML("The XML you provided was not well-formed or did not validate: "
-                           "CompleteMultipartUpload must list at least one part.")
-    try:
-        commit, entry = await ctx.versioning.complete_upload(
-            view, upload, parts, ctx.min_part_size
+        raise MalformedXML(
+            "The XML you provided was not well-formed or did not validate: "
+            "CompleteMultipartUpload must list at least one part."
         )
+    try:
+        commit, entry = await ctx.versioning.complete_upload(view, upload, parts, ctx.min_part_size)
     except dom.UploadNotFound:
         raise NoSuchUpload(UploadId=upload.id) from None
     except dom.InvalidPart as exc:

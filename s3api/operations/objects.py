@@ -84,9 +84,11 @@ def _check_conditions(req: S3Request, entry: ObjectEntry) -> Response | None:
 
     if_match = req.headers.get("if-match")
     if if_match is not None:
-        if "*" not in tags(if_match) and etag not in tags(if_match) and entry.etag not in [
-            t.strip('"') for t in tags(if_match)
-        ]:
+        if (
+            "*" not in tags(if_match)
+            and etag not in tags(if_match)
+            and entry.etag not in [t.strip('"') for t in tags(if_match)]
+        ):
             raise PreconditionFailed(Condition="If-Match")
     elif (since := req.headers.get("if-unmodified-since")) is not None:
         limit = when(since)

@@ -47,10 +47,10 @@ _datasync = getattr(os, "fdatasync", os.fsync)
 # keeps open descriptors (and encoded copies in memory) well under any ulimit.
 _WAVE = 32
 # fsync blocks in the kernel with the GIL released, and disks (NVMe, virtio,
-# network block devices) complete concurrent flushes far faster than serial
-# ones: measured 2-2.5x for 1 MiB files. A dedicated pool, not asyncio's
-# default executor, because put_many already occupies one of those threads and
-# waits on these.
+# network block devices) complete concurrent flushes faster than serial ones:
+# measured 1.5-2.5x for 1 MiB files on a virtio disk. A dedicated pool, not
+# asyncio's default executor, because put_many already occupies one of those
+# threads and waits on these.
 _FSYNC_THREADS = 8
 # A chunk file renamed into place less than this long ago may still have an
 # unsynced directory entry (its writer may be mid-batch). Filesystems write
