@@ -8,8 +8,13 @@ no acknowledged write.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -20,6 +25,23 @@ from gateway.config import ServeConfig
 
 
 class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the captured signal after its graceful shutdown,
+        # which would kill us before the embedded PostgreSQL is stopped. A
+        # requested shutdown that completed is a success: exit normally.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if self.started:
@@ -28,6 +50,10 @@ class _Server(uvicorn.Server):
 
 def serve(cfg: ServeConfig) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # pgserver narrates every pg_ctl call at INFO; platformdirs warns when
+    # XDG_RUNTIME_DIR is unset (as under systemd services and in containers).
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     creds = credentials.load_or_create(cfg.data_dir, cfg.access_key, cfg.secret_key)
     if creds.generated:
