@@ -68,6 +68,7 @@ class Committer:
         self.meta = meta
         self._queues: dict[tuple[str, str], list[Change]] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.conflicts = 0  # head moves lost to another process, each one a rebase
 
     async def submit(self, repo: str, branch: str, change: Change) -> CommitId | None:
         """Queue a change; returns the commit it became (None if it changed nothing)."""
@@ -108,6 +109,7 @@ class Committer:
             if done:
                 return
             # Another process moved the head: rebase on the new head and retry.
+            self.conflicts += 1
             await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
         for change in batch:
             if not change.future.done():

@@ -1,0 +1,212 @@
+"""The versioning service against a real PostgreSQL: commits, heads, migrations.
+
+Two Versioning instances on one database stand in for two server processes:
+each has its own committer, so their writes to one branch race on the
+compare-and-set of the head and must rebase instead of losing updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from versioning import errors, tree
+from versioning.chunkstore.local import LocalChunkStore
+from versioning.ids import CommitId, short_hash
+from versioning.metadata import Metadata
+from versioning.migrations import SchemaTooNew, apply_all
+from versioning.model import Commit, ObjectEntry
+from versioning.repository import ObjectAttrs, Versioning
+
+ATTRS = ObjectAttrs("text/plain", {}, {})
+
+
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), 1000):
+        yield data[i : i + 1000]
+
+
+async def _service(dsn: str, chunks: Path) -> Versioning:
+    meta = await Metadata.connect(dsn, min_size=1, max_size=5)
+    return Versioning(meta, LocalChunkStore(chunks))
+
+
+async def _put(svc: Versioning, repo: str, key: str, body: bytes) -> CommitId | None:
+    view = await svc.branch_view(repo, "main")
+    content, result = await svc.store_content(_pieces(body))
+    entry = svc.make_entry(content, result.size, result.md5.hex(), ATTRS)
+    return await svc.commit(view, {key: entry}, f"put {key}", {"op": "test"})
+
+
+async def _chain(svc: Versioning, head: CommitId | None) -> list[Commit]:
+    out = []
+    while head is not None:
+        commit = await svc.meta.get_commit(head)
+        out.append(commit)
+        head = commit.parents[0] if commit.parents else None
+    return out
+
+
+def test_two_committers_never_lose_an_update(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    dsn = fresh_database()
+
+    async def scenario() -> None:
+        a = await _service(dsn, tmp_path / "chunks")
+        b = await _service(dsn, tmp_path / "chunks")
+        try:
+            await a.create_repo("race")
+            expected: list[str] = []
+            # Rounds until the race has forced at least one rebase (a lost
+            # compare-and-set), checking the invariants after every round.
+            for round_no in range(8):
+                writes = [
+                    _put(svc, "race", f"{round_no}/{name}/{i:03d}", f"{name}{i}".encode())
+                    for i in range(60)
+                    for name, svc in (("a", a), ("b", b))
+                ]
+                expected += [f"{round_no}/{n}/{i:03d}" for n in "ab" for i in range(60)]
+                commits = await asyncio.gather(*writes)
+                assert len(set(commits)) == 120 and None not in commits
+                head = (await a.get_branch("race", "main")).head
+                chain = await _chain(a, head)
+                # Linear history holding every write exactly once.
+                assert len(chain) == len(expected)
+                assert set(commits) <= {c.id for c in chain}
+                view = await b.branch_view("race", "main")
+                assert [k async for k, _ in b.iterate(view)] == sorted(expected)
+                # Each commit's tree holds one more object than its parent's.
+                counts = [(await tree.stats(a.meta, c.tree))[0] for c in reversed(chain)]  # type: ignore[arg-type]
+                assert counts == list(range(1, len(expected) + 1))
+                if a.committer.conflicts + b.committer.conflicts:
+                    break
+            assert a.committer.conflicts + b.committer.conflicts > 0, "no rebase ever happened"
+        finally:
+            await a.meta.close()
+            await b.meta.close()
+
+    asyncio.run(scenario())
+
+
+def test_failed_precondition_fails_only_its_own_change(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    dsn = fresh_database()
+
+    async def scenario() -> None:
+        svc = await _service(dsn, tmp_path / "chunks")
+        try:
+            await svc.create_repo("cond")
+            view = await svc.branch_view("cond", "main")
+            content, result = await svc.store_content(_pieces(b"x"))
+            entry = svc.make_entry(content, 1, result.md5.hex(), ATTRS)
+
+            async def refuse(src: tree.NodeSource, root: tree.Root) -> None:
+                raise errors.PreconditionFailed("no")
+
+            ok1 = svc.commit(view, {"one": entry}, "m", {})
+            bad = svc.commit(view, {"two": entry}, "m", {}, check=refuse)
+            ok2 = svc.commit(view, {"three": entry}, "m", {})
+            results = await asyncio.gather(ok1, bad, ok2, return_exceptions=True)
+            assert isinstance(results[1], errors.PreconditionFailed)
+            assert results[0] is not None and results[2] is not None
+            view = await svc.branch_view("cond", "main")
+            assert [k async for k, _ in svc.iterate(view)] == ["one", "three"]
+        finally:
+            await svc.meta.close()
+
+    asyncio.run(scenario())
+
+
+def test_no_op_delete_makes_no_commit_and_branch_rules(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    dsn = fresh_database()
+
+    async def scenario() -> None:
+        svc = await _service(dsn, tmp_path / "chunks")
+        try:
+            await svc.create_repo("rules")
+            view = await svc.branch_view("rules", "main")
+            assert await svc.commit(view, {"absent": None}, "rm", {}) is None
+            first = await _put(svc, "rules", "k", b"data")
+            # A branch starts at the default branch's head.
+            branch = await svc.create_branch("rules", "dev")
+            assert branch.head == first
+            with pytest.raises(errors.BranchExists):
+                await svc.create_branch("rules", "dev")
+            with pytest.raises(errors.InvalidName):
+                await svc.create_branch("rules", "0123456789abcdef0123456789abcdef")
+            with pytest.raises(errors.BranchNotEmpty):
+                await svc.delete_branch("rules", "dev")
+            view = await svc.branch_view("rules", "dev")
+            await svc.commit(view, {"k": None}, "rm", {})
+            await svc.delete_branch("rules", "dev")
+            with pytest.raises(errors.BranchNotFound):
+                await svc.get_branch("rules", "dev")
+            # Snapshots are read-only.
+            assert first is not None
+            snap = await svc.snapshot_view("rules", first.hex())
+            with pytest.raises(errors.ReadOnlyRef):
+                await svc.commit(snap, {"x": None}, "m", {})
+            # Deleting the last branch deletes the repo.
+            view = await svc.branch_view("rules", "main")
+            await svc.commit(view, {"k": None}, "rm", {})
+            await svc.delete_branch("rules", "main")
+            with pytest.raises(errors.RepoNotFound):
+                await svc.get_repo("rules")
+        finally:
+            await svc.meta.close()
+
+    asyncio.run(scenario())
+
+
+def test_commit_ids_are_content_addressed(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    dsn = fresh_database()
+
+    async def scenario() -> None:
+        svc = await _service(dsn, tmp_path / "chunks")
+        try:
+            await svc.create_repo("ids")
+            commit_id = await _put(svc, "ids", "k", b"v")
+            assert commit_id is not None
+            row = await svc.meta.pool.fetchrow("SELECT data FROM commits WHERE id = $1", commit_id)
+            assert short_hash(row["data"]) == commit_id
+            commit = Commit.decode(row["data"])
+            assert commit.encode() == row["data"] and commit.id == commit_id
+            assert commit.origin["repo"] == "ids" and commit.parents == ()
+            entry = await svc.get_entry(await svc.branch_view("ids", "main"), "k")
+            assert isinstance(entry, ObjectEntry)
+            # The entry records the commit that wrote it, and its time.
+            assert await svc.commit_of(entry) == commit_id
+            assert entry.last_modified == commit.time
+        finally:
+            await svc.meta.close()
+
+    asyncio.run(scenario())
+
+
+def test_migrations_are_idempotent_and_refuse_a_newer_schema(
+    fresh_database: Callable[[], str],
+) -> None:
+    dsn = fresh_database()
+
+    async def scenario() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await apply_all(conn) == [1]
+            assert await apply_all(conn) == []
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'x')")
+            with pytest.raises(SchemaTooNew):
+                await apply_all(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
