@@ -8,6 +8,7 @@ no acknowledged write.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -16,12 +17,15 @@ import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import uvicorn
 
 from gateway import credentials, embedded_pg
 from gateway.app import LoxoApp
 from gateway.config import ServeConfig
+from versioning import migrations
 
 
 class _Server(uvicorn.Server):
@@ -46,6 +50,36 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             print(f"loxo listening on http://{self.config.host}:{self.config.port}", flush=True)
+
+
+def _where(dsn: str) -> str:
+    """The database a DSN names, without its password."""
+    parts = urlsplit(dsn)
+    query = parse_qs(parts.query)
+    host = parts.hostname or (query.get("host") or ["localhost"])[0]
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}{parts.path or '/'}"
+
+
+def prepare_database(dsn: str) -> str | None:
+    """Connect once and apply pending migrations; returns an error message, or
+    None when the database is ready."""
+
+    async def probe() -> None:
+        conn = await asyncio.wait_for(asyncpg.connect(dsn), timeout=15)
+        try:
+            await migrations.apply_all(conn)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except migrations.SchemaTooNew as exc:
+        return f"database {_where(dsn)}: {exc}"
+    except (OSError, TimeoutError, asyncpg.PostgresError, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+        return f"cannot use the PostgreSQL database at {_where(dsn)}: {reason}"
+    return None
 
 
 def serve(cfg: ServeConfig) -> int:
@@ -73,6 +107,12 @@ def serve(cfg: ServeConfig) -> int:
         except embedded_pg.EmbeddedUnavailable as exc:
             print(f"loxo: {exc}", file=sys.stderr)
             return 2
+    problem = prepare_database(dsn)
+    if problem is not None:
+        print(f"loxo: {problem}", file=sys.stderr)
+        if embedded is not None:
+            embedded.cleanup()
+        return 2
     app = LoxoApp(cfg, creds, dsn)
     config = uvicorn.Config(
         app,

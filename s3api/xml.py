@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 import xmltodict
 
@@ -18,6 +17,17 @@ from s3api.errors import MalformedXML
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+# &, <, > and every control character but tab and newline become references,
+# as S3 writes them: a raw CR would be read back as LF by any XML parser.
+_ESCAPES = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"}
+_ESCAPES.update({c: f"&#{c};" for c in range(32) if c not in (9, 10)})
+_ESCAPES[0x7F] = "&#127;"
+
+
+def escape(text: str) -> str:
+    return text.translate(_ESCAPES)
+
 
 # An element is (name, text) or (name, [children]); None values are skipped.
 Element = tuple[str, Any]

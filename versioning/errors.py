@@ -51,6 +51,10 @@ class BranchNotEmpty(VersioningError):
     pass
 
 
+class DefaultBranchInUse(BranchNotEmpty):
+    """The default branch outlives every other branch of its repo."""
+
+
 class ReadOnlyRef(VersioningError):
     """A write aimed at something immutable, such as a commit snapshot."""
 

@@ -134,6 +134,14 @@ class Versioning:
     async def delete_branch(self, repo: str, name: str) -> None:
         """Delete a branch whose head holds no objects (and the repo with its
         last branch)."""
+        info = await self.meta.get_repo(repo)
+        if name == info.default_branch:
+            others = [b.name for b in await self.meta.list_branches(repo) if b.name != name]
+            if others:
+                raise errors.DefaultBranchInUse(
+                    f"{name} is the default branch of repo {repo}, which still has the branches "
+                    f"{', '.join(others)}; delete those first"
+                )
         for _ in range(10):
             branch = await self.meta.get_branch(repo, name)
             view = await self._view_of(repo, name, branch.head)
@@ -267,7 +275,8 @@ class Versioning:
         ]
 
     async def abort_upload(self, upload: UploadRecord) -> None:
-        await self.meta.delete_upload(upload.id)
+        if not await self.meta.delete_upload(upload.id):
+            raise errors.UploadNotFound(upload.id)
 
     async def complete_upload(
         self,

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from s3api import checksums
 from s3api.buckets import BucketRef, parse_bucket
-from s3api.errors import KeyTooLongError, NoSuchBucket
+from s3api.errors import KeyTooLongError, NoSuchBucket, NotImplementedErr
 from s3api.request import S3Request
 from s3api.xml import http_date
 from versioning import errors as dom
+from versioning import tree
+from versioning.committer import Check
 from versioning.model import ObjectEntry
 from versioning.repository import ObjectAttrs, Versioning, View
 
@@ -54,6 +56,39 @@ async def view_of(ctx: Context, req: S3Request) -> View:
 def check_key(key: str) -> None:
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise KeyTooLongError()
+
+
+def write_condition(req: S3Request) -> Check | None:
+    """The If-None-Match / If-Match precondition of a write, as a check the
+    committer runs against the exact tree the write lands on (so it is atomic
+    against concurrent writers)."""
+    if_none = req.headers.get("if-none-match")
+    if_match = req.headers.get("if-match")
+    if if_none is None and if_match is None:
+        return None
+    if if_none is not None and if_none.strip() != "*":
+        raise NotImplementedErr("If-None-Match on a write accepts only '*'")
+    key = req.key or ""
+    wanted = [t.strip().strip('"') for t in (if_match or "").split(",")]
+
+    async def check(src: tree.NodeSource, root: tree.Root) -> None:
+        entry = await tree.lookup(src, root, key)
+        if if_none is not None and entry is not None:
+            raise dom.PreconditionFailed(f"{key} already exists (If-None-Match: *)")
+        if if_match is not None:
+            if entry is None:
+                raise dom.ObjectNotFound(key)
+            if "*" not in wanted and entry.etag not in wanted:
+                raise dom.PreconditionFailed(f"the ETag of {key} does not match If-Match")
+
+    return check
+
+
+async def check_early(ctx: Context, view: View, check: Check | None) -> None:
+    """Refuse a doomed conditional write before its body is uploaded; the
+    committer checks again when it commits."""
+    if check is not None:
+        await check(ctx.versioning.meta, view.root)
 
 
 def attrs_from_headers(headers: Mapping[str, str]) -> ObjectAttrs:

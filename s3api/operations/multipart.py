@@ -11,7 +11,14 @@ from starlette.responses import Response
 
 from s3api import xml
 from s3api.errors import InvalidArgument, InvalidPart, MalformedXML, NoSuchUpload
-from s3api.operations.common import Context, attrs_from_headers, check_key, view_of
+from s3api.operations.common import (
+    Context,
+    attrs_from_headers,
+    check_early,
+    check_key,
+    view_of,
+    write_condition,
+)
 from s3api.operations.objects import read_only
 from s3api.request import S3Request
 from versioning import errors as dom
@@ -112,6 +119,8 @@ async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
     view, upload = await _upload(ctx, req)
     if not view.writable:
         raise read_only(view)
+    condition = write_condition(req)
+    await check_early(ctx, view, condition)
     doc = xml.parse(await req.small_body(), "CompleteMultipartUpload")
     parts: list[tuple[int, str]] = []
     for item in xml.as_list(doc.get("Part")):
@@ -128,7 +137,9 @@ async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
             "CompleteMultipartUpload must list at least one part."
         )
     try:
-        commit, entry = await ctx.versioning.complete_upload(view, upload, parts, ctx.min_part_size)
+        commit, entry = await ctx.versioning.complete_upload(
+            view, upload, parts, ctx.min_part_size, check=condition
+        )
     except dom.UploadNotFound:
         raise NoSuchUpload(UploadId=upload.id) from None
     except dom.InvalidPart as exc:

@@ -24,9 +24,11 @@ from s3api.operations.common import (
     Context,
     attrs_from_headers,
     bucket_of,
+    check_early,
     check_key,
     object_headers,
     view_of,
+    write_condition,
 )
 from s3api.request import S3Request
 from versioning import errors as dom
@@ -133,53 +135,61 @@ async def _version_header(ctx: Context, view: View, entry: ObjectEntry) -> str |
     return commit.hex() if commit is not None else None
 
 
-async def get_object(ctx: Context, req: S3Request) -> Response:
+_RESPONSE_OVERRIDES = (
+    ("response-content-type", "Content-Type"),
+    ("response-content-language", "Content-Language"),
+    ("response-expires", "Expires"),
+    ("response-cache-control", "Cache-Control"),
+    ("response-content-disposition", "Content-Disposition"),
+    ("response-content-encoding", "Content-Encoding"),
+)
+
+
+async def _prepare_read(
+    ctx: Context, req: S3Request
+) -> Response | tuple[ObjectEntry, dict[str, str], tuple[int, int] | None]:
+    """What GET and HEAD share: lookup, conditionals, headers and the range.
+    Returns a finished response (304) or (entry, headers, range)."""
+    if "partNumber" in req.query:
+        raise NotImplementedErr("Reading by partNumber is not supported yet")
     view, entry = await _lookup(ctx, req)
     not_modified = _check_conditions(req, entry)
     if not_modified is not None:
         return not_modified
     with_checksums = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     headers = object_headers(entry, await _version_header(ctx, view, entry), with_checksums)
-    for param, header in (
-        ("response-content-type", "Content-Type"),
-        ("response-content-language", "Content-Language"),
-        ("response-expires", "Expires"),
-        ("response-cache-control", "Cache-Control"),
-        ("response-content-disposition", "Content-Disposition"),
-        ("response-content-encoding", "Content-Encoding"),
-    ):
+    for param, header in _RESPONSE_OVERRIDES:
         if param in req.query:
             headers[header] = req.query[param]
-    if "partNumber" in req.query:
-        raise NotImplementedErr("GetObject with partNumber is not supported yet")
     span = _parse_range(req.headers.get("range"), entry.size)
-    reader = await ctx.versioning.reader(entry)
     if span is None:
         headers["Content-Length"] = str(entry.size)
+    else:
+        start, end = span
+        headers["Content-Length"] = str(end - start)
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
+        for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
+            del headers[name]  # a checksum describes the whole object, not the range
+    return entry, headers, span
+
+
+async def get_object(ctx: Context, req: S3Request) -> Response:
+    prepared = await _prepare_read(ctx, req)
+    if isinstance(prepared, Response):
+        return prepared
+    entry, headers, span = prepared
+    reader = await ctx.versioning.reader(entry)
+    if span is None:
         return StreamingResponse(reader.read(), status_code=200, headers=headers)
-    start, end = span
-    headers["Content-Length"] = str(end - start)
-    headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
-    for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
-        del headers[name]  # a checksum describes the whole object, not the range
-    return StreamingResponse(reader.read(start, end), status_code=206, headers=headers)
+    return StreamingResponse(reader.read(*span), status_code=206, headers=headers)
 
 
 async def head_object(ctx: Context, req: S3Request) -> Response:
-    view, entry = await _lookup(ctx, req)
-    not_modified = _check_conditions(req, entry)
-    if not_modified is not None:
-        return not_modified
-    with_checksums = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-    headers = object_headers(entry, await _version_header(ctx, view, entry), with_checksums)
-    span = _parse_range(req.headers.get("range"), entry.size)
-    if span is None:
-        headers["Content-Length"] = str(entry.size)
-        return Response(status_code=200, headers=headers)
-    start, end = span
-    headers["Content-Length"] = str(end - start)
-    headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
-    return Response(status_code=206, headers=headers)
+    prepared = await _prepare_read(ctx, req)
+    if isinstance(prepared, Response):
+        return prepared
+    _, headers, span = prepared
+    return Response(status_code=200 if span is None else 206, headers=headers)
 
 
 async def put_object(ctx: Context, req: S3Request) -> Response:
@@ -193,6 +203,8 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
     req.content_md5()  # reject a malformed digest before reading the body
     hashers = req.body_hashers()
     attrs = attrs_from_headers(req.headers)
+    condition = write_condition(req)
+    await check_early(ctx, view, condition)
     content_id, result = await ctx.versioning.store_content(req.pieces(), hashers)
     stored = req.verify(result)
     entry = ctx.versioning.make_entry(content_id, result.size, result.md5.hex(), attrs, stored)
@@ -201,6 +213,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
         {req.key: entry},
         message=f"PutObject {req.key}",
         origin={"op": "PutObject", "keys": [req.key]},
+        check=condition,
     )
     headers = {"ETag": f'"{entry.etag}"'}
     if commit is not None:

@@ -8,6 +8,7 @@ compare-and-set of the head and must rebase instead of losing updates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -33,6 +34,15 @@ async def _pieces(data: bytes) -> AsyncIterator[bytes]:
 async def _service(dsn: str, chunks: Path) -> Versioning:
     meta = await Metadata.connect(dsn, min_size=1, max_size=5)
     return Versioning(meta, LocalChunkStore(chunks))
+
+
+@contextlib.asynccontextmanager
+async def service(dsn: str, chunks: Path) -> AsyncIterator[Versioning]:
+    svc = await _service(dsn, chunks)
+    try:
+        yield svc
+    finally:
+        await svc.meta.close()
 
 
 async def _put(svc: Versioning, repo: str, key: str, body: bytes) -> CommitId | None:
@@ -99,8 +109,7 @@ def test_failed_precondition_fails_only_its_own_change(
     dsn = fresh_database()
 
     async def scenario() -> None:
-        svc = await _service(dsn, tmp_path / "chunks")
-        try:
+        async with service(dsn, tmp_path / "chunks") as svc:
             await svc.create_repo("cond")
             view = await svc.branch_view("cond", "main")
             content, result = await svc.store_content(_pieces(b"x"))
@@ -117,8 +126,6 @@ def test_failed_precondition_fails_only_its_own_change(
             assert results[0] is not None and results[2] is not None
             view = await svc.branch_view("cond", "main")
             assert [k async for k, _ in svc.iterate(view)] == ["one", "three"]
-        finally:
-            await svc.meta.close()
 
     asyncio.run(scenario())
 
@@ -129,8 +136,7 @@ def test_no_op_delete_makes_no_commit_and_branch_rules(
     dsn = fresh_database()
 
     async def scenario() -> None:
-        svc = await _service(dsn, tmp_path / "chunks")
-        try:
+        async with service(dsn, tmp_path / "chunks") as svc:
             await svc.create_repo("rules")
             view = await svc.branch_view("rules", "main")
             assert await svc.commit(view, {"absent": None}, "rm", {}) is None
@@ -160,8 +166,6 @@ def test_no_op_delete_makes_no_commit_and_branch_rules(
             await svc.delete_branch("rules", "main")
             with pytest.raises(errors.RepoNotFound):
                 await svc.get_repo("rules")
-        finally:
-            await svc.meta.close()
 
     asyncio.run(scenario())
 
@@ -172,8 +176,7 @@ def test_commit_ids_are_content_addressed(
     dsn = fresh_database()
 
     async def scenario() -> None:
-        svc = await _service(dsn, tmp_path / "chunks")
-        try:
+        async with service(dsn, tmp_path / "chunks") as svc:
             await svc.create_repo("ids")
             commit_id = await _put(svc, "ids", "k", b"v")
             assert commit_id is not None
@@ -187,8 +190,6 @@ def test_commit_ids_are_content_addressed(
             # The entry records the commit that wrote it, and its time.
             assert await svc.commit_of(entry) == commit_id
             assert entry.last_modified == commit.time
-        finally:
-            await svc.meta.close()
 
     asyncio.run(scenario())
 
