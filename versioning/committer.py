@@ -16,14 +16,14 @@ import asyncio
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from versioning import errors, tree
 from versioning.ids import CommitId, NodeId, VersionId
 from versioning.metadata import Metadata, now_us
-from versioning.model import Commit, ObjectEntry
+from versioning.model import Commit, Manifest, ObjectEntry
 from versioning.tree import Node, Root
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ class Change:
     check: Check | None = None
     # An upload consumed atomically with this commit (CompleteMultipartUpload).
     consume_upload: str | None = None
+    # Manifests of new bodies, stored in the same statement as the commit.
+    contents: Sequence[Manifest] = ()
     future: asyncio.Future[CommitId | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -69,6 +71,10 @@ class Committer:
         self._queues: dict[tuple[str, str], list[Change]] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.conflicts = 0  # head moves lost to another process, each one a rebase
+        # The head this process last wrote per branch. Used as the expected old
+        # head without reading it first; a wrong guess only costs a failed
+        # compare-and-set, after which the head is read.
+        self._known_heads: dict[tuple[str, str], CommitId | None] = {}
 
     async def submit(self, repo: str, branch: str, change: Change) -> CommitId | None:
         """Queue a change; returns the commit it became (None if it changed nothing)."""
@@ -102,6 +108,7 @@ class Committer:
             try:
                 done = await self._attempt(repo, branch, batch)
             except Exception as exc:  # the whole batch shares the failure
+                self._known_heads.pop(key, None)
                 for change in batch:
                     if not change.future.done():
                         change.future.set_exception(exc)
@@ -110,6 +117,7 @@ class Committer:
                 return
             # Another process moved the head: rebase on the new head and retry.
             self.conflicts += 1
+            self._known_heads.pop(key, None)
             await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
         for change in batch:
             if not change.future.done():
@@ -118,7 +126,12 @@ class Committer:
                 )
 
     async def _attempt(self, repo: str, branch: str, batch: list[Change]) -> bool:
-        head = (await self.meta.get_branch(repo, branch)).head
+        key = (repo, branch)
+        guessed = key in self._known_heads
+        if guessed:
+            head = self._known_heads[key]
+        else:
+            head = (await self.meta.get_branch(repo, branch)).head
         root: Root = None
         if head is not None:
             root = NodeId((await self.meta.get_commit(head)).tree or b"") or None
@@ -128,6 +141,7 @@ class Committer:
         versions: list[tuple[VersionId, CommitId]] = []
         outcome: dict[int, CommitId | BaseException | None] = {}
         uploads: list[str] = []
+        contents: list[Manifest] = []
         for index, change in enumerate(batch):
             try:
                 if change.check is not None:
@@ -159,14 +173,29 @@ class Committer:
             versions.extend((v.version, commit.id) for v in edits.values() if v is not None)
             if change.consume_upload is not None:
                 uploads.append(change.consume_upload)
+            contents.extend(change.contents)
             outcome[index] = commit.id
             parent, root = commit.id, new_root
         if commits:
             ok = await self.meta.commit_chain(
-                repo, branch, head, commits, src.nodes, versions, consume_uploads=uploads
+                repo,
+                branch,
+                head,
+                commits,
+                src.nodes,
+                versions,
+                consume_uploads=uploads,
+                contents=contents,
             )
             if not ok:
                 return False
+            self._known_heads[key] = commits[-1].id
+        elif guessed and (await self.meta.get_branch(repo, branch)).head != head:
+            # Nothing was committed, so no compare-and-set proved that these
+            # outcomes (no-ops, failed preconditions) were judged on the
+            # current head: they were not. Judge them again.
+            self._known_heads.pop(key, None)
+            return False
         for index, change in enumerate(batch):
             result = outcome[index]
             if change.future.done():

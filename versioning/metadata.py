@@ -79,7 +79,10 @@ class Metadata:
             await apply_all(conn)
         finally:
             await conn.close()
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        # loxo keeps no session state (no LISTEN, SET or session advisory
+        # locks), so the pool's default reset query on every release is a
+        # wasted round trip.
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_no_reset)
         assert pool is not None
         return Metadata(pool)
 
@@ -196,77 +199,41 @@ class Metadata:
         nodes: Mapping[NodeId, Node],
         versions: Iterable[tuple[VersionId, CommitId]],
         consume_uploads: Sequence[str] = (),
+        contents: Sequence[Manifest] = (),
     ) -> bool:
         """Persist a chain of commits and move the branch head from `old_head`
         to the last one, atomically. Returns False (writing nothing) when the
-        head is no longer `old_head`."""
-        encoded_nodes = [(nid, node.encode()) for nid, node in nodes.items()]
-        try:
-            return await self._commit_chain(
-                repo, branch, old_head, commits, encoded_nodes, versions, consume_uploads, nodes
-            )
-        except _Retry:
-            return False
+        head is no longer `old_head`, or an upload to consume is gone.
 
-    async def _commit_chain(
-        self,
-        repo: str,
-        branch: str,
-        old_head: CommitId | None,
-        commits: Sequence[Commit],
-        encoded_nodes: list[tuple[NodeId, bytes]],
-        versions: Iterable[tuple[VersionId, CommitId]],
-        consume_uploads: Sequence[str],
-        nodes: Mapping[NodeId, Node],
-    ) -> bool:
-        commit_rows = [(c.id, repo, c.time, c.encode()) for c in commits]
+        It is ONE statement: every insert is guarded by the compare-and-set
+        UPDATE of the head, so it needs one round trip and no explicit
+        transaction. Two completions of one upload cannot both succeed: they
+        race on the same branch head, and the loser's compare-and-set fails.
+        """
+        node_ids = list(nodes)
         version_rows = list(versions)
-        async with self.pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                "UPDATE branches SET head = $4 WHERE repo = $1 AND name = $2 "
-                "AND head IS NOT DISTINCT FROM $3",
-                repo,
-                branch,
-                old_head,
-                commits[-1].id,
-            )
-            if status != "UPDATE 1":
-                # Nothing written yet; leaving the transaction block commits an
-                # empty transaction.
-                return False
-            if consume_uploads:
-                deleted = await conn.fetchval(
-                    "WITH d AS (DELETE FROM uploads WHERE id = ANY($1::text[]) RETURNING 1) "
-                    "SELECT count(*) FROM d",
-                    list(consume_uploads),
-                )
-                if deleted != len(consume_uploads):
-                    # An upload was completed or aborted concurrently: undo, and
-                    # let the retry report it.
-                    raise _Retry
-            if encoded_nodes:
-                await conn.execute(
-                    "INSERT INTO tree_nodes (id, data) "
-                    "SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING",
-                    [n[0] for n in encoded_nodes],
-                    [n[1] for n in encoded_nodes],
-                )
-            await conn.execute(
-                "INSERT INTO commits (id, repo, time, data) "
-                "SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bytea[]) "
-                "ON CONFLICT DO NOTHING",
-                [r[0] for r in commit_rows],
-                [r[1] for r in commit_rows],
-                [r[2] for r in commit_rows],
-                [r[3] for r in commit_rows],
-            )
-            if version_rows:
-                await conn.execute(
-                    "INSERT INTO object_versions (version, commit_id) "
-                    "SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING",
-                    [v[0] for v in version_rows],
-                    [v[1] for v in version_rows],
-                )
+        unique_contents = {m.id: m for m in contents}
+        status = await self.pool.fetchval(
+            _COMMIT_CHAIN,
+            repo,
+            branch,
+            old_head,
+            commits[-1].id,
+            list(consume_uploads),
+            node_ids,
+            [nodes[n].encode() for n in node_ids],
+            [c.id for c in commits],
+            [repo] * len(commits),
+            [c.time for c in commits],
+            [c.encode() for c in commits],
+            [v[0] for v in version_rows],
+            [v[1] for v in version_rows],
+            list(unique_contents),
+            [m.size for m in unique_contents.values()],
+            [m.encode() for m in unique_contents.values()],
+        )
+        if status != 1:
+            return False
         for nid, node in nodes.items():
             self._nodes.put(nid, node)
         for c in commits:
@@ -379,8 +346,43 @@ class Metadata:
         return bool(status == "DELETE 1")
 
 
-class _Retry(Exception):
-    pass
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
+_COMMIT_CHAIN = """
+WITH upd AS (
+    UPDATE branches SET head = $4
+    WHERE repo = $1 AND name = $2 AND head IS NOT DISTINCT FROM $3
+      AND (SELECT count(*) FROM uploads WHERE id = ANY($5::text[])) = cardinality($5::text[])
+    RETURNING 1
+), consumed AS (
+    DELETE FROM uploads WHERE id = ANY($5::text[]) AND EXISTS (SELECT 1 FROM upd)
+), new_nodes AS (
+    INSERT INTO tree_nodes (id, data)
+    SELECT t.id, t.data FROM unnest($6::bytea[], $7::bytea[]) AS t(id, data)
+    WHERE EXISTS (SELECT 1 FROM upd)
+    ON CONFLICT DO NOTHING
+), new_commits AS (
+    INSERT INTO commits (id, repo, time, data)
+    SELECT t.id, t.repo, t.time, t.data
+    FROM unnest($8::bytea[], $9::text[], $10::bigint[], $11::bytea[]) AS t(id, repo, time, data)
+    WHERE EXISTS (SELECT 1 FROM upd)
+    ON CONFLICT DO NOTHING
+), new_versions AS (
+    INSERT INTO object_versions (version, commit_id)
+    SELECT t.version, t.commit_id FROM unnest($12::bytea[], $13::bytea[]) AS t(version, commit_id)
+    WHERE EXISTS (SELECT 1 FROM upd)
+    ON CONFLICT DO NOTHING
+), new_contents AS (
+    INSERT INTO contents (id, size, manifest)
+    SELECT t.id, t.size, t.manifest
+    FROM unnest($14::bytea[], $15::bigint[], $16::bytea[]) AS t(id, size, manifest)
+    WHERE EXISTS (SELECT 1 FROM upd)
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM upd
+"""
 
 
 def _branch(row: asyncpg.Record) -> Branch:

@@ -55,9 +55,14 @@ class ObjectEntry:
     metadata: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
+    # The encoded form, kept so rewriting a tree page does not re-encode the
+    # entries it did not change. Not part of the value.
+    _wire: list[Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_wire(self) -> list[Any]:
-        return [
+        if self._wire is not None:
+            return self._wire
+        wire = [
             self.size,
             self.content,
             self.etag,
@@ -68,10 +73,12 @@ class ObjectEntry:
             _pairs(self.headers),
             _pairs(self.checksums),
         ]
+        object.__setattr__(self, "_wire", wire)
+        return wire
 
     @staticmethod
     def from_wire(w: list[Any]) -> ObjectEntry:
-        return ObjectEntry(
+        entry = ObjectEntry(
             size=w[0],
             content=ContentId(w[1]),
             etag=w[2],
@@ -82,6 +89,8 @@ class ObjectEntry:
             headers={k: v for k, v in w[7]},
             checksums={k: v for k, v in w[8]},
         )
+        object.__setattr__(entry, "_wire", w)
+        return entry
 
 
 @dataclass(frozen=True, slots=True)

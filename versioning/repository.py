@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 COMMIT_HEX = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_BRANCH = "main"
 MAX_PARTS = 10_000
+BRANCH_SEEN_SECONDS = 2.0
 
 
 def check_repo_name(name: str) -> None:
@@ -96,6 +98,10 @@ class Versioning:
         self.store = store
         self.author = author
         self.committer = Committer(meta)
+        # Branches seen to exist, until a monotonic deadline: a write only
+        # needs to know its branch exists to accept the body, and the commit's
+        # compare-and-set is the authority anyway.
+        self._seen_branches: dict[tuple[str, str], float] = {}
 
     # -- repos and branches --------------------------------------------------
 
@@ -149,8 +155,20 @@ class Versioning:
             if count:
                 raise errors.BranchNotEmpty(f"{repo}.{name} holds {count} objects")
             if await self.meta.delete_branch(repo, name, branch.head):
+                self._seen_branches.pop((repo, name), None)
                 return
         raise errors.ConcurrentUpdate(f"{repo}.{name} kept changing; try again")
+
+    async def require_branch(self, repo: str, name: str) -> None:
+        """Raise BranchNotFound/RepoNotFound unless the branch exists (a
+        positive answer is trusted for BRANCH_SEEN_SECONDS)."""
+        now = time.monotonic()
+        if self._seen_branches.get((repo, name), 0.0) > now:
+            return
+        await self.meta.get_branch(repo, name)
+        if len(self._seen_branches) > 10_000:
+            self._seen_branches.clear()
+        self._seen_branches[(repo, name)] = now + BRANCH_SEEN_SECONDS
 
     # -- reading ---------------------------------------------------------------
 
@@ -190,13 +208,19 @@ class Versioning:
     # -- writing ---------------------------------------------------------------
 
     async def store_content(
-        self, pieces: AsyncIterator[bytes], hashers: Mapping[str, Hasher] | None = None
+        self,
+        pieces: AsyncIterator[bytes],
+        hashers: Mapping[str, Hasher] | None = None,
+        register: bool = True,
     ) -> tuple[ContentId, Ingested]:
-        """Store a streamed body durably; returns its content id. Nothing is
-        visible until a commit references it."""
+        """Store a streamed body's chunks durably; returns its content id.
+        Nothing is visible until a commit references it. With register=False
+        the manifest row is left to the commit (pass `result.manifest` in its
+        `contents`), saving a round trip."""
         result = await ingest(pieces, self.store, hashers)
-        content_id = await self.meta.put_content(result.manifest)
-        return content_id, result
+        if register:
+            return await self.meta.put_content(result.manifest), result
+        return result.manifest.id, result
 
     def make_entry(
         self,
@@ -226,9 +250,10 @@ class Versioning:
         origin: dict[str, Any],
         check: Check | None = None,
         consume_upload: str | None = None,
+        contents: Sequence[Manifest] = (),
     ) -> CommitId | None:
         """Commit `edits` on the view's branch as exactly one commit (None when
-        they change nothing)."""
+        they change nothing). `contents` are manifests not yet registered."""
         if view.branch is None:
             raise errors.ReadOnlyRef(
                 f"{view.repo}.{view.commit.hex() if view.commit else ''} is a commit "
@@ -241,6 +266,7 @@ class Versioning:
             origin=origin,
             check=check,
             consume_upload=consume_upload,
+            contents=contents,
         )
         return await self.committer.submit(view.repo, view.branch, change)
 

@@ -53,6 +53,20 @@ async def view_of(ctx: Context, req: S3Request) -> View:
         raise NoSuchBucket(BucketName=req.bucket_name or "") from None
 
 
+async def write_view(ctx: Context, req: S3Request) -> View:
+    """The branch a write lands on, checked to exist but with its tree not
+    loaded: only conditional writes need the tree, and they use view_of."""
+    ref = bucket_of(req)
+    if ref.commit is not None:
+        return await view_of(ctx, req)  # a snapshot: the caller refuses it
+    assert ref.branch is not None
+    try:
+        await ctx.versioning.require_branch(ref.repo, ref.branch)
+    except dom.NotFound:
+        raise NoSuchBucket(BucketName=req.bucket_name or "") from None
+    return View(ref.repo, ref.branch, None, None)
+
+
 def check_key(key: str) -> None:
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise KeyTooLongError()

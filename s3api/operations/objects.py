@@ -29,6 +29,7 @@ from s3api.operations.common import (
     object_headers,
     view_of,
     write_condition,
+    write_view,
 )
 from s3api.request import S3Request
 from versioning import errors as dom
@@ -195,7 +196,8 @@ async def head_object(ctx: Context, req: S3Request) -> Response:
 async def put_object(ctx: Context, req: S3Request) -> Response:
     if "x-amz-copy-source" in req.headers:
         raise NotImplementedErr("CopyObject is not supported yet")
-    view = await view_of(ctx, req)
+    condition = write_condition(req)
+    view = await (view_of(ctx, req) if condition else write_view(ctx, req))
     if not view.writable:
         raise read_only(view)
     assert req.key is not None
@@ -203,9 +205,8 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
     req.content_md5()  # reject a malformed digest before reading the body
     hashers = req.body_hashers()
     attrs = attrs_from_headers(req.headers)
-    condition = write_condition(req)
     await check_early(ctx, view, condition)
-    content_id, result = await ctx.versioning.store_content(req.pieces(), hashers)
+    content_id, result = await ctx.versioning.store_content(req.pieces(), hashers, register=False)
     stored = req.verify(result)
     entry = ctx.versioning.make_entry(content_id, result.size, result.md5.hex(), attrs, stored)
     commit = await ctx.versioning.commit(
@@ -214,6 +215,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
         message=f"PutObject {req.key}",
         origin={"op": "PutObject", "keys": [req.key]},
         check=condition,
+        contents=[result.manifest],
     )
     headers = {"ETag": f'"{entry.etag}"'}
     if commit is not None:
@@ -224,7 +226,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
 
 
 async def delete_object(ctx: Context, req: S3Request) -> Response:
-    view = await view_of(ctx, req)
+    view = await write_view(ctx, req)
     if "versionId" in req.query:
         raise InvalidRequest(
             "Deleting a specific version is not possible: versions are commits, and history "

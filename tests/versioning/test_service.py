@@ -211,3 +211,37 @@ def test_migrations_are_idempotent_and_refuse_a_newer_schema(
             await conn.close()
 
     asyncio.run(scenario())
+
+
+def test_outcomes_on_a_stale_cached_head_are_judged_again(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """A committer guesses the head it last wrote. When another process moved
+    the head since, a delete that looks like a no-op on the old tree must not
+    be answered "nothing to delete": the key exists on the current head."""
+    dsn = fresh_database()
+
+    async def scenario() -> None:
+        async with (
+            service(dsn, tmp_path / "chunks") as a,
+            service(dsn, tmp_path / "chunks") as b,
+        ):
+            await a.create_repo("stale")
+            await _put(a, "stale", "seed", b"1")  # a now caches the head it wrote
+            await _put(b, "stale", "k", b"2")  # b moves the head behind a's back
+            view = await a.branch_view("stale", "main")
+            commit = await a.commit(view, {"k": None}, "rm k", {})
+            assert commit is not None, "the delete was judged on a stale head"
+            view = await b.branch_view("stale", "main")
+            assert [k async for k, _ in b.iterate(view)] == ["seed"]
+            # And a failed precondition is judged on the current head too.
+            await _put(b, "stale", "k2", b"3")
+
+            async def must_be_absent(src: tree.NodeSource, root: tree.Root) -> None:
+                if await tree.lookup(src, root, "k2") is not None:
+                    raise errors.PreconditionFailed("k2 exists")
+
+            with pytest.raises(errors.PreconditionFailed):
+                await a.commit(view, {"k2": None}, "m", {}, check=must_be_absent)
+
+    asyncio.run(scenario())
