@@ -62,7 +62,7 @@ class LoxoApp:
         self.store = open_store(self.cfg.store_url)
         self.meta = await Metadata.connect(self.dsn)
         versioning = Versioning(self.meta, self.store)
-        self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for)
+        self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
 
     async def shutdown(self) -> None:
         if self.meta is not None:

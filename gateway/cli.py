@@ -16,7 +16,8 @@ app = typer.Typer(
 
 
 @app.command(
-    epilog="Example: loxo serve --listen 127.0.0.1:9000 --data-dir ./loxo-data",
+    epilog="Example: loxo serve --listen 127.0.0.1:9000 --data-dir ./loxo-data  "
+    "HTTPS: loxo serve --tls-cert cert.pem --tls-key key.pem --domain s3.example.com",
 )
 def serve(
     listen: str = typer.Option("127.0.0.1:9000", help="HOST:PORT to listen on."),
@@ -32,10 +33,31 @@ def serve(
         None, help="Chunk store URL. Default: file://<data-dir>/chunks."
     ),
     region: str = typer.Option("us-east-1", help="The region loxo reports to clients."),
+    tls_cert: str | None = typer.Option(
+        None,
+        help="PEM certificate (chain) file: serve HTTPS instead of HTTP. Needs --tls-key.",
+    ),
+    tls_key: str | None = typer.Option(
+        None, help="PEM private key file of --tls-cert (unencrypted)."
+    ),
+    domain: list[str] = typer.Option(  # noqa: B008 - typer's way to declare a repeatable option
+        [],
+        help="Serve virtual-host-style requests: Host <bucket>.<DOMAIN> addresses that "
+        "bucket. Repeatable or comma-separated. Path-style requests keep working.",
+    ),
 ) -> None:
     """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
     try:
-        cfg = cfgmod.build(listen, data_dir, database_url, store, region)
+        cfg = cfgmod.build(
+            listen,
+            data_dir,
+            database_url,
+            store,
+            region,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            domains=domain,
+        )
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)
         raise typer.Exit(2) from None

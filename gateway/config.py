@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,14 @@ class ServeConfig:
     region: str = "us-east-1"
     access_key: str | None = None
     secret_key: str | None = None
+    tls_cert: Path | None = None  # PEM certificate chain; set together with tls_key
+    tls_key: Path | None = None  # PEM private key
+    # Virtual-host-style addressing: a Host of `<bucket>.<domain>` names the bucket.
+    domains: tuple[str, ...] = ()
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert is not None else "http"
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -30,14 +41,82 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def parse_domains(values: Iterable[str]) -> tuple[str, ...]:
+    """`--domain` values (each may be comma-separated) as lower-case DNS names."""
+    out: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            name = item.strip().lower().rstrip(".")
+            if not item.strip():
+                continue
+            if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+                raise ConfigError(
+                    f"--domain must be a DNS name such as s3.example.com (got {item.strip()!r})"
+                )
+            if name not in out:
+                out.append(name)
+    return tuple(out)
+
+
+def check_tls(cert: str | None, key: str | None) -> tuple[Path, Path] | None:
+    """The certificate and key paths, once both are known to load together."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("set both --tls-cert and --tls-key to serve HTTPS, or neither")
+    cert_path = Path(cert).expanduser().resolve()
+    key_path = Path(key).expanduser().resolve()
+    texts: dict[str, bytes] = {}
+    for option, path in (("--tls-cert", cert_path), ("--tls-key", key_path)):
+        try:
+            texts[option] = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{option} {path}: cannot read it ({exc.strerror or exc})") from None
+    if b"-----BEGIN CERTIFICATE-----" not in texts["--tls-cert"]:
+        raise ConfigError(f"--tls-cert {cert_path}: no PEM certificate in it")
+    if b"PRIVATE KEY-----" not in texts["--tls-key"]:
+        raise ConfigError(f"--tls-key {key_path}: no PEM private key in it")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    asked_for_password = False
+
+    def no_password() -> bytes:
+        nonlocal asked_for_password
+        asked_for_password = True
+        return b""
+
+    try:
+        # A callable password: OpenSSL would otherwise prompt on the terminal.
+        context.load_cert_chain(cert_path, key_path, password=no_password)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        if asked_for_password:
+            problem = f"--tls-key {key_path}: the key is encrypted; give loxo an unencrypted key"
+        elif reason == "KEY_VALUES_MISMATCH":
+            problem = f"--tls-key {key_path} is not the private key of --tls-cert {cert_path}"
+        else:
+            problem = (
+                f"--tls-cert {cert_path} and --tls-key {key_path}: not a usable PEM "
+                f"certificate and private key ({reason})"
+            )
+        raise ConfigError(problem) from None
+    return cert_path, key_path
+
+
 def build(
     listen: str,
     data_dir: str,
     database_url: str | None,
     store: str | None,
     region: str,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    domains: Iterable[str] = (),
 ) -> ServeConfig:
     host, port = parse_listen(listen)
+    tls = check_tls(tls_cert, tls_key)
     root = Path(data_dir).expanduser().resolve()
     access = os.environ.get("LOXO_ACCESS_KEY") or None
     secret = os.environ.get("LOXO_SECRET_KEY") or None
@@ -52,4 +131,7 @@ def build(
         region=region,
         access_key=access,
         secret_key=secret,
+        tls_cert=tls[0] if tls else None,
+        tls_key=tls[1] if tls else None,
+        domains=parse_domains(domains),
     )

@@ -49,7 +49,8 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if self.started:
-            print(f"loxo listening on http://{self.config.host}:{self.config.port}", flush=True)
+            scheme = "https" if self.config.is_ssl else "http"
+            print(f"loxo listening on {scheme}://{self.config.host}:{self.config.port}", flush=True)
 
 
 def _where(dsn: str) -> str:
@@ -123,6 +124,8 @@ def serve(cfg: ServeConfig) -> int:
         access_log=False,
         timeout_graceful_shutdown=30,
         h11_max_incomplete_event_size=64 * 1024,
+        ssl_certfile=cfg.tls_cert,
+        ssl_keyfile=cfg.tls_key,
     )
     server = _Server(config)
     try:

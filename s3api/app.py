@@ -6,6 +6,7 @@ RequestId; nothing escapes as a bare 500 page.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -37,14 +38,40 @@ log = logging.getLogger("loxo.s3")
 SecretLookup = Callable[[str], str | None]
 
 
-def _split_path(raw_path: bytes) -> tuple[str | None, str | None]:
+def bucket_from_host(host: str | None, domains: tuple[str, ...]) -> str | None:
+    """The bucket a virtual-host-style Host header names, or None for path style.
+
+    `host` is a Host header value (`name[:port]`); `domains` are the configured
+    lower-case domains. `<bucket>.<domain>` names `<bucket>` (which may itself
+    hold dots, as `repo.branch` does); the longest matching domain wins. The
+    bare domain, an IP address or any other host means path-style addressing.
+    """
+    if not host or not domains:
+        return None
+    name = host.strip().lower()
+    if name.startswith("["):
+        return None  # an IPv6 literal is never a virtual host
+    name = name.rpartition(":")[0] if ":" in name else name
+    name = name.rstrip(".")
+    matches = [d for d in domains if name.endswith("." + d) and len(name) > len(d) + 1]
+    if not matches:
+        return None
+    return name[: -len(max(matches, key=len)) - 1]
+
+
+def _split_path(raw_path: bytes, host_bucket: str | None = None) -> tuple[str | None, str | None]:
+    """(bucket, key) of a request path; with `host_bucket` (virtual-host style)
+    the bucket came from the Host header and the whole path is the key."""
     try:
         text = raw_path.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidArgument("The request path is not valid UTF-8") from None
     if not text.startswith("/"):
         raise InvalidArgument("The request path must start with '/'")
-    bucket, _, key = text[1:].partition("/")
+    if host_bucket is not None:
+        bucket, key = host_bucket, text[1:]
+    else:
+        bucket, _, key = text[1:].partition("/")
     try:
         bucket_name = unquote(bucket, errors="strict") or None
         key_name = unquote(key, errors="strict") or None
@@ -87,35 +114,47 @@ def error_response(err: S3Error, resource: str, request_id: str, method: str) ->
 
 
 DRAIN_LIMIT = 1 << 20
+DRAIN_SECONDS = 5.0
 
 
 async def _drain_body(req: S3Request | None, scope: Scope, receive: Receive) -> bool:
-    """Read and drop what is left of a small request body; False when the body
-    is too large (or unknown) to be worth reading."""
-    if req is None or req.http._stream_consumed:
-        return req is not None or scope["method"] in ("GET", "HEAD", "DELETE")
+    """Read and drop what is left of a rejected request's body, so the
+    connection stays usable. False when that is not worth it (over
+    DRAIN_LIMIT bytes or DRAIN_SECONDS) and the connection must be closed."""
+    if req is None:
+        return scope["method"] in ("GET", "HEAD", "DELETE")
+    if req.http._stream_consumed:
+        return True
     headers = req.extra.get("headers", {})
     length = headers.get("content-length")
     if length is None and "chunked" not in headers.get("transfer-encoding", ""):
         return True  # no body at all
-    if length is not None and length.isdigit() and int(length) == 0:
+    if length is not None and (not length.isdigit() or int(length) > DRAIN_LIMIT):
+        return False
+    if length == "0":
         return True
     if headers.get("expect", "").lower() == "100-continue":
         return False  # the client has not sent the body; closing is the cheap way out
-    if length is None or not length.isdigit() or int(length) > DRAIN_LIMIT:
-        return False
+
+    async def drain() -> bool:
+        seen = 0
+        async for piece in req.http.stream():
+            seen += len(piece)
+            if seen > DRAIN_LIMIT:
+                return False
+        return True
+
     try:
-        async for _ in req.http.stream():
-            pass
+        return await asyncio.wait_for(drain(), DRAIN_SECONDS)
     except Exception:
         return False
-    return True
 
 
 class S3App:
-    def __init__(self, ctx: Context, secrets: SecretLookup) -> None:
+    def __init__(self, ctx: Context, secrets: SecretLookup, domains: tuple[str, ...] = ()) -> None:
         self.ctx = ctx
         self.secrets = secrets
+        self.domains = domains  # virtual-host-style addressing under these domains
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -143,14 +182,16 @@ class S3App:
         await response(scope, receive, send)
 
     def _parse(self, scope: Scope, receive: Receive, request_id: str) -> S3Request:
-        bucket, key = _split_path(scope.get("raw_path") or scope["path"].encode())
+        headers = _headers(scope)
+        host_bucket = bucket_from_host(headers.get("host"), self.domains)
+        bucket, key = _split_path(scope.get("raw_path") or scope["path"].encode(), host_bucket)
         pairs = _query_pairs(scope.get("query_string", b""))
         query: dict[str, str] = {}
         for name, value in pairs:
             query.setdefault(name, value)
         req = S3Request(Request(scope, receive), scope["method"], bucket, key, query, request_id)
         req.extra["query_pairs"] = pairs
-        req.extra["headers"] = _headers(scope)
+        req.extra["headers"] = headers
         return req
 
     def _authenticate(self, req: S3Request) -> None:
@@ -164,6 +205,12 @@ class S3App:
         if secret is None:
             raise InvalidAccessKeyId()
         sigv4.verify(signed, secret, req.method, raw_path, pairs, headers)
+        # aws-chunked bodies (STREAMING-AWS4-HMAC-SHA256-*) chain their chunk
+        # signatures from this one: S3Request.pieces() checks them.
+        req.extra["signed"] = signed
+        req.extra["signing_key"] = sigv4.signing_key(
+            secret, signed.credential.date, signed.credential.region, signed.credential.service
+        )
 
     async def _handle(self, req: S3Request) -> Response:
         self._authenticate(req)

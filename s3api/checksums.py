@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import crc32c as _crc32c
+from awscrt.checksums import crc64nvme as _crc64nvme
 
 
 class _Crc:
@@ -29,24 +30,13 @@ class _Crc:
 
 class _Crc64Nvme:
     def __init__(self) -> None:
-        from awscrt import checksums  # optional: present with boto3[crt]
-
-        self.fn = checksums.crc64nvme
         self.value = 0
 
     def update(self, data: bytes, /) -> None:
-        self.value = self.fn(data, self.value)
+        self.value = _crc64nvme(data, self.value)
 
     def digest(self) -> bytes:
         return self.value.to_bytes(8, "big")
-
-
-def _crc64_available() -> bool:
-    try:
-        from awscrt import checksums  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +50,8 @@ ALGORITHMS: dict[str, Algorithm] = {
     "crc32c": Algorithm("crc32c", lambda: _Crc(_crc32c.crc32c)),
     "sha1": Algorithm("sha1", hashlib.sha1),
     "sha256": Algorithm("sha256", hashlib.sha256),
+    "crc64nvme": Algorithm("crc64nvme", _Crc64Nvme),
 }
-if _crc64_available():
-    ALGORITHMS["crc64nvme"] = Algorithm("crc64nvme", _Crc64Nvme)
 
 
 def encode(digest: bytes) -> str:

@@ -1,10 +1,14 @@
 """One S3 request as the operations see it, and how its body is read and verified.
 
 Bodies are never held whole: `pieces()` streams them, counting bytes against
-Content-Length. Integrity checks (payload SHA-256, Content-MD5,
-x-amz-checksum-*) are computed by the content writer's threads while the body
-streams, and compared by `verify()` after the last byte and before anything is
-committed, so a body that fails a check is never visible.
+Content-Length, and decodes aws-chunked framing (s3api.chunked) when
+x-amz-content-sha256 announces it, checking chunk signatures as they pass.
+Integrity checks (payload SHA-256, Content-MD5, x-amz-checksum-*) are computed
+by the content writer's threads while the body streams, and compared by
+`verify()` after the last byte and before anything is committed, so a body that
+fails a check is never visible. A checksum announced by x-amz-trailer is
+computed the same way and compared with the value the trailer brings at the end
+of the body.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 
-from s3api import checksums
+from s3api import checksums, chunked, sigv4
 from s3api.buckets import BucketRef
 from s3api.errors import (
     BadDigest,
@@ -29,10 +34,10 @@ from s3api.errors import (
     InvalidDigest,
     InvalidRequest,
     MissingContentLength,
-    NotImplementedErr,
     XAmzContentSHA256Mismatch,
 )
 from versioning.content import Hasher, Ingested
+from versioning.model import Manifest
 
 MAX_OBJECT_SIZE = 5 * 1024**4  # 5 TiB, as S3
 MAX_XML_BODY = 8 * 1024**2
@@ -49,10 +54,16 @@ class S3Request:
     request_id: str
     bucket: BucketRef | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    _headers: Headers | None = field(default=None, repr=False)
 
     @property
-    def headers(self) -> Any:
-        return self.http.headers
+    def headers(self) -> Headers:
+        """The request headers as the operations see them: the body is handed on
+        decoded, so the aws-chunked content coding is dropped from Content-Encoding
+        (as S3 does: it is never stored with the object nor returned on GET)."""
+        if self._headers is None:
+            self._headers = _without_aws_chunked(self.http.headers)
+        return self._headers
 
     @property
     def resource(self) -> str:
@@ -70,23 +81,71 @@ class S3Request:
             raise InvalidArgument("Content-Length must be a non-negative integer")
         return int(value)
 
-    async def pieces(self) -> AsyncIterator[bytes]:
-        content_sha = self.headers.get("x-amz-content-sha256", "")
-        if content_sha.startswith("STREAMING-"):
-            raise NotImplementedErr(
-                f"aws-chunked uploads ({content_sha}) are not supported yet; "
-                "send the body unframed (UNSIGNED-PAYLOAD or its SHA-256)"
+    def payload_hash(self) -> str:
+        """x-amz-content-sha256 as signed (a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-*):
+        the signature's (a presigned URL may carry it in the query), else the header."""
+        signed = self.extra.get("signed")
+        if isinstance(signed, sigv4.SignedRequest):
+            return signed.payload_hash
+        return str(self.headers.get("x-amz-content-sha256", "")).strip()
+
+    def decoded_length(self) -> int | None:
+        """x-amz-decoded-content-length: the object's size inside aws-chunked framing."""
+        value = self.headers.get("x-amz-decoded-content-length")
+        if value is None:
+            return None
+        value = value.strip()
+        if not value.isdigit():
+            raise InvalidArgument(
+                "x-amz-decoded-content-length must be a non-negative integer",
+                ArgumentName="x-amz-decoded-content-length",
+                ArgumentValue=value,
             )
+        return int(value)
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The body, streamed. For aws-chunked bodies (x-amz-content-sha256
+        STREAMING-*, with or without Content-Encoding: aws-chunked) the decoded
+        data; the trailer lands in `extra["trailers"]` once the stream is done."""
+        mode = self.payload_hash()
+        if not chunked.is_streaming(mode):
+            async for piece in self._raw_pieces(MAX_OBJECT_SIZE):
+                yield piece
+            return
+        decoder = self._decoder(mode)
+        # The framing adds a little to each chunk, so the raw stream is bounded
+        # by the decoder's limit on decoded bytes rather than MAX_OBJECT_SIZE.
+        async for piece in decoder.decode(self._raw_pieces(None)):
+            yield piece
+        self.extra["trailers"] = decoder.trailers
+
+    def _decoder(self, mode: str) -> chunked.ChunkedDecoder:
+        decoded = self.decoded_length()
+        if decoded is not None and decoded > MAX_OBJECT_SIZE:
+            raise EntityTooLarge()
+        signing = None
+        if mode in chunked.SIGNED_MODES:
+            signed = self.extra.get("signed")
+            key = self.extra.get("signing_key")
+            if signed is None or key is None:
+                raise InvalidRequest(f"{mode} needs a request signed with AWS4-HMAC-SHA256")
+            signing = chunked.ChunkSigning.of(signed, key)
+        return chunked.ChunkedDecoder(
+            mode, signing=signing, decoded_length=decoded, max_size=MAX_OBJECT_SIZE
+        )
+
+    async def _raw_pieces(self, limit: int | None) -> AsyncIterator[bytes]:
+        """The body as received, counted against Content-Length (and `limit`)."""
         expected = self.declared_length()
         if expected is None and "chunked" not in self.headers.get("transfer-encoding", ""):
             raise MissingContentLength()
-        if expected is not None and expected > MAX_OBJECT_SIZE:
+        if limit is not None and expected is not None and expected > limit:
             raise EntityTooLarge()
         received = 0
         try:
             async for piece in self.http.stream():
                 received += len(piece)
-                if received > MAX_OBJECT_SIZE:
+                if limit is not None and received > limit:
                     raise EntityTooLarge()
                 yield piece
         except ClientDisconnect:
@@ -95,19 +154,18 @@ class S3Request:
             raise IncompleteBody()
 
     async def small_body(self, limit: int = MAX_XML_BODY) -> bytes:
-        """Read a small request document, verifying the payload hash and Content-MD5."""
+        """Read a small request document, verifying it as `verify` does a stored body:
+        payload hash, Content-MD5, and x-amz-checksum-* headers or trailer."""
+        hashers = self.body_hashers()
         out = bytearray()
         async for piece in self.pieces():
             out += piece
             if len(out) > limit:
                 raise EntityTooLarge(f"request documents are limited to {limit} bytes")
         body = bytes(out)
-        sha = self.headers.get("x-amz-content-sha256", "")
-        if _HEX64.match(sha) and hashlib.sha256(body).hexdigest() != sha:
-            raise XAmzContentSHA256Mismatch()
-        md5 = self.content_md5()
-        if md5 is not None and hashlib.md5(body).digest() != md5:
-            raise BadDigest()
+        for hasher in hashers.values():
+            hasher.update(body)
+        self.verify(Ingested(Manifest(()), len(body), hashlib.md5(body).digest(), hashers))
         return body
 
     def content_md5(self) -> bytes | None:
@@ -123,36 +181,70 @@ class S3Request:
         return digest
 
     def body_hashers(self) -> dict[str, Hasher]:
-        """Hashers the content writer must feed for this request's checks."""
+        """Hashers the content writer must feed for this request's checks: the
+        payload SHA-256, and one per checksum in a header or announced for the trailer."""
         hashers: dict[str, Hasher] = {}
         if _HEX64.match(self.headers.get("x-amz-content-sha256", "")):
             hashers["payload-sha256"] = hashlib.sha256()
-        for name in self.checksum_headers():
-            hashers[name] = checksums.ALGORITHMS[name].new()  # type: ignore[assignment]
+        for name in [*self.checksum_headers(), *self.trailer_checksums()]:
+            if name not in hashers:
+                hashers[name] = checksums.ALGORITHMS[name].new()  # type: ignore[assignment]
         algo = self.headers.get("x-amz-sdk-checksum-algorithm")
-        if algo and algo.lower() not in checksums.ALGORITHMS:
+        if algo is not None and algo.strip().lower() not in checksums.ALGORITHMS:
             raise InvalidRequest(
-                f"Checksum algorithm {algo!r} is not supported; use one of "
-                + ", ".join(sorted(a.upper() for a in checksums.ALGORITHMS))
+                f"x-amz-sdk-checksum-algorithm {algo!r} is not supported; use one of "
+                + _supported()
             )
         return hashers
 
     def checksum_headers(self) -> list[str]:
+        """Algorithms of the x-amz-checksum-<alg> headers."""
         names = []
         for header in self.headers:
             if header.startswith("x-amz-checksum-") and header != "x-amz-checksum-mode":
                 name = header.removeprefix("x-amz-checksum-")
                 if name not in checksums.ALGORITHMS:
                     raise InvalidRequest(
-                        f"Checksum algorithm {name!r} is not supported; use one of "
-                        + ", ".join(sorted(checksums.ALGORITHMS))
+                        f"Checksum algorithm {name!r} (header {header}) is not supported; "
+                        "use one of " + _supported()
                     )
                 names.append(name)
         return names
 
+    def trailer_checksums(self) -> list[str]:
+        """Algorithms whose x-amz-checksum-<alg> the x-amz-trailer header announces."""
+        announced = self.headers.get("x-amz-trailer")
+        if announced is None:
+            return []
+        if self.payload_hash() not in chunked.TRAILER_MODES:
+            raise InvalidRequest(
+                "x-amz-trailer needs an aws-chunked body with a trailer: x-amz-content-sha256 "
+                f"must be {sigv4.STREAMING_UNSIGNED_PAYLOAD_TRAILER} or "
+                f"{sigv4.STREAMING_PAYLOAD_TRAILER}"
+            )
+        names = []
+        for item in announced.split(","):
+            trailer = item.strip().lower()
+            if not trailer:
+                continue
+            name = trailer.removeprefix("x-amz-checksum-")
+            if name == trailer or name == "mode":
+                raise InvalidRequest(
+                    f"x-amz-trailer {item.strip()!r} is not supported; only "
+                    "x-amz-checksum-<algorithm> trailers are, for " + _supported()
+                )
+            if name not in checksums.ALGORITHMS:
+                raise InvalidRequest(
+                    f"Checksum algorithm {name!r} (x-amz-trailer {item.strip()}) is not "
+                    "supported; use one of " + _supported()
+                )
+            if name not in names:
+                names.append(name)
+        return names
+
     def verify(self, result: Ingested) -> dict[str, str]:
-        """Check the body against what the client declared; returns the
-        checksums to store (algorithm -> base64)."""
+        """Check the body against what the client declared (headers, and the trailer
+        of an aws-chunked body); returns the checksums to store (algorithm -> base64)."""
         sha = result.hashers.get("payload-sha256")
         if (
             sha is not None
@@ -163,12 +255,40 @@ class S3Request:
         if md5 is not None and md5 != result.md5:
             raise BadDigest()
         stored: dict[str, str] = {}
-        for name in self.checksum_headers():
+        declared = [
+            (name, self.headers[f"x-amz-checksum-{name}"]) for name in self.checksum_headers()
+        ]
+        trailers: dict[str, str] = self.extra.get("trailers", {})
+        for name in self.trailer_checksums():
+            value = trailers.get(f"x-amz-checksum-{name}")
+            if value is None:
+                raise InvalidRequest(
+                    f"x-amz-trailer announced x-amz-checksum-{name}, but the body's trailer "
+                    "does not carry it"
+                )
+            declared.append((name, value))
+        for name, value in declared:
             computed = checksums.encode(checksums.digest_of(result.hashers[name]))
-            if computed != self.headers[f"x-amz-checksum-{name}"]:
+            if computed != value.strip():
                 raise BadDigest(
                     f"The x-amz-checksum-{name} you specified did not match the calculated "
                     "checksum."
                 )
             stored[name] = computed
         return stored
+
+
+def _without_aws_chunked(headers: Headers) -> Headers:
+    encoding = headers.get("content-encoding")
+    if encoding is None or "aws-chunked" not in encoding.lower():
+        return headers
+    codings = [c.strip() for c in encoding.split(",")]
+    kept = ", ".join(c for c in codings if c and c.lower() != "aws-chunked")
+    raw = [(k, v) for k, v in headers.raw if k.lower() != b"content-encoding"]
+    if kept:
+        raw.append((b"content-encoding", kept.encode("latin-1")))
+    return Headers(raw=raw)
+
+
+def _supported() -> str:
+    return ", ".join(sorted(a.upper() for a in checksums.ALGORITHMS))

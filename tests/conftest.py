@@ -8,6 +8,9 @@ force pgserver. Each loxo server under test gets its own database
 
 A LoxoServer is `python -m gateway.cli serve` in a subprocess on a free
 loopback port; its output goes to a log file per start (see `log_text`).
+With `tls=` (see the `tls_files` fixture: a test CA and a server certificate
+made at session start) it serves HTTPS, and its clients trust that CA; with
+`domains=` it also serves virtual-host-style requests under those domains.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -37,7 +41,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REGION = "us-east-1"
-READY_MARKER = "loxo listening on http://"
+READY_MARKER = "loxo listening on http"  # http:// or https://
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -241,6 +245,108 @@ class Database:
         )
 
 
+# --------------------------------------------------------------------------- TLS
+
+# Names the test server certificate is valid for: loopback, and the domain the
+# virtual-host tests serve (one label below it: a dotless bucket name).
+TLS_DOMAIN = "s3.localtest"
+TLS_DNS_NAMES = ("localhost", TLS_DOMAIN, f"*.{TLS_DOMAIN}")
+TLS_IPS = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path  # the test CA's certificate: the bundle clients verify with
+    cert: Path  # the server certificate, signed by the CA
+    key: Path  # its unencrypted private key
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """A throwaway CA and a server certificate for TLS_DNS_NAMES and TLS_IPS (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    validity = (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=7))
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loxo test CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in TLS_DNS_NAMES]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in TLS_IPS]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    files.key.chmod(0o600)
+    return files
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A test CA and a server certificate for 127.0.0.1, localhost and *.s3.localtest."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
 # --------------------------------------------------------------------------- loxo servers
 
 
@@ -284,9 +390,14 @@ class LoxoServer:
         self,
         access_key: str | None = "loxo-test-access",
         secret_key: str | None = "loxo-test-secret-key-0123456789",
+        *,
+        tls: TlsFiles | None = None,
+        domains: Sequence[str] = (),
     ) -> None:
         self.access_key = access_key
         self.secret_key = secret_key
+        self.tls = tls
+        self.domains = tuple(domains)
         self._fixed_credentials = access_key is not None
         self.data_dir: Path | None = None
         self.dsn: str | None = None
@@ -302,9 +413,18 @@ class LoxoServer:
     # -- lifecycle -------------------------------------------------------------
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The CA file clients must trust (None for a plain-HTTP server)."""
+        return self.tls.ca if self.tls is not None else None
+
+    @property
     def endpoint(self) -> str:
         assert self.port is not None, "server was never started"
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -324,6 +444,10 @@ class LoxoServer:
         ]
         if self.dsn is not None:
             cmd += ["--database-url", self.dsn]
+        if self.tls is not None:
+            cmd += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
+        for domain in self.domains:
+            cmd += ["--domain", domain]
         return cmd
 
     def start(
@@ -469,6 +593,9 @@ def s3_client(
 ) -> Any:
     """A boto3 S3 client for `server` (path-style, us-east-1, SigV4, 3 attempts).
 
+    `verify` (default: the server's test CA over HTTPS) and `endpoint_url` may
+    be overridden; every other keyword is a botocore Config option.
+
     Clients come from one boto3 session (its loaded service models are reused:
     a client then costs ~10 ms instead of ~200 ms); creating them is serialized
     because a session is not thread-safe, using them is not.
@@ -485,17 +612,22 @@ def s3_client(
         "read_timeout": 120,
         "max_pool_connections": 20,
     }
+    verify = config.pop("verify", None)
+    endpoint_url = config.pop("endpoint_url", server.endpoint)
     options.update(config)
+    if verify is None and server.ca_bundle is not None:
+        verify = str(server.ca_bundle)
     with _session_lock:
         if _boto_session is None:
             _boto_session = boto3.session.Session()
         return _boto_session.client(
             "s3",
-            endpoint_url=server.endpoint,
+            endpoint_url=endpoint_url,
             region_name=REGION,
             aws_access_key_id=access_key or server.access_key,
             aws_secret_access_key=secret_key or server.secret_key,
             config=Config(**options),
+            verify=verify,
         )
 
 
@@ -528,13 +660,15 @@ def server(
 
 @pytest.fixture
 def make_server(
-    tmp_path: Path, fresh_database: Callable[[], str]
+    request: pytest.FixtureRequest, tmp_path: Path, fresh_database: Callable[[], str]
 ) -> Iterator[Callable[..., LoxoServer]]:
     """Factory for a private server (for tests that stop or restart one).
 
     make_server(data_dir=None, dsn=None, credentials=True): a fresh data dir and
     a fresh database by default; credentials=False lets loxo generate its own;
-    embedded=True uses loxo's embedded PostgreSQL instead of a database.
+    embedded=True uses loxo's embedded PostgreSQL instead of a database;
+    tls=True serves HTTPS with the session's test certificate (`tls_files`);
+    domains=[...] adds virtual-host-style addressing under those domains.
     """
     started: list[LoxoServer] = []
     counter = itertools.count(1)
@@ -544,9 +678,13 @@ def make_server(
         dsn: str | None = None,
         credentials: bool = True,
         embedded: bool = False,
+        tls: bool = False,
+        domains: Sequence[str] = (),
     ) -> LoxoServer:
         n = next(counter)
-        srv = LoxoServer() if credentials else LoxoServer(None, None)
+        files = request.getfixturevalue("tls_files") if tls else None
+        keys: tuple[str | None, ...] = () if credentials else (None, None)
+        srv = LoxoServer(*keys, tls=files, domains=domains)
         started.append(srv)
         if dsn is None and not embedded:
             dsn = fresh_database()
@@ -555,6 +693,25 @@ def make_server(
     yield make
     for srv in started:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def https_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh_database: Callable[[], str],
+    tls_files: TlsFiles,
+) -> Iterator[LoxoServer]:
+    """One loxo server serving HTTPS with the test certificate, shared by the session."""
+    srv = LoxoServer(tls=tls_files).start(
+        tmp_path_factory.mktemp("shared-https") / "data", fresh_database()
+    )
+    yield srv
+    code = srv.stop()
+    if code != 0:
+        print(
+            f"warning: HTTPS loxo server exited with {code}:\n{srv.log_text()[-4000:]}",
+            file=sys.stderr,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -602,7 +759,8 @@ def aws_cli(
     server: LoxoServer, *args: str, check: bool = True, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """Run `aws --endpoint-url <server> ARGS` with the server's credentials and
-    an empty configuration; fails the test with both outputs when it exits non-zero."""
+    an empty configuration (AWS_CA_BUNDLE = the test CA for an HTTPS server);
+    fails the test with both outputs when it exits non-zero."""
     aws = require_tool("aws")
     with tempfile.TemporaryDirectory(prefix="loxo-aws-") as home:
         config = Path(home) / "config"
@@ -619,6 +777,8 @@ def aws_cli(
             AWS_EC2_METADATA_DISABLED="true",
             AWS_PAGER="",
         )
+        if server.ca_bundle is not None:
+            env["AWS_CA_BUNDLE"] = str(server.ca_bundle)
         cmd = [aws, "--endpoint-url", server.endpoint, *args]
         proc = subprocess.run(
             cmd,
@@ -655,7 +815,16 @@ class RawS3:
 
     def __init__(self, server: LoxoServer) -> None:
         self.server = server
-        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        self.conn: http.client.HTTPConnection
+        if server.ca_bundle is not None:
+            import ssl
+
+            context = ssl.create_default_context(cafile=str(server.ca_bundle))
+            self.conn = http.client.HTTPSConnection(
+                "127.0.0.1", server.port, timeout=60, context=context
+            )
+        else:
+            self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
 
     def close(self) -> None:
         self.conn.close()
