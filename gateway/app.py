@@ -2,12 +2,17 @@
 
 `/_loxo/...` is loxo's own control surface (health now, the control API
 later); the underscore keeps it out of the bucket namespace. Everything else
-is S3.
+is S3, including every path of a virtual-host-style request (Host
+`<bucket>.<domain>`), where the path is a key and `_loxo/...` an ordinary one.
+
+A background task aborts multipart uploads idle for longer than
+`--upload-expiry-hours`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import MutableMapping
@@ -22,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.config import ServeConfig
 from gateway.credentials import Credentials
-from s3api.app import S3App
+from s3api.app import S3App, bucket_from_host
 from s3api.operations.common import Context
 from versioning.chunkstore import open_store
 from versioning.chunkstore.base import ChunkStore
@@ -31,6 +36,9 @@ from versioning.repository import Versioning
 
 log = logging.getLogger("loxo")
 CONTROL_PREFIX = "/_loxo/"
+# How often the expiry task looks for idle uploads, at most (and at least).
+EXPIRY_MAX_INTERVAL = 600.0
+EXPIRY_MIN_INTERVAL = 1.0
 
 
 class LoxoApp:
@@ -42,6 +50,7 @@ class LoxoApp:
         self.store: ChunkStore | None = None
         self.s3: S3App | None = None
         self.control = Starlette(routes=[Route("/_loxo/health", self._health)])
+        self._expiry: asyncio.Task[None] | None = None
 
     def _secret_for(self, access_key: str) -> str | None:
         if hmac.compare_digest(access_key, self.creds.access_key):
@@ -63,8 +72,33 @@ class LoxoApp:
         self.meta = await Metadata.connect(self.dsn)
         versioning = Versioning(self.meta, self.store)
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
+        if self.cfg.upload_expiry_hours > 0:
+            self._expiry = asyncio.create_task(self._expire_uploads(versioning))
+
+    async def _expire_uploads(self, versioning: Versioning) -> None:
+        """Abort uploads idle for upload_expiry_hours, checking every tenth of that
+        (bounded to [EXPIRY_MIN_INTERVAL, EXPIRY_MAX_INTERVAL] seconds). The parts'
+        chunks are left for garbage collection."""
+        max_idle = self.cfg.upload_expiry_hours * 3600
+        interval = min(max(max_idle / 10, EXPIRY_MIN_INTERVAL), EXPIRY_MAX_INTERVAL)
+        while True:
+            try:
+                expired = await versioning.expire_uploads(int(max_idle * 1_000_000))
+                if expired:
+                    log.info(
+                        "aborted %d multipart uploads idle for over %g hours",
+                        len(expired),
+                        self.cfg.upload_expiry_hours,
+                    )
+            except Exception:
+                log.exception("expiring multipart uploads failed; will retry")
+            await asyncio.sleep(interval)
 
     async def shutdown(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
         if self.meta is not None:
             await self.meta.close()
         if self.store is not None:
@@ -73,11 +107,20 @@ class LoxoApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif scope["type"] == "http" and scope["path"].startswith(CONTROL_PREFIX):
+        elif scope["type"] == "http" and self._is_control(scope):
             await self.control(scope, receive, send)
         elif scope["type"] == "http":
             assert self.s3 is not None
             await self.s3(scope, receive, send)
+
+    def _is_control(self, scope: Scope) -> bool:
+        if not scope["path"].startswith(CONTROL_PREFIX):
+            return False
+        if not self.cfg.domains:
+            return True
+        host = next((v for k, v in scope["headers"] if k.lower() == b"host"), b"")
+        # Under virtual-host addressing the path is a key: S3's, not ours.
+        return bucket_from_host(host.decode("latin-1"), self.cfg.domains) is None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message: MutableMapping[str, Any] = await receive()

@@ -45,6 +45,11 @@ def serve(
         help="Serve virtual-host-style requests: Host <bucket>.<DOMAIN> addresses that "
         "bucket. Repeatable or comma-separated. Path-style requests keep working.",
     ),
+    upload_expiry_hours: float = typer.Option(
+        24.0,
+        help="Abort multipart uploads that have been idle (no new part) this many hours; "
+        "0 keeps them forever.",
+    ),
 ) -> None:
     """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
     try:
@@ -57,6 +62,7 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key,
             domains=domain,
+            upload_expiry_hours=upload_expiry_hours,
         )
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import ssl
@@ -28,6 +29,8 @@ class ServeConfig:
     tls_key: Path | None = None  # PEM private key
     # Virtual-host-style addressing: a Host of `<bucket>.<domain>` names the bucket.
     domains: tuple[str, ...] = ()
+    # Multipart uploads idle this long are aborted by a background task; 0: never.
+    upload_expiry_hours: float = 24.0
 
     @property
     def scheme(self) -> str:
@@ -59,6 +62,15 @@ def parse_domains(values: Iterable[str]) -> tuple[str, ...]:
             if name not in out:
                 out.append(name)
     return tuple(out)
+
+
+def check_upload_expiry(hours: float) -> float:
+    if not math.isfinite(hours) or hours < 0:
+        raise ConfigError(
+            f"--upload-expiry-hours must be a number of hours >= 0, 0 to never expire "
+            f"(got {hours!r})"
+        )
+    return float(hours)
 
 
 def check_tls(cert: str | None, key: str | None) -> tuple[Path, Path] | None:
@@ -114,6 +126,7 @@ def build(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     domains: Iterable[str] = (),
+    upload_expiry_hours: float = 24.0,
 ) -> ServeConfig:
     host, port = parse_listen(listen)
     tls = check_tls(tls_cert, tls_key)
@@ -134,4 +147,5 @@ def build(
         tls_cert=tls[0] if tls else None,
         tls_key=tls[1] if tls else None,
         domains=parse_domains(domains),
+        upload_expiry_hours=check_upload_expiry(upload_expiry_hours),
     )

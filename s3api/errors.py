@@ -99,6 +99,12 @@ class InvalidBucketName(S3Error):
     default_message = "The specified bucket is not valid."
 
 
+class InvalidBucketState(S3Error):
+    code = "InvalidBucketState"
+    status = 409
+    default_message = "The request is not valid with the current state of the bucket."
+
+
 class InvalidDigest(S3Error):
     code = "InvalidDigest"
     status = 400
@@ -138,6 +144,14 @@ class KeyTooLongError(S3Error):
     default_message = "Your key is too long"
 
 
+class MalformedACLError(S3Error):
+    code = "MalformedACLError"
+    status = 400
+    default_message = (
+        "The XML you provided was not well-formed or did not validate against our published schema."
+    )
+
+
 class MalformedXML(S3Error):
     code = "MalformedXML"
     status = 400
@@ -172,6 +186,12 @@ class NoSuchKey(S3Error):
     code = "NoSuchKey"
     status = 404
     default_message = "The specified key does not exist."
+
+
+class NoSuchTagSet(S3Error):
+    code = "NoSuchTagSet"
+    status = 404
+    default_message = "The TagSet does not exist"
 
 
 class NoSuchUpload(S3Error):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-# Sub-resources S3 defines on buckets and objects that loxo does not serve.
+# Sub-resources S3 defines on buckets and objects that loxo does not serve
+# (for acl, tagging, versioning, versions and uploads: with any method the
+# tables below do not route).
 UNSUPPORTED_SUBRESOURCES = frozenset(
     {
         "accelerate",
@@ -48,6 +50,14 @@ _SERVICE = {"GET": "ListBuckets"}
 
 _BUCKET: list[tuple[str, str | None, str]] = [
     ("GET", "location", "GetBucketLocation"),
+    ("GET", "uploads", "ListMultipartUploads"),
+    ("GET", "versions", "ListObjectVersions"),
+    ("GET", "acl", "GetBucketAcl"),
+    ("PUT", "acl", "PutBucketAcl"),
+    ("GET", "tagging", "GetBucketTagging"),
+    ("DELETE", "tagging", "DeleteBucketTagging"),
+    ("GET", "versioning", "GetBucketVersioning"),
+    ("PUT", "versioning", "PutBucketVersioning"),
     ("POST", "delete", "DeleteObjects"),
     ("GET", None, "ListObjects"),  # v1 or v2 by list-type
     ("HEAD", None, "HeadBucket"),
@@ -55,7 +65,13 @@ _BUCKET: list[tuple[str, str | None, str]] = [
     ("DELETE", None, "DeleteBucket"),
 ]
 
+# PutObject and UploadPart with x-amz-copy-source are CopyObject and
+# UploadPartCopy: their handlers dispatch on the header.
 _OBJECT: list[tuple[str, str | None, str]] = [
+    ("GET", "acl", "GetObjectAcl"),
+    ("PUT", "acl", "PutObjectAcl"),
+    ("GET", "tagging", "GetObjectTagging"),
+    ("DELETE", "tagging", "DeleteObjectTagging"),
     ("POST", "uploads", "CreateMultipartUpload"),
     ("POST", "uploadId", "CompleteMultipartUpload"),
     ("PUT", "uploadId", "UploadPart"),

@@ -393,11 +393,13 @@ class LoxoServer:
         *,
         tls: TlsFiles | None = None,
         domains: Sequence[str] = (),
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.access_key = access_key
         self.secret_key = secret_key
         self.tls = tls
         self.domains = tuple(domains)
+        self.extra_args = tuple(extra_args)  # more `loxo serve` options
         self._fixed_credentials = access_key is not None
         self.data_dir: Path | None = None
         self.dsn: str | None = None
@@ -448,7 +450,7 @@ class LoxoServer:
             cmd += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         for domain in self.domains:
             cmd += ["--domain", domain]
-        return cmd
+        return cmd + list(self.extra_args)
 
     def start(
         self, data_dir: Path | str | None = None, dsn: str | None = None, port: int | None = None
@@ -668,7 +670,8 @@ def make_server(
     a fresh database by default; credentials=False lets loxo generate its own;
     embedded=True uses loxo's embedded PostgreSQL instead of a database;
     tls=True serves HTTPS with the session's test certificate (`tls_files`);
-    domains=[...] adds virtual-host-style addressing under those domains.
+    domains=[...] adds virtual-host-style addressing under those domains;
+    extra_args=[...] are more `loxo serve` options.
     """
     started: list[LoxoServer] = []
     counter = itertools.count(1)
@@ -680,11 +683,12 @@ def make_server(
         embedded: bool = False,
         tls: bool = False,
         domains: Sequence[str] = (),
+        extra_args: Sequence[str] = (),
     ) -> LoxoServer:
         n = next(counter)
         files = request.getfixturevalue("tls_files") if tls else None
         keys: tuple[str | None, ...] = () if credentials else (None, None)
-        srv = LoxoServer(*keys, tls=files, domains=domains)
+        srv = LoxoServer(*keys, tls=files, domains=domains, extra_args=extra_args)
         started.append(srv)
         if dsn is None and not embedded:
             dsn = fresh_database()

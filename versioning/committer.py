@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from versioning import errors, tree
+from versioning import errors, history, tree
 from versioning.ids import CommitId, NodeId, VersionId
 from versioning.metadata import Metadata, now_us
 from versioning.model import Commit, Manifest, ObjectEntry
@@ -137,6 +137,10 @@ class Committer:
             root = NodeId((await self.meta.get_commit(head)).tree or b"") or None
         src = _Overlay(self.meta)
         parent = head
+        history_root, generation = (
+            await self.meta.get_history(head) if head is not None else (None, 0)
+        )
+        histories: list[tuple[CommitId, Root, int]] = []
         commits: list[Commit] = []
         versions: list[tuple[VersionId, CommitId]] = []
         outcome: dict[int, CommitId | BaseException | None] = {}
@@ -170,6 +174,11 @@ class Committer:
                 origin={"repo": repo, "branch": branch, **change.origin},
             )
             commits.append(commit)
+            generation += 1
+            records = await history.records_for(src, root, new_root, generation, commit.id, when)
+            history_root, history_nodes = await tree.apply(src, history_root, records)
+            src.nodes.update(history_nodes)
+            histories.append((commit.id, history_root, generation))
             versions.extend((v.version, commit.id) for v in edits.values() if v is not None)
             if change.consume_upload is not None:
                 uploads.append(change.consume_upload)
@@ -186,6 +195,7 @@ class Committer:
                 versions,
                 consume_uploads=uploads,
                 contents=contents,
+                histories=histories,
             )
             if not ok:
                 return False

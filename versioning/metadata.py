@@ -71,6 +71,7 @@ class Metadata:
         self._nodes = _LRU(node_cache_size)
         self._commits = _LRU(20_000)
         self._manifests = _LRU(2_000)
+        self._histories = _LRU(20_000)
 
     @staticmethod
     async def connect(dsn: str, min_size: int = 2, max_size: int = 20) -> Metadata:
@@ -200,6 +201,7 @@ class Metadata:
         versions: Iterable[tuple[VersionId, CommitId]],
         consume_uploads: Sequence[str] = (),
         contents: Sequence[Manifest] = (),
+        histories: Sequence[tuple[CommitId, NodeId | None, int]] = (),
     ) -> bool:
         """Persist a chain of commits and move the branch head from `old_head`
         to the last one, atomically. Returns False (writing nothing) when the
@@ -231,6 +233,9 @@ class Metadata:
             list(unique_contents),
             [m.size for m in unique_contents.values()],
             [m.encode() for m in unique_contents.values()],
+            [h[0] for h in histories],
+            [h[1] for h in histories],
+            [h[2] for h in histories],
         )
         if status != 1:
             return False
@@ -238,7 +243,25 @@ class Metadata:
             self._nodes.put(nid, node)
         for c in commits:
             self._commits.put(c.id, c)
+        for commit_id, root, generation in histories:
+            self._histories.put(commit_id, (root, generation))
         return True
+
+    async def get_history(self, commit_id: CommitId) -> tuple[NodeId | None, int]:
+        """A commit's history index root and generation; (None, 0) for a
+        commit made before history was recorded."""
+        cached: tuple[NodeId | None, int] | None = self._histories.get(commit_id)
+        if cached is not None:
+            return cached
+        row = await self.pool.fetchrow(
+            "SELECT history_root, generation FROM commit_history WHERE commit_id = $1", commit_id
+        )
+        if row is None:
+            return None, 0
+        root = NodeId(row["history_root"]) if row["history_root"] is not None else None
+        value = (root, int(row["generation"]))
+        self._histories.put(commit_id, value)
+        return value
 
     # -- commits, nodes, contents ------------------------------------------
 
@@ -345,6 +368,47 @@ class Metadata:
         status = await self.pool.execute("DELETE FROM uploads WHERE id = $1", upload_id)
         return bool(status == "DELETE 1")
 
+    async def list_uploads(
+        self,
+        repo: str,
+        branch: str,
+        prefix: str,
+        after_key: str,
+        after_id: str,
+        limit: int,
+        skip_key_prefix: bool = False,
+    ) -> list[UploadRecord]:
+        """Uploads of a branch whose key starts with `prefix`, in (key, id) byte
+        order, after (after_key, after_id): keys greater than after_key, and
+        uploads of after_key whose id is greater than after_id. With
+        `skip_key_prefix`, every key starting with after_key is skipped too."""
+        rows = await self.pool.fetch(
+            "SELECT id, repo, branch, key, created, attrs FROM uploads "
+            "WHERE repo = $1 AND branch = $2 AND starts_with(key, $3) "
+            'AND (key COLLATE "C" > $4 OR (key = $4 AND id COLLATE "C" > $5)) '
+            "AND NOT ($7 AND starts_with(key, $4)) "
+            'ORDER BY key COLLATE "C", id COLLATE "C" LIMIT $6',
+            repo,
+            branch,
+            prefix,
+            after_key,
+            after_id,
+            limit,
+            skip_key_prefix,
+        )
+        return [UploadRecord(**dict(r)) for r in rows]
+
+    async def expire_uploads(self, idle_since: int) -> list[str]:
+        """Delete the uploads (and, by cascade, their parts rows) that have seen no
+        activity (creation or a part) since `idle_since`; returns their ids."""
+        rows = await self.pool.fetch(
+            "DELETE FROM uploads u WHERE u.created < $1 AND NOT EXISTS "
+            "(SELECT 1 FROM upload_parts p WHERE p.upload_id = u.id AND p.created >= $1) "
+            "RETURNING u.id",
+            idle_since,
+        )
+        return [r["id"] for r in rows]
+
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
@@ -378,6 +442,12 @@ WITH upd AS (
     INSERT INTO contents (id, size, manifest)
     SELECT t.id, t.size, t.manifest
     FROM unnest($14::bytea[], $15::bigint[], $16::bytea[]) AS t(id, size, manifest)
+    WHERE EXISTS (SELECT 1 FROM upd)
+    ON CONFLICT DO NOTHING
+), new_histories AS (
+    INSERT INTO commit_history (commit_id, history_root, generation)
+    SELECT t.id, t.root, t.generation
+    FROM unnest($17::bytea[], $18::bytea[], $19::bigint[]) AS t(id, root, generation)
     WHERE EXISTS (SELECT 1 FROM upd)
     ON CONFLICT DO NOTHING
 )

@@ -7,6 +7,7 @@ content and hands changes to the committer. It never sees a request.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -24,6 +25,7 @@ from versioning.metadata import Metadata, PartRecord, UploadRecord, now_us
 from versioning.model import Branch, ChunkRef, Manifest, ObjectEntry, Repo, pack, unpack
 from versioning.tree import Root
 
+_MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 COMMIT_HEX = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_BRANCH = "main"
@@ -205,6 +207,10 @@ class Versioning:
     async def commit_of(self, entry: ObjectEntry) -> CommitId | None:
         return await self.meta.commit_of_version(entry.version)
 
+    async def commit_time(self, commit_id: CommitId) -> int:
+        """When a commit was made (microseconds): the last_modified of what it wrote."""
+        return (await self.meta.get_commit(commit_id)).time
+
     # -- writing ---------------------------------------------------------------
 
     async def store_content(
@@ -270,6 +276,55 @@ class Versioning:
         )
         return await self.committer.submit(view.repo, view.branch, change)
 
+    async def copy_range(
+        self, entry: ObjectEntry, start: int, end: int
+    ) -> tuple[ContentId, int, bytes]:
+        """Bytes [start, end) of an object as new content, for UploadPartCopy;
+        returns (content id, size, MD5 of those bytes).
+
+        Every chunk the range covers whole is referenced, not copied. A chunk
+        cut by either end of the range cannot be referenced (a manifest lists
+        whole chunks), so just its covered bytes are stored as new content:
+        at most two partial chunks, a few MiB, whatever the size of the range.
+        The MD5 (the part's ETag, which CompleteMultipartUpload's ETag is
+        made of) needs every byte of the range, so the range is read; only the
+        whole of a single-part object is known without reading, its ETag
+        being the MD5 of its body.
+        """
+        if start == 0 and end == entry.size and _MD5_HEX.match(entry.etag):
+            return entry.content, entry.size, bytes.fromhex(entry.etag)
+        manifest = await self.meta.get_manifest(entry.content)
+        spans: list[tuple[ChunkRef, int, int]] = []  # chunk, covered [lo, hi) within it
+        pos = 0
+        for ref in manifest.chunks:
+            chunk_start, pos = pos, pos + ref.size
+            if pos <= start:
+                continue
+            if chunk_start >= end:
+                break
+            spans.append((ref, max(start - chunk_start, 0), min(end - chunk_start, ref.size)))
+        md5 = hashlib.md5()
+        chunks: list[ChunkRef] = []
+        fetch: asyncio.Task[bytes] | None = None
+        try:
+            for index, (ref, lo, hi) in enumerate(spans):
+                data = await (fetch if fetch is not None else self.store.get(ref.id))
+                fetch = None
+                if index + 1 < len(spans):  # read the next chunk while hashing this one
+                    fetch = asyncio.ensure_future(self.store.get(spans[index + 1][0].id))
+                whole = (lo, hi) == (0, ref.size)
+                piece = data if whole else data[lo:hi]
+                await asyncio.to_thread(md5.update, piece)
+                if whole:
+                    chunks.append(ref)
+                else:
+                    chunks.extend((await ingest(_one(piece), self.store)).manifest.chunks)
+        finally:
+            if fetch is not None:
+                fetch.cancel()
+        part = Manifest(tuple(chunks))
+        return await self.meta.put_content(part), part.size, md5.digest()
+
     # -- multipart uploads -------------------------------------------------------
 
     async def create_upload(self, view: View, key: str, attrs: ObjectAttrs) -> str:
@@ -277,7 +332,10 @@ class Versioning:
             raise errors.ReadOnlyRef(
                 f"{view.repo} snapshot is read-only; start the upload on a branch"
             )
-        upload_id = os.urandom(24).hex()
+        # Time-ordered ids (14 hex digits of microseconds, then randomness):
+        # ListMultipartUploads orders a key's uploads by id, which is then
+        # the order they were initiated in, as S3 orders them.
+        upload_id = f"{now_us():014x}" + os.urandom(17).hex()
         await self.meta.create_upload(
             UploadRecord(upload_id, view.repo, view.branch, key, now_us(), attrs.encode())
         )
@@ -291,14 +349,40 @@ class Versioning:
 
     async def put_part(
         self, upload: UploadRecord, number: int, content: ContentId, size: int, md5: bytes
-    ) -> None:
-        await self.meta.put_part(upload.id, PartRecord(number, content, size, md5, now_us()))
+    ) -> int:
+        """Record (or replace) a part; returns its time (microseconds)."""
+        created = now_us()
+        await self.meta.put_part(upload.id, PartRecord(number, content, size, md5, created))
+        return created
 
     async def list_parts(self, upload: UploadRecord) -> list[Part]:
         return [
             Part(p.part_number, p.md5.hex(), p.size, p.created)
             for p in await self.meta.list_parts(upload.id)
         ]
+
+    async def list_uploads(
+        self,
+        view: View,
+        prefix: str,
+        after_key: str,
+        after_id: str,
+        limit: int,
+        skip_key_prefix: bool = False,
+    ) -> list[UploadRecord]:
+        """In-progress uploads of the view's branch, in (key, upload id) order
+        (see Metadata.list_uploads). A snapshot has none."""
+        if view.branch is None:
+            return []
+        return await self.meta.list_uploads(
+            view.repo, view.branch, prefix, after_key, after_id, limit, skip_key_prefix
+        )
+
+    async def expire_uploads(self, max_idle_us: int) -> list[str]:
+        """Abort every upload idle (no creation, no part) for `max_idle_us`.
+        Their parts' contents and chunks become unreferenced, for garbage
+        collection to reclaim."""
+        return await self.meta.expire_uploads(now_us() - max_idle_us)
 
     async def abort_upload(self, upload: UploadRecord) -> None:
         if not await self.meta.delete_upload(upload.id):
@@ -355,3 +439,7 @@ class Versioning:
             consume_upload=upload.id,
         )
         return commit_id, entry
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data

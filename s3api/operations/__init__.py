@@ -6,7 +6,15 @@ from collections.abc import Awaitable, Callable
 
 from starlette.responses import Response
 
-from s3api.operations import buckets, delete_objects, listing, multipart, objects
+from s3api.operations import (
+    buckets,
+    delete_objects,
+    listing,
+    multipart,
+    objects,
+    stubs,
+    versions,
+)
 from s3api.operations.common import Context
 from s3api.request import S3Request
 
@@ -29,4 +37,16 @@ ACTIONS: dict[str, Handler] = {
     "ListParts": multipart.list_parts,
     "CompleteMultipartUpload": multipart.complete_multipart_upload,
     "AbortMultipartUpload": multipart.abort_multipart_upload,
+    "ListMultipartUploads": multipart.list_multipart_uploads,
+    "ListObjectVersions": versions.list_object_versions,
+    "GetBucketAcl": stubs.get_bucket_acl,
+    "PutBucketAcl": stubs.put_bucket_acl,
+    "GetObjectAcl": stubs.get_object_acl,
+    "PutObjectAcl": stubs.put_object_acl,
+    "GetBucketTagging": stubs.get_bucket_tagging,
+    "DeleteBucketTagging": stubs.delete_bucket_tagging,
+    "GetObjectTagging": stubs.get_object_tagging,
+    "DeleteObjectTagging": stubs.delete_object_tagging,
+    "GetBucketVersioning": stubs.get_bucket_versioning,
+    "PutBucketVersioning": stubs.put_bucket_versioning,
 }

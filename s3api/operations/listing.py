@@ -84,7 +84,7 @@ async def list_page(
         seek = restart
 
 
-def _max_keys(req: S3Request) -> int:
+def max_keys_param(req: S3Request) -> int:
     raw = req.query.get("max-keys")
     if raw is None:
         return MAX_KEYS
@@ -102,7 +102,7 @@ def _max_keys(req: S3Request) -> int:
     return min(value, MAX_KEYS)
 
 
-def _encoder(req: S3Request) -> tuple[str | None, object]:
+def key_encoder(req: S3Request) -> tuple[str | None, object]:
     encoding = req.query.get("encoding-type")
     if encoding is None:
         return None, lambda s: s
@@ -142,8 +142,8 @@ async def _list_v1(ctx: Context, req: S3Request, view: View) -> Response:
     prefix = req.query.get("prefix", "")
     delimiter = req.query.get("delimiter", "")
     marker = req.query.get("marker", "")
-    max_keys = _max_keys(req)
-    encoding, enc = _encoder(req)
+    max_keys = max_keys_param(req)
+    encoding, enc = key_encoder(req)
     page = await list_page(ctx.versioning, view, prefix, delimiter, marker, max_keys)
     children: list[xml.Element] = [
         ("Name", req.bucket_name),
@@ -165,8 +165,8 @@ async def _list_v2(ctx: Context, req: S3Request, view: View) -> Response:
     delimiter = req.query.get("delimiter", "")
     start_after = req.query.get("start-after", "")
     token = req.query.get("continuation-token")
-    max_keys = _max_keys(req)
-    encoding, enc = _encoder(req)
+    max_keys = max_keys_param(req)
+    encoding, enc = key_encoder(req)
     after = start_after
     if token is not None:
         try:

@@ -1,4 +1,5 @@
-"""Multipart uploads: Create, UploadPart, ListParts, Complete and Abort.
+"""Multipart uploads: Create, UploadPart (and UploadPartCopy), ListParts, Complete,
+Abort and ListMultipartUploads.
 
 Parts are stored as content like any body. Complete assembles the object from
 the parts' chunk lists, so no byte is copied again, and commits it as one
@@ -7,10 +8,15 @@ commit that also consumes the upload.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import quote
+
 from starlette.responses import Response
 
 from s3api import xml
-from s3api.errors import InvalidArgument, InvalidPart, MalformedXML, NoSuchUpload
+from s3api.errors import EntityTooLarge, InvalidArgument, InvalidPart, MalformedXML, NoSuchUpload
+from s3api.operations import copy
+from s3api.operations.buckets import OWNER
 from s3api.operations.common import (
     Context,
     attrs_from_headers,
@@ -24,6 +30,12 @@ from s3api.request import S3Request
 from versioning import errors as dom
 from versioning.metadata import UploadRecord
 from versioning.repository import MAX_PARTS, View
+
+MAX_PART_SIZE = 5 * 1024**3  # as S3: parts are 5 MiB (but the last) to 5 GiB
+MAX_LISTED = 1000
+# An upload-id-marker that sorts after every upload id (they are hex): resume
+# after all the uploads of key-marker.
+_PAST_EVERY_ID = "~"
 
 
 async def _upload(ctx: Context, req: S3Request) -> tuple[View, UploadRecord]:
@@ -60,15 +72,18 @@ def _part_number(req: S3Request) -> int:
 
 
 async def upload_part(ctx: Context, req: S3Request) -> Response:
-    if "x-amz-copy-source" in req.headers:
-        from s3api.errors import NotImplementedErr
-
-        raise NotImplementedErr("UploadPartCopy is not supported yet")
     number = _part_number(req)
     _, upload = await _upload(ctx, req)
+    if "x-amz-copy-source" in req.headers:
+        return await copy.upload_part_copy(ctx, req, upload, number)
+    declared = req.decoded_length()
+    if declared is None:
+        declared = req.declared_length()
+    if declared is not None and declared > MAX_PART_SIZE:
+        raise _part_too_large()
     req.content_md5()
     hashers = req.body_hashers()
-    content_id, result = await ctx.versioning.store_content(req.pieces(), hashers)
+    content_id, result = await ctx.versioning.store_content(_bounded(req), hashers)
     stored = req.verify(result)
     try:
         await ctx.versioning.put_part(upload, number, content_id, result.size, result.md5)
@@ -80,25 +95,72 @@ async def upload_part(ctx: Context, req: S3Request) -> Response:
     return Response(status_code=200, headers=headers)
 
 
+def _part_too_large() -> EntityTooLarge:
+    return EntityTooLarge(
+        f"Your proposed upload exceeds the maximum allowed part size of {MAX_PART_SIZE} bytes.",
+        MaxSizeAllowed=str(MAX_PART_SIZE),
+    )
+
+
+async def _bounded(req: S3Request) -> AsyncIterator[bytes]:
+    """The part's body, refused once it grows past MAX_PART_SIZE (a chunked body
+    declares no length up front)."""
+    seen = 0
+    async for piece in req.pieces():
+        seen += len(piece)
+        if seen > MAX_PART_SIZE:
+            raise _part_too_large()
+        yield piece
+
+
+def _int_param(req: S3Request, name: str, default: int) -> int:
+    raw = req.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidArgument(
+            f"Provided {name} not an integer or within integer range", ArgumentName=name
+        ) from None
+    if value < 0:
+        raise InvalidArgument(
+            f"Argument {name} must be an integer between 0 and 2147483647", ArgumentName=name
+        )
+    return value
+
+
+def _encoder(req: S3Request) -> tuple[str | None, Callable[[str], str]]:
+    encoding = req.query.get("encoding-type")
+    if encoding is None:
+        return None, lambda s: s
+    if encoding != "url":
+        raise InvalidArgument(
+            "Invalid Encoding Method specified in Request", ArgumentName="encoding-type"
+        )
+    return "url", lambda s: quote(s, safe="/")
+
+
 async def list_parts(ctx: Context, req: S3Request) -> Response:
     _, upload = await _upload(ctx, req)
     parts = await ctx.versioning.list_parts(upload)
-    try:
-        marker = int(req.query.get("part-number-marker", "0") or 0)
-        max_parts = min(int(req.query.get("max-parts", "1000")), 1000)
-    except ValueError:
-        raise InvalidArgument("part-number-marker and max-parts must be integers") from None
+    marker = _int_param(req, "part-number-marker", 0)
+    max_parts = min(_int_param(req, "max-parts", MAX_LISTED), MAX_LISTED)
+    encoding, enc = _encoder(req)
     after = [p for p in parts if p.number > marker]
     page, rest = after[:max_parts], after[max_parts:]
     children: list[xml.Element] = [
         ("Bucket", req.bucket_name),
-        ("Key", req.key),
+        ("Key", enc(req.key or "")),
         ("UploadId", upload.id),
         ("PartNumberMarker", marker),
         ("NextPartNumberMarker", page[-1].number if page else marker),
         ("MaxParts", max_parts),
-        ("IsTruncated", bool(rest)),
+        ("IsTruncated", bool(rest) and max_parts > 0),
+        ("Initiator", OWNER),
+        ("Owner", OWNER),
         ("StorageClass", "STANDARD"),
+        ("EncodingType", encoding),
     ]
     for p in page:
         children.append(
@@ -113,6 +175,93 @@ async def list_parts(ctx: Context, req: S3Request) -> Response:
             )
         )
     return Response(xml.document("ListPartsResult", children), media_type="application/xml")
+
+
+async def list_multipart_uploads(ctx: Context, req: S3Request) -> Response:
+    """GET ?uploads: the branch's in-progress uploads in (key, upload id) order, which
+    for one key is the order they were initiated in. `delimiter` rolls keys up into
+    CommonPrefixes (each counts as one against max-uploads and is skipped past with
+    one query, never by scanning its uploads); key-marker and upload-id-marker
+    resume after an upload, or after every upload of key-marker when
+    upload-id-marker is absent."""
+    view = await view_of(ctx, req)
+    prefix = req.query.get("prefix", "")
+    delimiter = req.query.get("delimiter", "")
+    key_marker = req.query.get("key-marker", "")
+    # Without key-marker, upload-id-marker is ignored, as S3 does.
+    id_marker = req.query.get("upload-id-marker", "") if key_marker else ""
+    max_uploads = min(_int_param(req, "max-uploads", MAX_LISTED), MAX_LISTED)
+    encoding, enc = _encoder(req)
+    uploads: list[UploadRecord] = []
+    prefixes: list[str] = []
+    last: tuple[str, str] | None = None
+    truncated = False
+    # (after key, after upload id, skip every key starting with the after key)
+    cursor = (key_marker, id_marker or _PAST_EVERY_ID, False)
+    batch = max(max_uploads, 1) + 1
+    done = False
+    while not done:
+        after_key, after_id, skip = cursor
+        rows = await ctx.versioning.list_uploads(
+            view, prefix, after_key, after_id, batch, skip_key_prefix=skip
+        )
+        if not rows:
+            break
+        cursor = (rows[-1].key, rows[-1].id, False)
+        for row in rows:
+            item, rolled = row.key, False
+            if delimiter:
+                cut = row.key.find(delimiter, len(prefix))
+                if cut >= 0:
+                    item, rolled = row.key[: cut + len(delimiter)], True
+            if rolled and item <= key_marker:
+                # A common prefix a previous page ended on (or before): skip it.
+                cursor = (item, "", True)
+                break
+            if len(uploads) + len(prefixes) >= max_uploads:
+                truncated = max_uploads > 0
+                done = True
+                break
+            if rolled:
+                prefixes.append(item)
+                last = (item, "")
+                cursor = (item, "", True)
+                break
+            uploads.append(row)
+            last = (row.key, row.id)
+        else:
+            done = len(rows) < batch
+    children: list[xml.Element] = [
+        ("Bucket", req.bucket_name),
+        ("KeyMarker", enc(key_marker)),
+        ("UploadIdMarker", id_marker),
+        ("NextKeyMarker", enc(last[0]) if last else None),
+        ("Prefix", enc(prefix)),
+        ("Delimiter", enc(delimiter) if delimiter else None),
+        ("NextUploadIdMarker", last[1] if last else None),
+        ("MaxUploads", max_uploads),
+        ("IsTruncated", truncated),
+    ]
+    for u in uploads:
+        children.append(
+            (
+                "Upload",
+                [
+                    ("Key", enc(u.key)),
+                    ("UploadId", u.id),
+                    ("Initiator", OWNER),
+                    ("Owner", OWNER),
+                    ("StorageClass", "STANDARD"),
+                    ("Initiated", xml.iso8601(u.created)),
+                ],
+            )
+        )
+    for p in prefixes:
+        children.append(("CommonPrefixes", [("Prefix", enc(p))]))
+    children.append(("EncodingType", encoding))
+    return Response(
+        xml.document("ListMultipartUploadsResult", children), media_type="application/xml"
+    )
 
 
 async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:

@@ -195,7 +195,9 @@ async def head_object(ctx: Context, req: S3Request) -> Response:
 
 async def put_object(ctx: Context, req: S3Request) -> Response:
     if "x-amz-copy-source" in req.headers:
-        raise NotImplementedErr("CopyObject is not supported yet")
+        from s3api.operations import copy  # copy builds on this module
+
+        return await copy.copy_object(ctx, req)
     condition = write_condition(req)
     view = await (view_of(ctx, req) if condition else write_view(ctx, req))
     if not view.writable:

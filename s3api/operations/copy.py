@@ -1,0 +1,321 @@
+"""CopyObject and UploadPartCopy: objects and parts made of content that is already stored.
+
+A copy never copies data. CopyObject writes a new entry that reuses the source
+entry's content id (its manifest, hence its chunks), in one commit on the
+destination branch; the source may be any branch, any repo, a snapshot
+(`repo.<commit>`) or a version (`?versionId=<commit>`). UploadPartCopy makes a
+part that references the source's chunks for the range (see
+Versioning.copy_range for the bytes at a range's ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import unquote_to_bytes
+
+from starlette.responses import Response
+
+from s3api import checksums, xml
+from s3api.buckets import parse_bucket
+from s3api.errors import (
+    InvalidArgument,
+    InvalidRequest,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
+    PreconditionFailed,
+)
+from s3api.operations.common import (
+    Context,
+    attrs_from_headers,
+    check_early,
+    check_key,
+    view_of,
+    write_condition,
+    write_view,
+)
+from s3api.operations.objects import read_only
+from s3api.request import S3Request
+from versioning import errors as dom
+from versioning.metadata import UploadRecord
+from versioning.model import ObjectEntry
+from versioning.repository import ObjectAttrs, View
+
+# The largest object CopyObject copies, and the largest part: as S3. Larger
+# objects are copied with UploadPartCopy, in ranges.
+MAX_COPY_SIZE = 5 * 1024**3
+_VERSION = re.compile(r"^[0-9a-f]{32}$")
+_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+_COPY_BODY_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class CopySource:
+    bucket: str
+    key: str
+    version: str | None  # a commit id, or None for the bucket's current state
+
+
+def parse_copy_source(value: str) -> CopySource:
+    """x-amz-copy-source: `[/]bucket/key[?versionId=id]`, URL-encoded."""
+
+    def invalid(message: str) -> InvalidArgument:
+        return InvalidArgument(message, ArgumentName="x-amz-copy-source", ArgumentValue=value)
+
+    # Header values arrive decoded as latin-1; undo that to see the raw bytes.
+    try:
+        raw = value.strip().encode("latin-1")
+    except UnicodeEncodeError:
+        raise invalid("The copy source is not valid") from None
+    path, sep, query = raw.partition(b"?")
+    version: str | None = None
+    if sep:
+        for item in query.split(b"&"):
+            name, _, arg = item.partition(b"=")
+            if name == b"versionId":
+                version = unquote_to_bytes(arg).decode("utf-8", "replace")
+    try:
+        text = unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid("The copy source is not valid UTF-8") from None
+    bucket, _, key = text.removeprefix("/").partition("/")
+    if not bucket or not key:
+        raise invalid("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+    if version == "null":
+        version = None  # loxo has no null version: every version is a commit
+    if version is not None and not _VERSION.match(version):
+        raise invalid("Invalid version id specified")
+    return CopySource(bucket, key, version)
+
+
+async def source_of(ctx: Context, src: CopySource) -> tuple[View, ObjectEntry]:
+    """The source object's view and entry: NoSuchBucket, NoSuchKey otherwise."""
+    ref = parse_bucket(src.bucket)
+    try:
+        if ref.branch is not None:
+            await ctx.versioning.require_branch(ref.repo, ref.branch)
+        commit = src.version or ref.commit
+        if commit is not None:
+            try:
+                view = await ctx.versioning.snapshot_view(ref.repo, commit)
+            except dom.CommitNotFound:
+                if src.version is None:  # the bucket names a snapshot that does not exist
+                    raise NoSuchBucket(BucketName=src.bucket) from None
+                # A version that is no commit of the repo: no such object version.
+                raise NoSuchKey(Key=src.key) from None
+        else:
+            assert ref.branch is not None
+            view = await ctx.versioning.branch_view(ref.repo, ref.branch)
+    except (dom.RepoNotFound, dom.BranchNotFound):
+        raise NoSuchBucket(BucketName=src.bucket) from None
+    try:
+        return view, await ctx.versioning.get_entry(view, src.key)
+    except dom.ObjectNotFound:
+        raise NoSuchKey(Key=src.key) from None
+
+
+def check_source_conditions(req: S3Request, entry: ObjectEntry) -> None:
+    """x-amz-copy-source-if-*: each failure is 412 PreconditionFailed, as S3 has it.
+    If-Match that holds overrides a failed If-Unmodified-Since, and a failed
+    If-None-Match fails even when If-Modified-Since holds. A date that does not
+    parse, or an If-Modified-Since in the future, is ignored (RFC 7232)."""
+    seconds = entry.last_modified // 1_000_000
+
+    def matches(value: str) -> bool:
+        tags = [t.strip().strip('"') for t in value.split(",")]
+        return "*" in tags or entry.etag in tags
+
+    def when(value: str) -> int | None:
+        try:
+            return int(parsedate_to_datetime(value).timestamp())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+
+    headers = req.headers
+    if_match = headers.get("x-amz-copy-source-if-match")
+    if_none = headers.get("x-amz-copy-source-if-none-match")
+    unmodified = headers.get("x-amz-copy-source-if-unmodified-since")
+    modified = headers.get("x-amz-copy-source-if-modified-since")
+    if if_match is not None:
+        if not matches(if_match):
+            raise PreconditionFailed(Condition="x-amz-copy-source-If-Match")
+    elif unmodified is not None:
+        limit = when(unmodified)
+        if limit is not None and seconds > limit:
+            raise PreconditionFailed(Condition="x-amz-copy-source-If-Unmodified-Since")
+    if if_none is not None:
+        if matches(if_none):
+            raise PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
+    elif modified is not None:
+        limit = when(modified)
+        if limit is not None and limit <= time.time() and seconds <= limit:
+            raise PreconditionFailed(Condition="x-amz-copy-source-If-Modified-Since")
+
+
+async def _discard_body(req: S3Request) -> None:
+    """A copy request carries no body; read any that came, so the connection
+    stays usable. Checksum headers describe the new object here
+    (x-amz-checksum-algorithm), not a body, so they are not verified."""
+    length = req.headers.get("content-length")
+    chunked = "chunked" in req.headers.get("transfer-encoding", "")
+    if (length is None or length.strip() == "0") and not chunked:
+        return
+    seen = 0
+    async for piece in req.pieces():
+        seen += len(piece)
+        if seen > _COPY_BODY_LIMIT:
+            raise InvalidRequest("A copy request must not have a body")
+
+
+def _directive(req: S3Request) -> str:
+    value = req.headers.get("x-amz-metadata-directive", "COPY").strip().upper()
+    if value not in ("COPY", "REPLACE"):
+        raise InvalidArgument(
+            "Unknown metadata directive.",
+            ArgumentName="x-amz-metadata-directive",
+            ArgumentValue=req.headers.get("x-amz-metadata-directive", ""),
+        )
+    return value
+
+
+async def _checksums(ctx: Context, req: S3Request, entry: ObjectEntry) -> dict[str, str]:
+    """The source's checksums, plus the one x-amz-checksum-algorithm asks for
+    when the source lacks it (computed by reading the source: nothing is written)."""
+    stored = dict(entry.checksums)
+    wanted = req.headers.get("x-amz-checksum-algorithm")
+    if wanted is None:
+        return stored
+    name = wanted.strip().lower()
+    if name not in checksums.ALGORITHMS:
+        raise InvalidRequest(
+            f"Checksum algorithm {wanted!r} (x-amz-checksum-algorithm) is not supported; use "
+            "one of " + ", ".join(sorted(a.upper() for a in checksums.ALGORITHMS))
+        )
+    if name not in stored:
+        hasher = checksums.ALGORITHMS[name].new()
+        reader = await ctx.versioning.reader(entry)
+        async for piece in reader.read():
+            await asyncio.to_thread(hasher.update, piece)  # type: ignore[attr-defined]
+        stored[name] = checksums.encode(checksums.digest_of(hasher))
+    return stored
+
+
+def _too_large() -> InvalidRequest:
+    return InvalidRequest(
+        "The specified copy source is larger than the maximum allowable size for a copy "
+        f"source: {MAX_COPY_SIZE}"
+    )
+
+
+async def copy_object(ctx: Context, req: S3Request) -> Response:
+    """PUT with x-amz-copy-source: one commit whose new entry shares the source's content."""
+    assert req.key is not None
+    src = parse_copy_source(req.headers["x-amz-copy-source"])
+    directive = _directive(req)
+    condition = write_condition(req)
+    view = await (view_of(ctx, req) if condition else write_view(ctx, req))
+    if not view.writable:
+        raise read_only(view)
+    check_key(req.key)
+    await _discard_body(req)
+    _, entry = await source_of(ctx, src)
+    check_source_conditions(req, entry)
+    if entry.size > MAX_COPY_SIZE:
+        raise _too_large()
+    source_ref = parse_bucket(src.bucket)
+    if (
+        directive == "COPY"
+        and src.version is None
+        and source_ref.commit is None
+        and (source_ref.repo, source_ref.branch, src.key) == (view.repo, view.branch, req.key)
+    ):
+        raise InvalidRequest(
+            "This copy request is illegal because it is trying to copy an object to itself "
+            "without changing the object's metadata, storage class, website redirect "
+            "location or encryption attributes."
+        )
+    if directive == "COPY":
+        attrs = ObjectAttrs(entry.content_type, entry.metadata, entry.headers)
+    else:
+        attrs = attrs_from_headers(req.headers)
+    sums = await _checksums(ctx, req, entry)
+    await check_early(ctx, view, condition)
+    new = ctx.versioning.make_entry(entry.content, entry.size, entry.etag, attrs, sums)
+    commit = await ctx.versioning.commit(
+        view,
+        {req.key: new},
+        message=f"CopyObject {req.key}",
+        origin={"op": "CopyObject", "keys": [req.key], "source": f"{src.bucket}/{src.key}"},
+        check=condition,
+    )
+    modified = await ctx.versioning.commit_time(commit) if commit else new.last_modified
+    children: list[xml.Element] = [
+        ("ETag", f'"{new.etag}"'),
+        ("LastModified", xml.iso8601(modified)),
+    ]
+    if sums:
+        children.append(("ChecksumType", "FULL_OBJECT"))
+    for name in sorted(sums):
+        children.append((f"Checksum{name.upper()}", sums[name]))
+    headers: dict[str, str] = {}
+    if commit is not None:
+        headers["x-amz-version-id"] = commit.hex()
+    source_commit = await ctx.versioning.commit_of(entry)
+    if source_commit is not None:
+        headers["x-amz-copy-source-version-id"] = source_commit.hex()
+    return Response(
+        xml.document("CopyObjectResult", children), media_type="application/xml", headers=headers
+    )
+
+
+def _copy_range(value: str | None, size: int) -> tuple[int, int]:
+    """[start, end) of x-amz-copy-source-range (`bytes=first-last`, inclusive)."""
+    if value is None:
+        return 0, size
+    m = _COPY_RANGE.match(value.strip())
+    if not m:
+        raise InvalidArgument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where "
+            "first and last are the zero-based offsets of the first and last bytes to copy",
+            ArgumentName="x-amz-copy-source-range",
+            ArgumentValue=value,
+        )
+    first, last = int(m.group(1)), int(m.group(2))
+    if first > last or last >= size:
+        raise InvalidArgument(
+            f"Range specified is not valid for source object of size: {size}",
+            ArgumentName="x-amz-copy-source-range",
+            ArgumentValue=value,
+        )
+    return first, last + 1
+
+
+async def upload_part_copy(
+    ctx: Context, req: S3Request, upload: UploadRecord, number: int
+) -> Response:
+    """UploadPart with x-amz-copy-source: the part is (a range of) an existing object."""
+    src = parse_copy_source(req.headers["x-amz-copy-source"])
+    await _discard_body(req)
+    _, entry = await source_of(ctx, src)
+    check_source_conditions(req, entry)
+    start, end = _copy_range(req.headers.get("x-amz-copy-source-range"), entry.size)
+    if end - start > MAX_COPY_SIZE:
+        raise _too_large()
+    content, size, md5 = await ctx.versioning.copy_range(entry, start, end)
+    try:
+        created = await ctx.versioning.put_part(upload, number, content, size, md5)
+    except dom.UploadNotFound:
+        raise NoSuchUpload(UploadId=upload.id) from None
+    body = xml.document(
+        "CopyPartResult",
+        [("ETag", f'"{md5.hex()}"'), ("LastModified", xml.iso8601(created))],
+    )
+    headers: dict[str, str] = {}
+    source_commit = await ctx.versioning.commit_of(entry)
+    if source_commit is not None:
+        headers["x-amz-copy-source-version-id"] = source_commit.hex()
+    return Response(body, media_type="application/xml", headers=headers)
