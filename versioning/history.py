@@ -90,11 +90,6 @@ class VersionPage:
     next_version_marker: CommitId | None = None
 
 
-def _past(prefix: str) -> str | None:
-    last = ord(prefix[-1])
-    return None if last >= 0x10FFFF else prefix[:-1] + chr(last + 1)
-
-
 async def list_versions(
     src: NodeSource,
     root: Root,
@@ -144,7 +139,7 @@ async def list_versions(
                 if cut >= 0:
                     common = key[: cut + len(delimiter)]
                     if key_marker and common <= key_marker:
-                        restart = _past(common)
+                        restart = tree.past_prefix(common)
                     else:
                         if count >= max_keys:
                             page.truncated = max_keys > 0
@@ -152,7 +147,7 @@ async def list_versions(
                         count += 1
                         page.prefixes.append(common)
                         page.next_key_marker, page.next_version_marker = common, None
-                        restart = _past(common)
+                        restart = tree.past_prefix(common)
                     if restart is None:
                         continue
                     break

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -20,6 +20,8 @@ from versioning.ids import CommitId, ContentId, NodeId, VersionId
 from versioning.migrations import apply_all
 from versioning.model import Branch, Commit, Manifest, Repo
 from versioning.tree import Node
+
+T = TypeVar("T")
 
 
 def now_us() -> int:
@@ -276,16 +278,29 @@ class Metadata:
         self._commits.put(commit_id, commit)
         return commit
 
-    async def get_node(self, node_id: NodeId) -> Node:
-        cached: Node | None = self._nodes.get(node_id)
+    async def _immutable(
+        self, cache: _LRU, key: bytes, query: str, what: str, decode: Callable[[bytes], T]
+    ) -> T:
+        """Fetch a content-addressed value: cached forever once read, since it
+        can never change. A missing one is corruption, not absence."""
+        cached: T | None = cache.get(key)
         if cached is not None:
             return cached
-        data = await self.pool.fetchval("SELECT data FROM tree_nodes WHERE id = $1", node_id)
+        data = await self.pool.fetchval(query, key)
         if data is None:
-            raise errors.CorruptData(f"tree node {node_id.hex()} is missing")
-        node = Node.decode(data)
-        self._nodes.put(node_id, node)
-        return node
+            raise errors.CorruptData(f"{what} {key.hex()} is missing")
+        value = decode(data)
+        cache.put(key, value)
+        return value
+
+    async def get_node(self, node_id: NodeId) -> Node:
+        return await self._immutable(
+            self._nodes,
+            node_id,
+            "SELECT data FROM tree_nodes WHERE id = $1",
+            "tree node",
+            Node.decode,
+        )
 
     async def put_content(self, manifest: Manifest) -> ContentId:
         cid = manifest.id
@@ -298,15 +313,13 @@ class Metadata:
         return cid
 
     async def get_manifest(self, content_id: ContentId) -> Manifest:
-        cached: Manifest | None = self._manifests.get(content_id)
-        if cached is not None:
-            return cached
-        data = await self.pool.fetchval("SELECT manifest FROM contents WHERE id = $1", content_id)
-        if data is None:
-            raise errors.CorruptData(f"content {content_id.hex()} is missing")
-        manifest = Manifest.decode(data)
-        self._manifests.put(content_id, manifest)
-        return manifest
+        return await self._immutable(
+            self._manifests,
+            content_id,
+            "SELECT manifest FROM contents WHERE id = $1",
+            "content",
+            Manifest.decode,
+        )
 
     async def commit_of_version(self, version: VersionId) -> CommitId | None:
         value = await self.pool.fetchval(

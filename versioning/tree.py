@@ -138,6 +138,13 @@ def _trailing_zeros(key: str) -> int:
     return (h & -h).bit_length() - 1
 
 
+def past_prefix(prefix: str) -> str | None:
+    """The least key greater than every key that starts with `prefix` (None
+    when no such string exists): where a listing resumes after a common prefix."""
+    last = ord(prefix[-1])
+    return None if last >= 0x10FFFF else prefix[:-1] + chr(last + 1)
+
+
 def height(key: str) -> int:
     """Boundary height of a key: trailing zero bits of its hash // FANOUT_BITS.
 

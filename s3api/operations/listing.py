@@ -21,6 +21,7 @@ from s3api.errors import InvalidArgument
 from s3api.operations.buckets import OWNER
 from s3api.operations.common import Context, view_of
 from s3api.request import S3Request
+from versioning import tree
 from versioning.model import ObjectEntry
 from versioning.repository import Versioning, View
 
@@ -33,14 +34,6 @@ class Page:
     prefixes: list[str] = field(default_factory=list)
     truncated: bool = False
     last: str | None = None  # the last key or common prefix on the page
-
-
-def _past(prefix: str) -> str | None:
-    """The least string greater than every string that starts with `prefix`."""
-    last = ord(prefix[-1])
-    if last >= 0x10FFFF:
-        return None
-    return prefix[:-1] + chr(last + 1)
 
 
 async def list_page(
@@ -62,7 +55,7 @@ async def list_page(
                     item = key[: cut + len(delimiter)]
                     is_prefix = True
             if is_prefix and item <= after:
-                restart = _past(item)
+                restart = tree.past_prefix(item)
                 if restart is None:
                     continue
                 break
@@ -73,7 +66,7 @@ async def list_page(
             page.last = item
             if is_prefix:
                 page.prefixes.append(item)
-                restart = _past(item)
+                restart = tree.past_prefix(item)
                 if restart is None:
                     continue  # cannot seek past U+10FFFF: walk on
                 break
