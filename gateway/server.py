@@ -46,6 +46,19 @@ class _Server(uvicorn.Server):
             for sig, handler in original.items():
                 signal.signal(sig, handler)
 
+    async def shutdown(self, sockets: Any = None) -> None:
+        # close() on an idle TLS connection waits (up to 30 s) for the client's
+        # close_notify, which a client keeping the connection in its pool never
+        # sends. An idle connection with nothing left to send loses nothing by
+        # being aborted, so do that first; busy ones finish gracefully.
+        for connection in list(self.server_state.connections):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            idle = cycle is None or cycle.response_complete
+            if idle and transport is not None and transport.get_write_buffer_size() == 0:
+                transport.abort()
+        await super().shutdown(sockets)
+
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if self.started:
