@@ -41,6 +41,10 @@ from versioning.model import Manifest
 
 MAX_OBJECT_SIZE = 5 * 1024**4  # 5 TiB, as S3
 MAX_XML_BODY = 8 * 1024**2
+# x-amz-checksum-* headers that are settings, not checksums.
+_NOT_ALGORITHMS = frozenset(
+    {"x-amz-checksum-mode", "x-amz-checksum-type", "x-amz-checksum-algorithm"}
+)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -54,6 +58,9 @@ class S3Request:
     request_id: str
     bucket: BucketRef | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # False when x-amz-checksum-<alg> headers describe another object than the
+    # body (CompleteMultipartUpload: the assembled object, not the XML).
+    checksums_describe_body: bool = True
     _headers: Headers | None = field(default=None, repr=False)
 
     @property
@@ -198,10 +205,11 @@ class S3Request:
         return hashers
 
     def checksum_headers(self) -> list[str]:
-        """Algorithms of the x-amz-checksum-<alg> headers."""
+        """Algorithms of the x-amz-checksum-<alg> headers that describe this
+        request's body (none when `checksums_describe_body` is off)."""
         names = []
         for header in self.headers:
-            if header.startswith("x-amz-checksum-") and header != "x-amz-checksum-mode":
+            if header.startswith("x-amz-checksum-") and header not in _NOT_ALGORITHMS:
                 name = header.removeprefix("x-amz-checksum-")
                 if name not in checksums.ALGORITHMS:
                     raise InvalidRequest(
@@ -209,7 +217,7 @@ class S3Request:
                         "use one of " + _supported()
                     )
                 names.append(name)
-        return names
+        return names if self.checksums_describe_body else []
 
     def trailer_checksums(self) -> list[str]:
         """Algorithms whose x-amz-checksum-<alg> the x-amz-trailer header announces."""

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from s3api import xml
 from s3api.errors import InvalidRequest, MalformedXML
 from s3api.operations.common import Context, view_of
-from s3api.operations.objects import read_only
+from s3api.operations.objects import VERSION_DELETE_REFUSED, read_only
 from s3api.request import S3Request
 
 MAX_KEYS = 1000
@@ -29,17 +29,26 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
         raise MalformedXML()
     quiet = str(doc.get("Quiet", "false")).strip().lower() == "true"
     keys: list[str] = []
+    refused: list[tuple[str, str]] = []  # (key, version id): deletes of one version
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("Key"), str):
             raise MalformedXML()
-        keys.append(item["Key"])
+        version = item.get("VersionId")
+        if version is not None and str(version).strip() not in ("", "null"):
+            # History is immutable: a version cannot be deleted, and deleting
+            # the key instead would remove more than was asked.
+            refused.append((item["Key"], str(version).strip()))
+        else:
+            keys.append(item["Key"])
     edits = dict.fromkeys(keys)
-    commit = await ctx.versioning.commit(
-        view,
-        edits,
-        message=f"DeleteObjects ({len(edits)} keys)",
-        origin={"op": "DeleteObjects", "keys": sorted(edits)},
-    )
+    commit = None
+    if edits:
+        commit = await ctx.versioning.commit(
+            view,
+            edits,
+            message=f"DeleteObjects ({len(edits)} keys)",
+            origin={"op": "DeleteObjects", "keys": sorted(edits)},
+        )
     children: list[xml.Element] = []
     if not quiet:
         for key in keys:
@@ -47,6 +56,18 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
             if commit is not None:
                 deleted += [("DeleteMarker", True), ("DeleteMarkerVersionId", commit.hex())]
             children.append(("Deleted", deleted))
+    for key, version in refused:  # errors are reported even in Quiet mode
+        children.append(
+            (
+                "Error",
+                [
+                    ("Key", key),
+                    ("VersionId", version),
+                    ("Code", "InvalidRequest"),
+                    ("Message", VERSION_DELETE_REFUSED),
+                ],
+            )
+        )
     headers = {"x-amz-version-id": commit.hex()} if commit is not None else {}
     return Response(
         xml.document("DeleteResult", children), media_type="application/xml", headers=headers

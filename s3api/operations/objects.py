@@ -36,6 +36,10 @@ from versioning import errors as dom
 from versioning.model import ObjectEntry
 from versioning.repository import View
 
+VERSION_DELETE_REFUSED = (
+    "Deleting a specific version is not possible: versions are commits, and history is "
+    "immutable. Delete the key without versionId to record its deletion in a new commit."
+)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _VERSION = re.compile(r"^[0-9a-f]{32}$")
 
@@ -230,11 +234,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
 async def delete_object(ctx: Context, req: S3Request) -> Response:
     view = await write_view(ctx, req)
     if "versionId" in req.query:
-        raise InvalidRequest(
-            "Deleting a specific version is not possible: versions are commits, and history "
-            "is immutable. Delete the key without versionId to record its deletion in a new "
-            "commit."
-        )
+        raise InvalidRequest(VERSION_DELETE_REFUSED)
     if not view.writable:
         raise read_only(view)
     assert req.key is not None

@@ -290,3 +290,32 @@ def test_concurrent_completes_commit_once(server: Any, db: Any, new_bucket: Any)
     assert sorted(o for o in outcomes if o not in winners) == ["NoSuchUpload"] * 5
     assert db.commit_count(bucket) == before + 1
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"only once"
+
+
+def test_complete_accepts_checksum_type_and_object_checksum_headers(
+    s3: Any, new_bucket: Any
+) -> None:
+    """On CompleteMultipartUpload, x-amz-checksum-type is a setting and a
+    x-amz-checksum-<alg> header describes the assembled object, not the XML
+    body: neither may be refused as a bad checksum of the request document."""
+    bucket = new_bucket("mpck")
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="k", UploadId=upload, PartNumber=1, Body=b"only part")[
+        "ETag"
+    ]
+
+    def add_headers(request: Any, **_: Any) -> None:
+        request.headers["x-amz-checksum-type"] = "FULL_OBJECT"
+
+    s3.meta.events.register_first("before-sign.s3.CompleteMultipartUpload", add_headers)
+    try:
+        out = s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="k",
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+        )
+    finally:
+        s3.meta.events.unregister("before-sign.s3.CompleteMultipartUpload", add_headers)
+    assert out["ETag"].endswith('-1"')
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"only part"
