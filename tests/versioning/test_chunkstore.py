@@ -379,3 +379,15 @@ def test_local_dedup_hit_syncs_recent_directory(
         assert synced == []
 
     asyncio.run(main())
+
+
+def test_large_chunks_are_judged_on_a_sample() -> None:
+    """Chunks over 8 samples are compressed only when a sample of their start,
+    middle and end shrinks: random bytes stay raw, text compresses, and both
+    round-trip."""
+    noise = rand(1 << 20)
+    text = b"".join(b"line %d of a log file with words\n" % i for i in range(40_000))
+    assert encode_chunk(noise)[0] == RAW
+    assert encode_chunk(text)[0] == ZSTD
+    for data in (noise, text):
+        assert decode_chunk(chunk_id(data), encode_chunk(data)) == data

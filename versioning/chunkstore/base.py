@@ -64,13 +64,34 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def encode_chunk(data: bytes) -> bytes:
-    """The stored form of a chunk: compressed only when that saves >= 10%."""
-    if data:
+# Chunks larger than this are first judged on three slices of SAMPLE bytes:
+# random data (media, compressed formats) never shrinks, and compressing a
+# whole 1 MiB chunk to learn that costs a full zstd pass per chunk.
+SAMPLE = 16 * 1024
+
+
+def _worth_compressing(data: bytes) -> bool:
+    if len(data) <= 8 * SAMPLE:
+        return True  # small enough to just try
+    mid = len(data) // 2
+    sample = data[:SAMPLE] + data[mid : mid + SAMPLE] + data[-SAMPLE:]
+    return len(_compressor().compress(sample)) <= len(sample) * (1 - MIN_SAVING)
+
+
+def encode_chunk_parts(data: bytes) -> tuple[bytes, bytes]:
+    """The stored form of a chunk as (header, payload), so writers need not
+    copy the payload: compressed only when that saves >= 10%."""
+    if data and _worth_compressing(data):
         packed = _compressor().compress(data)
         if len(packed) <= len(data) * (1 - MIN_SAVING):
-            return bytes((ZSTD,)) + packed
-    return bytes((RAW,)) + data
+            return bytes((ZSTD,)), packed
+    return bytes((RAW,)), data
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """The stored form of a chunk: compressed only when that saves >= 10%."""
+    header, payload = encode_chunk_parts(data)
+    return header + payload
 
 
 def decode_chunk(cid: ChunkId, stored: bytes) -> bytes:

@@ -31,7 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from versioning.chunkstore.base import ChunkMissing, check_id, decode_chunk, encode_chunk
+from versioning.chunkstore.base import (
+    ChunkMissing,
+    check_id,
+    decode_chunk,
+    encode_chunk_parts,
+)
 from versioning.ids import ChunkId
 
 _T = TypeVar("_T")
@@ -60,6 +65,18 @@ _FSYNC_THREADS = 8
 _RECENT_SECONDS = 120.0
 _fsync_pool: ThreadPoolExecutor | None = None
 _fsync_pool_lock = threading.Lock()
+
+
+def _write_all(fd: int, *parts: bytes) -> None:
+    """Write every byte of `parts` (one writev when the kernel takes it all)."""
+    views = [memoryview(p) for p in parts if p]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
 
 
 def _fsync_dir(path: str) -> None:
@@ -205,9 +222,8 @@ class LocalChunkStore:
                 p = _Pending(d, os.path.join(d, h), tmp)
                 p.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
                 pending.append(p)
-                view = memoryview(encode_chunk(data))
-                while view:
-                    view = view[os.write(p.fd, view) :]
+                header, payload = encode_chunk_parts(data)
+                _write_all(p.fd, header, payload)
             _run_all(_datasync, [p.fd for p in pending])
             for p in pending:
                 os.close(p.fd)
