@@ -1,7 +1,8 @@
 """aws CLI v2 (Debian's /usr/bin/aws) and v1 (PyPI `awscli`, `python -m awscli`)
 against loxo over HTTP and HTTPS: cp (single and multipart, stdin/stdout), cp
 --recursive, sync both ways with --delete, mv, rm --recursive, rb, and
-s3api list-object-versions.
+s3api list-object-versions (mv within the server and list-object-versions run
+over both HTTP and HTTPS).
 
 On the wire (shared/docs/s3-clients.md): v2 2.9 sends a signed payload hash +
 Content-MD5 over HTTP and UNSIGNED-PAYLOAD over HTTPS; v1 (botocore >= 1.36)
@@ -182,38 +183,49 @@ def test_aws_cli_over_https(
     cli("s3", "sync", "--only-show-errors", "--delete", src, f"s3://{bucket}/tree/")
     uploaded = bucket_objects(https_server, bucket, "tree/")
     same_tree({k.removeprefix("tree/"): v for k, v in uploaded.items()}, read_tree(src))
+
+    # mv up from a local file, then back down
+    body = b"moved over TLS\n" * 500
+    (tmp_path / "mv.txt").write_bytes(body)
+    cli("s3", "mv", "--only-show-errors", tmp_path / "mv.txt", f"s3://{bucket}/moved.txt")
+    assert not (tmp_path / "mv.txt").exists()
+    assert bucket_objects(https_server, bucket, "moved.txt") == {"moved.txt": body}
+    cli("s3", "mv", "--only-show-errors", f"s3://{bucket}/moved.txt", tmp_path / "back.txt")
+    assert (tmp_path / "back.txt").read_bytes() == body
+    assert bucket_objects(https_server, bucket, "moved.txt") == {}
+
     cli("s3", "rm", "--only-show-errors", "--recursive", f"s3://{bucket}/tree/")
     assert bucket_objects(https_server, bucket) == {}
 
 
 def test_aws_s3_mv_and_cp_within_the_server(
     aws: Callable[[Any], AwsRunner],
-    server: Any,
+    loxo: Any,
     make_tree: Callable[..., dict[str, bytes]],
     same_tree: Callable[..., None],
     bucket_objects: Callable[..., dict[str, bytes]],
     tmp_path: Path,
 ) -> None:
     """s3 -> s3 cp and mv are CopyObject (UploadPartCopy above 8 MiB) + DeleteObject."""
-    cli = aws(server)
+    cli = aws(loxo)
     bucket = bucket_name("awsmv")
     cli("s3", "mb", f"s3://{bucket}")
     files = make_tree(tmp_path / "src", big=9 * MiB)
     cli("s3", "cp", "--only-show-errors", "--recursive", tmp_path / "src", f"s3://{bucket}/a/")
 
     cli("s3", "cp", "--only-show-errors", f"s3://{bucket}/a/top.txt", f"s3://{bucket}/copy.txt")
-    assert bucket_objects(server, bucket, "copy.txt") == {"copy.txt": files["top.txt"]}
+    assert bucket_objects(loxo, bucket, "copy.txt") == {"copy.txt": files["top.txt"]}
 
     cli("s3", "mv", "--only-show-errors", "--recursive", f"s3://{bucket}/a/", f"s3://{bucket}/b/")
-    assert bucket_objects(server, bucket, "a/") == {}
-    moved = bucket_objects(server, bucket, "b/")
+    assert bucket_objects(loxo, bucket, "a/") == {}
+    moved = bucket_objects(loxo, bucket, "b/")
     same_tree({k.removeprefix("b/"): v for k, v in moved.items()}, files)
 
 
 def test_aws_s3api_list_object_versions(
-    aws: Callable[[Any], AwsRunner], server: Any, tmp_path: Path
+    aws: Callable[[Any], AwsRunner], loxo: Any, tmp_path: Path
 ) -> None:
-    cli = aws(server)
+    cli = aws(loxo)
     bucket = bucket_name("awsver")
     cli("s3", "mb", f"s3://{bucket}")
     ids = []

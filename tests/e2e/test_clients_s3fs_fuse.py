@@ -1,11 +1,17 @@
-"""s3fs-fuse (Debian's `s3fs`, a FUSE mount) against loxo over HTTP: mount a
-bucket, write a tree (one file large enough for a multipart upload), unmount,
-remount, read it back, rename, `rm -r`.
+"""s3fs-fuse (Debian's `s3fs`, a FUSE mount) against loxo over HTTP and HTTPS:
+mount a bucket, write a tree (one file large enough for a multipart upload),
+unmount, remount, read it back, rename, `rm -r`.
 
-Needs /dev/fuse and root (as CI has). s3fs-fuse has no CA-bundle option, so
-there is no HTTPS variant. It signs with SigV4 and a signed payload hash,
-probes `dir_$folder$` and `dir/`, creates `dir/` marker objects, stores
-mode/uid/gid/mtime as x-amz-meta-*, and renames by CopyObject + DeleteObject.
+Needs /dev/fuse and root (as CI has). Over HTTPS s3fs-fuse trusts the test CA
+through the CURL_CA_BUNDLE environment variable (s3fs reads it to locate its
+CA bundle and hands it to libcurl), set in the mount process's environment;
+without it the mount fails (CURLE_SSL_CACERT). s3fs 1.90 (Debian 12) applies
+the bundle only to curl handles it re-makes: its first request, the bucket
+check, fails with CURLE_SSL_CACERT and succeeds on the retry, so `retries`
+must stay >= 2.
+It signs with SigV4 and a signed payload hash, probes `dir_$folder$` and
+`dir/`, creates `dir/` marker objects, stores mode/uid/gid/mtime as
+x-amz-meta-*, and renames by CopyObject + DeleteObject.
 """
 
 from __future__ import annotations
@@ -64,16 +70,18 @@ def mount(
             "-o", f"url={server.endpoint}",
             "-o", "use_path_request_style",
             "-o", "endpoint=us-east-1",
-            "-o", "retries=2",
+            "-o", "retries=2",  # >= 2: see the module docstring (HTTPS)
             "-o", "connect_timeout=10",
             "-o", "readwrite_timeout=60",
             "-o", "multipart_size=5",
             "-o", "dbglevel=warn",
         ]  # fmt: skip
+        env = client_env()
+        env.pop("CURL_CA_BUNDLE", None)
+        if server.ca_bundle is not None:
+            env["CURL_CA_BUNDLE"] = str(server.ca_bundle)
         with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                cmd, env=client_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-            )
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         running[mountpoint] = proc
         deadline = time.monotonic() + 30
         while not os.path.ismount(mountpoint):
@@ -109,7 +117,7 @@ def mount(
 
 def test_s3fs_fuse_mount_round_trip(
     mount: Any,
-    server: Any,
+    loxo: Any,
     make_bucket: Callable[..., str],
     make_tree: Callable[..., dict[str, bytes]],
     read_tree: Callable[[Path], dict[str, bytes]],
@@ -117,27 +125,27 @@ def test_s3fs_fuse_mount_round_trip(
     bucket_objects: Callable[..., dict[str, bytes]],
     tmp_path: Path,
 ) -> None:
-    bucket = make_bucket(server, "fuse")
+    bucket = make_bucket(loxo, "fuse")
     files = make_tree(tmp_path / "src", big=12 * MiB)
     mnt = tmp_path / "mnt"
 
-    mount(server, bucket, mnt)
+    mount(loxo, bucket, mnt)
     shutil.copytree(tmp_path / "src", mnt / "tree")
     (mnt / "emptydir").mkdir()
     assert read_tree(mnt / "tree") == files
     mount.unmount(mnt)
 
-    stored = bucket_objects(server, bucket)
+    stored = bucket_objects(loxo, bucket)
     objects = {k.removeprefix("tree/"): v for k, v in stored.items()
                if k.startswith("tree/") and not k.endswith("/")}  # fmt: skip
     same_tree(objects, files)
     # directory markers are empty objects
     assert all(v == b"" for k, v in stored.items() if k.endswith("/")), sorted(stored)
     assert "emptydir/" in stored, sorted(stored)
-    head = server.client().head_object(Bucket=bucket, Key="tree/data/big.bin")
+    head = loxo.client().head_object(Bucket=bucket, Key="tree/data/big.bin")
     assert "-" in head["ETag"], head  # uploaded in 5 MiB parts
 
-    mount(server, bucket, mnt)
+    mount(loxo, bucket, mnt)
     same_tree(read_tree(mnt / "tree"), files)
     assert sorted(os.listdir(mnt)) == ["emptydir", "tree"]
     assert sorted(os.listdir(mnt / "tree" / "docs")) == sorted(
@@ -162,20 +170,20 @@ def test_s3fs_fuse_mount_round_trip(
     assert os.listdir(mnt) == ["emptydir"]
     os.rmdir(mnt / "emptydir")
     mount.unmount(mnt)
-    assert bucket_objects(server, bucket) == {}
+    assert bucket_objects(loxo, bucket) == {}
 
 
 def test_s3fs_fuse_mounts_a_branch(
-    mount: Any, server: Any, make_bucket: Callable[..., str], tmp_path: Path
+    mount: Any, loxo: Any, make_bucket: Callable[..., str], tmp_path: Path
 ) -> None:
     """Mounting `repo.branch` (a dotted bucket name) writes to that branch only."""
-    repo = make_bucket(server, "fusebr")
+    repo = make_bucket(loxo, "fusebr")
     branch = f"{repo}.dev"
-    server.client().create_bucket(Bucket=branch)
+    loxo.client().create_bucket(Bucket=branch)
     mnt = tmp_path / f"mnt-{uuid.uuid4().hex[:6]}"
-    mount(server, branch, mnt)
+    mount(loxo, branch, mnt)
     (mnt / "on-dev.txt").write_bytes(b"only on dev\n")
     mount.unmount(mnt)
-    s3 = server.client()
+    s3 = loxo.client()
     assert s3.get_object(Bucket=branch, Key="on-dev.txt")["Body"].read() == b"only on dev\n"
     assert s3.list_objects_v2(Bucket=repo).get("KeyCount") == 0

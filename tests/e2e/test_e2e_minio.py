@@ -1,10 +1,12 @@
-"""The MinIO Python SDK against loxo."""
+"""The MinIO Python SDK against loxo, over HTTP and over HTTPS (trusting the test CA
+through a urllib3 PoolManager with ca_certs)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,15 +15,34 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def mc(server: Any) -> Any:
+def mc(loxo: Any) -> Iterator[Any]:
+    """A Minio client for the shared HTTP server, then for the shared HTTPS server."""
+    import urllib3
     from minio import Minio
 
-    return Minio(
-        f"127.0.0.1:{server.port}",
-        access_key=server.access_key,
-        secret_key=server.secret_key,
-        secure=False,
+    if loxo.ca_bundle is None:
+        yield Minio(
+            f"127.0.0.1:{loxo.port}",
+            access_key=loxo.access_key,
+            secret_key=loxo.secret_key,
+            secure=False,
+        )
+        return
+    http = urllib3.PoolManager(
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=str(loxo.ca_bundle),
+        timeout=urllib3.Timeout(connect=10, read=120),
+        retries=urllib3.Retry(total=3, backoff_factor=0.2),
     )
+    client = Minio(
+        f"127.0.0.1:{loxo.port}",
+        access_key=loxo.access_key,
+        secret_key=loxo.secret_key,
+        secure=True,
+        http_client=http,
+    )
+    yield client
+    http.clear()
 
 
 def test_minio_object_lifecycle(mc: Any) -> None:
