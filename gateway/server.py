@@ -25,6 +25,7 @@ import uvicorn
 from gateway import credentials, embedded_pg
 from gateway.app import LoxoApp
 from gateway.config import ServeConfig
+from gateway.http_errors import HttpProtocol
 from versioning import migrations
 
 
@@ -133,6 +134,8 @@ def serve(cfg: ServeConfig) -> int:
         host=cfg.host,
         port=cfg.port,
         lifespan="on",
+        # uvicorn's own protocol, answering unparseable requests with S3 XML
+        http=HttpProtocol,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=30,

@@ -102,8 +102,13 @@ def _headers(scope: Scope) -> dict[str, str]:
     return out
 
 
+def new_request_id() -> str:
+    """A request id for x-amz-request-id and the RequestId of error documents."""
+    return os.urandom(8).hex().upper()
+
+
 def error_response(err: S3Error, resource: str, request_id: str, method: str) -> Response:
-    headers = {"x-amz-request-id": request_id, "x-amz-id-2": request_id}
+    headers = {"x-amz-request-id": request_id, "x-amz-id-2": request_id, **err.headers}
     if err.status == 304 or method == "HEAD":
         return Response(status_code=err.status, headers=headers)
     children: list[xml.Element] = [("Code", err.code), ("Message", err.message)]
@@ -159,7 +164,7 @@ class S3App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        request_id = os.urandom(8).hex().upper()
+        request_id = new_request_id()
         method = scope["method"]
         resource = scope.get("path", "/")
         req: S3Request | None = None
@@ -227,5 +232,13 @@ class S3App:
                 bucket_of(req)
             except InvalidBucketName:
                 raise
+        unsupported = routing.unsupported_header(action, req.extra["headers"])
+        if unsupported is not None:
+            name, value = unsupported
+            raise NotImplementedErr(
+                f"loxo does not implement the {name} header with the value {value.strip()!r} "
+                f"on {routing.header_action(action, req.extra['headers'])}",
+                Header=name,
+            )
         handler = ACTIONS[action]
         return await handler(self.ctx, req)

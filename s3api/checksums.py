@@ -2,6 +2,12 @@
 
 Each algorithm is a hasher factory plus how its digest is written (base64 of
 the big-endian digest, as S3 does). Unknown algorithms are rejected by name.
+
+A multipart object's checksum is either COMPOSITE (the checksum of the
+concatenated binary part checksums, written with a `-<part count>` suffix) or,
+for the CRCs, FULL_OBJECT: the CRC of the whole body, found by combining the
+parts' CRCs (awscrt's combine functions: the GF(2) shift of the first CRC by
+the second block's length) without reading any byte again.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import crc32c as _crc32c
+from awscrt.checksums import combine_crc32, combine_crc32c, combine_crc64nvme
 from awscrt.checksums import crc64nvme as _crc64nvme
 
 
@@ -60,3 +67,49 @@ def encode(digest: bytes) -> str:
 
 def digest_of(hasher: object) -> bytes:
     return hasher.digest()  # type: ignore[attr-defined,no-any-return]
+
+
+COMPOSITE = "COMPOSITE"
+FULL_OBJECT = "FULL_OBJECT"
+# Which multipart checksum types each algorithm supports, as S3 does.
+FULL_OBJECT_ALGORITHMS = frozenset({"crc32", "crc32c", "crc64nvme"})
+COMPOSITE_ALGORITHMS = frozenset({"crc32", "crc32c", "sha1", "sha256"})
+_COMBINE: dict[str, Callable[[int, int, int], int]] = {
+    "crc32": combine_crc32,
+    "crc32c": combine_crc32c,
+    "crc64nvme": combine_crc64nvme,
+}
+
+
+def checksum_type(value: str) -> str:
+    """COMPOSITE for a `<base64>-<parts>` value, else FULL_OBJECT (base64 has no '-')."""
+    return COMPOSITE if "-" in value else FULL_OBJECT
+
+
+def object_type(sums: dict[str, str]) -> str:
+    """x-amz-checksum-type for an object's checksums."""
+    return COMPOSITE if any(checksum_type(v) == COMPOSITE for v in sums.values()) else FULL_OBJECT
+
+
+def default_type(algorithm: str) -> str:
+    """The type S3 uses for a multipart upload that names only its algorithm."""
+    return FULL_OBJECT if algorithm == "crc64nvme" else COMPOSITE
+
+
+def composite(algorithm: str, part_values: list[str]) -> str:
+    """The COMPOSITE checksum of parts given by their base64 checksums."""
+    hasher = ALGORITHMS[algorithm].new()
+    for value in part_values:
+        hasher.update(base64.b64decode(value))  # type: ignore[attr-defined]
+    return f"{encode(digest_of(hasher))}-{len(part_values)}"
+
+
+def combine(algorithm: str, parts: list[tuple[str, int]]) -> str:
+    """The FULL_OBJECT CRC of a body from its parts' (base64 CRC, size)."""
+    fn = _COMBINE[algorithm]
+    width = 8 if algorithm == "crc64nvme" else 4
+    crc = 0
+    for index, (value, size) in enumerate(parts):
+        part_crc = int.from_bytes(base64.b64decode(value), "big")
+        crc = part_crc if index == 0 else fn(crc, part_crc, size)
+    return encode(crc.to_bytes(width, "big"))

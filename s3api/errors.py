@@ -19,6 +19,8 @@ class S3Error(Exception):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
         self.extra = extra  # extra elements for the XML body, e.g. BucketName
+        # Response headers the error carries (x-amz-delete-marker, say).
+        self.headers: dict[str, str] = {}
 
 
 class AccessDenied(S3Error):
@@ -37,6 +39,14 @@ class AuthorizationQueryParametersError(S3Error):
     code = "AuthorizationQueryParametersError"
     status = 400
     default_message = "The query-string authorization is malformed."
+
+
+class BadRequest(S3Error):
+    """What S3 answers for a request it cannot parse as HTTP."""
+
+    code = "BadRequest"
+    status = 400
+    default_message = "An error occurred when parsing the HTTP request."
 
 
 class BadDigest(S3Error):
@@ -126,6 +136,12 @@ class InvalidPartOrder(S3Error):
     default_message = "The list of parts was not in ascending order."
 
 
+class InvalidPartNumber(S3Error):
+    code = "InvalidPartNumber"
+    status = 416
+    default_message = "The requested partnumber is not satisfiable"
+
+
 class InvalidRange(S3Error):
     code = "InvalidRange"
     status = 416
@@ -192,6 +208,12 @@ class NoSuchTagSet(S3Error):
     code = "NoSuchTagSet"
     status = 404
     default_message = "The TagSet does not exist"
+
+
+class NoSuchVersion(S3Error):
+    code = "NoSuchVersion"
+    status = 404
+    default_message = "The specified version does not exist."
 
 
 class NoSuchUpload(S3Error):

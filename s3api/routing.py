@@ -1,12 +1,14 @@
 """Routing: a pure function from (method, bucket?, key?, query) to an S3 action name.
 
 The table is the whole URL surface of the S3 API in one place. Sub-resources
-we do not implement route to NotImplemented, never to a wrong success.
+we do not implement route to NotImplemented, never to a wrong success; so do
+request headers asking a write for a feature loxo lacks (UNSUPPORTED_HEADERS).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 # Sub-resources S3 defines on buckets and objects that loxo does not serve
 # (for acl, tagging, versioning, versions and uploads: with any method the
@@ -98,3 +100,71 @@ def route(method: str, bucket: str | None, key: str | None, query: Collection[st
         if verb == method and flag is None:
             return action
     return "MethodNotAllowed"
+
+
+# --------------------------------------------------------------------------- request headers
+
+# The writes that store an object or a part. PutObject and UploadPart with
+# x-amz-copy-source are named CopyObject and UploadPartCopy here.
+OBJECT_WRITES = ("PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy")
+
+
+@dataclass(frozen=True)
+class HeaderRule:
+    """`header` (a name, or a name prefix ending in "*") on one of `actions`
+    asks for a feature loxo does not have, unless its value is empty or one of
+    `served` (compared case-insensitively)."""
+
+    header: str
+    served: tuple[str, ...] = ()
+    actions: tuple[str, ...] = OBJECT_WRITES
+
+    def names(self, name: str) -> bool:
+        if self.header.endswith("*"):
+            return name.startswith(self.header[:-1])
+        return name == self.header
+
+    def refuses(self, value: str) -> bool:
+        value = value.strip()
+        return bool(value) and value.lower() not in {v.lower() for v in self.served}
+
+    @property
+    def accepted(self) -> str:
+        """The values loxo serves, in words (for docs/errors.md)."""
+        return ", ".join(["absent or empty", *(f"`{v}`" for v in self.served)])
+
+
+# Answered 501 NotImplemented instead of storing the object without the feature.
+# Single-owner ACLs: "private" and "bucket-owner-full-control" both mean the
+# owner alone has FULL_CONTROL, which is the only ACL there is (rclone sends
+# x-amz-acl: private on every write).
+UNSUPPORTED_HEADERS: tuple[HeaderRule, ...] = (
+    HeaderRule("x-amz-tagging"),
+    HeaderRule("x-amz-server-side-encryption*", served=("none",)),
+    HeaderRule("x-amz-object-lock-*"),
+    HeaderRule("x-amz-website-redirect-location"),
+    HeaderRule("x-amz-grant-*"),
+    HeaderRule("x-amz-acl", served=("private", "bucket-owner-full-control")),
+    HeaderRule("x-amz-storage-class", served=("STANDARD",)),
+)
+
+
+def header_action(action: str, headers: Mapping[str, str]) -> str:
+    """The action name the header rules use: PutObject and UploadPart with
+    x-amz-copy-source are CopyObject and UploadPartCopy."""
+    if "x-amz-copy-source" in headers:
+        return {"PutObject": "CopyObject", "UploadPart": "UploadPartCopy"}.get(action, action)
+    return action
+
+
+def unsupported_header(action: str, headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """The first (name, value) in `headers` (lower-case names) that asks
+    `action` for a feature loxo does not implement; None when there is none."""
+    named = header_action(action, headers)
+    for rule in UNSUPPORTED_HEADERS:
+        if named not in rule.actions:
+            continue
+        for name in sorted(headers):
+            if rule.names(name) and rule.refuses(headers[name]):
+                return name, headers[name]
+    return None

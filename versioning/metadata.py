@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
@@ -18,7 +18,7 @@ import asyncpg
 from versioning import errors
 from versioning.ids import CommitId, ContentId, NodeId, VersionId
 from versioning.migrations import apply_all
-from versioning.model import Branch, Commit, Manifest, Repo
+from versioning.model import Branch, Commit, Manifest, Repo, pack, unpack
 from versioning.tree import Node
 
 T = TypeVar("T")
@@ -56,6 +56,10 @@ class UploadRecord:
     key: str
     created: int
     attrs: bytes
+    # CreateMultipartUpload's x-amz-checksum-algorithm (lower case) and
+    # x-amz-checksum-type (COMPOSITE or FULL_OBJECT), None when not given.
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,8 @@ class PartRecord:
     size: int
     md5: bytes
     created: int
+    # algorithm -> base64 checksum of the part, as verified or computed
+    checksums: dict[str, str] = field(default_factory=dict)
 
 
 class Metadata:
@@ -331,19 +337,22 @@ class Metadata:
 
     async def create_upload(self, record: UploadRecord) -> None:
         await self.pool.execute(
-            "INSERT INTO uploads (id, repo, branch, key, created, attrs) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO uploads "
+            "(id, repo, branch, key, created, attrs, checksum_algorithm, checksum_type) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             record.id,
             record.repo,
             record.branch,
             record.key,
             record.created,
             record.attrs,
+            record.checksum_algorithm,
+            record.checksum_type,
         )
 
     async def get_upload(self, upload_id: str) -> UploadRecord:
         row = await self.pool.fetchrow(
-            "SELECT id, repo, branch, key, created, attrs FROM uploads WHERE id = $1", upload_id
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE id = $1", upload_id
         )
         if row is None:
             raise errors.UploadNotFound(upload_id)
@@ -352,28 +361,37 @@ class Metadata:
     async def put_part(self, upload_id: str, part: PartRecord) -> None:
         try:
             await self.pool.execute(
-                "INSERT INTO upload_parts (upload_id, part_number, content, size, md5, created) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (upload_id, part_number) DO UPDATE "
-                "SET content = EXCLUDED.content, size = EXCLUDED.size, md5 = EXCLUDED.md5, "
-                "created = EXCLUDED.created",
+                "INSERT INTO upload_parts "
+                "(upload_id, part_number, content, size, md5, created, checksums) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (upload_id, part_number) "
+                "DO UPDATE SET content = EXCLUDED.content, size = EXCLUDED.size, "
+                "md5 = EXCLUDED.md5, created = EXCLUDED.created, checksums = EXCLUDED.checksums",
                 upload_id,
                 part.part_number,
                 part.content,
                 part.size,
                 part.md5,
                 part.created,
+                pack(sorted(part.checksums.items())) if part.checksums else None,
             )
         except asyncpg.ForeignKeyViolationError:
             raise errors.UploadNotFound(upload_id) from None
 
     async def list_parts(self, upload_id: str) -> list[PartRecord]:
         rows = await self.pool.fetch(
-            "SELECT part_number, content, size, md5, created FROM upload_parts "
+            "SELECT part_number, content, size, md5, created, checksums FROM upload_parts "
             "WHERE upload_id = $1 ORDER BY part_number",
             upload_id,
         )
         return [
-            PartRecord(r["part_number"], ContentId(r["content"]), r["size"], r["md5"], r["created"])
+            PartRecord(
+                r["part_number"],
+                ContentId(r["content"]),
+                r["size"],
+                r["md5"],
+                r["created"],
+                {k: v for k, v in unpack(r["checksums"])} if r["checksums"] else {},
+            )
             for r in rows
         ]
 
@@ -396,7 +414,7 @@ class Metadata:
         uploads of after_key whose id is greater than after_id. With
         `skip_key_prefix`, every key starting with after_key is skipped too."""
         rows = await self.pool.fetch(
-            "SELECT id, repo, branch, key, created, attrs FROM uploads "
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads "
             "WHERE repo = $1 AND branch = $2 AND starts_with(key, $3) "
             'AND (key COLLATE "C" > $4 OR (key = $4 AND id COLLATE "C" > $5)) '
             "AND NOT ($7 AND starts_with(key, $4)) "
@@ -421,6 +439,9 @@ class Metadata:
             idle_since,
         )
         return [r["id"] for r in rows]
+
+
+_UPLOAD_COLUMNS = "id, repo, branch, key, created, attrs, checksum_algorithm, checksum_type"
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

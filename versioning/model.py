@@ -44,6 +44,10 @@ class ObjectEntry:
     base64 value the client sent or we computed.
     last_modified is microseconds since the Unix epoch.
     version is unique per write; the commit that made a write is looked up by it.
+    parts holds the part sizes of an object made by CompleteMultipartUpload, in
+    order; it is empty for any other object (which reads as one part). It is
+    an optional trailing wire element, written only when not empty, so entries
+    encoded before it existed decode (and re-encode) unchanged.
     """
 
     size: int
@@ -55,6 +59,7 @@ class ObjectEntry:
     metadata: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
+    parts: tuple[int, ...] = ()
     # The encoded form, kept so rewriting a tree page does not re-encode the
     # entries it did not change. Not part of the value.
     _wire: list[Any] | None = field(default=None, init=False, repr=False, compare=False)
@@ -73,6 +78,8 @@ class ObjectEntry:
             _pairs(self.headers),
             _pairs(self.checksums),
         ]
+        if self.parts:
+            wire.append(list(self.parts))
         object.__setattr__(self, "_wire", wire)
         return wire
 
@@ -88,6 +95,7 @@ class ObjectEntry:
             metadata={k: v for k, v in w[6]},
             headers={k: v for k, v in w[7]},
             checksums={k: v for k, v in w[8]},
+            parts=tuple(w[9]) if len(w) > 9 else (),
         )
         object.__setattr__(entry, "_wire", w)
         return entry

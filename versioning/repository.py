@@ -12,8 +12,8 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from versioning import errors, tree
@@ -92,6 +92,7 @@ class Part:
     etag: str
     size: int
     last_modified: int
+    checksums: Mapping[str, str] = field(default_factory=dict)
 
 
 class Versioning:
@@ -235,6 +236,7 @@ class Versioning:
         etag: str,
         attrs: ObjectAttrs,
         checksums: Mapping[str, str] | None = None,
+        parts: Sequence[int] = (),
     ) -> ObjectEntry:
         return ObjectEntry(
             size=size,
@@ -246,6 +248,7 @@ class Versioning:
             metadata=dict(attrs.metadata),
             headers=dict(attrs.headers),
             checksums=dict(checksums or {}),
+            parts=tuple(parts),
         )
 
     async def commit(
@@ -277,7 +280,11 @@ class Versioning:
         return await self.committer.submit(view.repo, view.branch, change)
 
     async def copy_range(
-        self, entry: ObjectEntry, start: int, end: int
+        self,
+        entry: ObjectEntry,
+        start: int,
+        end: int,
+        hashers: Mapping[str, Hasher] | None = None,
     ) -> tuple[ContentId, int, bytes]:
         """Bytes [start, end) of an object as new content, for UploadPartCopy;
         returns (content id, size, MD5 of those bytes).
@@ -289,9 +296,10 @@ class Versioning:
         The MD5 (the part's ETag, which CompleteMultipartUpload's ETag is
         made of) needs every byte of the range, so the range is read; only the
         whole of a single-part object is known without reading, its ETag
-        being the MD5 of its body.
+        being the MD5 of its body. `hashers` are fed the range's bytes too
+        (they force the read).
         """
-        if start == 0 and end == entry.size and _MD5_HEX.match(entry.etag):
+        if start == 0 and end == entry.size and _MD5_HEX.match(entry.etag) and not hashers:
             return entry.content, entry.size, bytes.fromhex(entry.etag)
         manifest = await self.meta.get_manifest(entry.content)
         spans: list[tuple[ChunkRef, int, int]] = []  # chunk, covered [lo, hi) within it
@@ -314,7 +322,7 @@ class Versioning:
                     fetch = asyncio.ensure_future(self.store.get(spans[index + 1][0].id))
                 whole = (lo, hi) == (0, ref.size)
                 piece = data if whole else data[lo:hi]
-                await asyncio.to_thread(md5.update, piece)
+                await asyncio.to_thread(_feed, md5, hashers, piece)
                 if whole:
                     chunks.append(ref)
                 else:
@@ -327,7 +335,14 @@ class Versioning:
 
     # -- multipart uploads -------------------------------------------------------
 
-    async def create_upload(self, view: View, key: str, attrs: ObjectAttrs) -> str:
+    async def create_upload(
+        self,
+        view: View,
+        key: str,
+        attrs: ObjectAttrs,
+        checksum_algorithm: str | None = None,
+        checksum_type: str | None = None,
+    ) -> str:
         if view.branch is None:
             raise errors.ReadOnlyRef(
                 f"{view.repo} snapshot is read-only; start the upload on a branch"
@@ -337,7 +352,16 @@ class Versioning:
         # the order they were initiated in, as S3 orders them.
         upload_id = f"{now_us():014x}" + os.urandom(17).hex()
         await self.meta.create_upload(
-            UploadRecord(upload_id, view.repo, view.branch, key, now_us(), attrs.encode())
+            UploadRecord(
+                upload_id,
+                view.repo,
+                view.branch,
+                key,
+                now_us(),
+                attrs.encode(),
+                checksum_algorithm,
+                checksum_type,
+            )
         )
         return upload_id
 
@@ -348,16 +372,24 @@ class Versioning:
         return record
 
     async def put_part(
-        self, upload: UploadRecord, number: int, content: ContentId, size: int, md5: bytes
+        self,
+        upload: UploadRecord,
+        number: int,
+        content: ContentId,
+        size: int,
+        md5: bytes,
+        checksums: Mapping[str, str] | None = None,
     ) -> int:
         """Record (or replace) a part; returns its time (microseconds)."""
         created = now_us()
-        await self.meta.put_part(upload.id, PartRecord(number, content, size, md5, created))
+        await self.meta.put_part(
+            upload.id, PartRecord(number, content, size, md5, created, dict(checksums or {}))
+        )
         return created
 
     async def list_parts(self, upload: UploadRecord) -> list[Part]:
         return [
-            Part(p.part_number, p.md5.hex(), p.size, p.created)
+            Part(p.part_number, p.md5.hex(), p.size, p.created, p.checksums)
             for p in await self.meta.list_parts(upload.id)
         ]
 
@@ -395,9 +427,12 @@ class Versioning:
         parts: list[tuple[int, str]],
         min_part_size: int,
         check: Check | None = None,
+        checksums_of: Callable[[list[PartRecord]], Mapping[str, str]] | None = None,
     ) -> tuple[CommitId | None, ObjectEntry]:
         """Assemble the object from its parts' chunks (no data is copied) and
-        commit it. `parts` are (part number, hex MD5) pairs in request order."""
+        commit it. `parts` are (part number, hex MD5) pairs in request order.
+        `checksums_of` gives the object's checksums from the chosen parts (and
+        may refuse them by raising)."""
         if not parts:
             raise errors.InvalidPart("you must specify at least one part")
         stored = {p.part_number: p for p in await self.meta.list_parts(upload.id)}
@@ -428,8 +463,11 @@ class Versioning:
         manifest = Manifest(tuple(chunks))
         content_id = await self.meta.put_content(manifest)
         etag = hashlib.md5(b"".join(p.md5 for p in chosen)).hexdigest() + f"-{len(chosen)}"
+        sums = checksums_of(chosen) if checksums_of is not None else {}
         attrs = ObjectAttrs.decode(upload.attrs)
-        entry = self.make_entry(content_id, manifest.size, etag, attrs)
+        entry = self.make_entry(
+            content_id, manifest.size, etag, attrs, sums, parts=[p.size for p in chosen]
+        )
         commit_id = await self.commit(
             view,
             {upload.key: entry},
@@ -439,6 +477,12 @@ class Versioning:
             consume_upload=upload.id,
         )
         return commit_id, entry
+
+
+def _feed(md5: Any, hashers: Mapping[str, Hasher] | None, piece: bytes) -> None:
+    md5.update(piece)
+    for hasher in (hashers or {}).values():
+        hasher.update(piece)
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

@@ -27,6 +27,7 @@ from s3api.errors import (
     NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
+    NoSuchVersion,
     PreconditionFailed,
 )
 from s3api.operations.common import (
@@ -38,7 +39,7 @@ from s3api.operations.common import (
     write_condition,
     write_view,
 )
-from s3api.operations.objects import read_only
+from s3api.operations.objects import deleted_by, read_only
 from s3api.request import S3Request
 from versioning import errors as dom
 from versioning.metadata import UploadRecord
@@ -106,7 +107,7 @@ async def source_of(ctx: Context, src: CopySource) -> tuple[View, ObjectEntry]:
                 if src.version is None:  # the bucket names a snapshot that does not exist
                     raise NoSuchBucket(BucketName=src.bucket) from None
                 # A version that is no commit of the repo: no such object version.
-                raise NoSuchKey(Key=src.key) from None
+                raise NoSuchVersion(Key=src.key, VersionId=src.version) from None
         else:
             assert ref.branch is not None
             view = await ctx.versioning.branch_view(ref.repo, ref.branch)
@@ -115,6 +116,11 @@ async def source_of(ctx: Context, src: CopySource) -> tuple[View, ObjectEntry]:
     try:
         return view, await ctx.versioning.get_entry(view, src.key)
     except dom.ObjectNotFound:
+        if src.version is not None and await deleted_by(ctx, view, src.key):
+            raise InvalidRequest(
+                "The source of a copy request may not specifically refer to a delete marker "
+                "by version id."
+            ) from None
         raise NoSuchKey(Key=src.key) from None
 
 
@@ -244,7 +250,9 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
         attrs = attrs_from_headers(req.headers)
     sums = await _checksums(ctx, req, entry)
     await check_early(ctx, view, condition)
-    new = ctx.versioning.make_entry(entry.content, entry.size, entry.etag, attrs, sums)
+    new = ctx.versioning.make_entry(
+        entry.content, entry.size, entry.etag, attrs, sums, parts=entry.parts
+    )
     commit = await ctx.versioning.commit(
         view,
         {req.key: new},
@@ -258,7 +266,7 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
         ("LastModified", xml.iso8601(modified)),
     ]
     if sums:
-        children.append(("ChecksumType", "FULL_OBJECT"))
+        children.append(("ChecksumType", checksums.object_type(sums)))
     for name in sorted(sums):
         children.append((f"Checksum{name.upper()}", sums[name]))
     headers: dict[str, str] = {}
@@ -270,6 +278,23 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
     return Response(
         xml.document("CopyObjectResult", children), media_type="application/xml", headers=headers
     )
+
+
+def _part_copy_algorithms(req: S3Request, upload: UploadRecord) -> list[str]:
+    """The checksums an UploadPartCopy part gets: the upload's algorithm, and
+    one x-amz-checksum-algorithm asks for."""
+    wanted = [upload.checksum_algorithm] if upload.checksum_algorithm else []
+    raw = req.headers.get("x-amz-checksum-algorithm")
+    if raw is not None:
+        name = raw.strip().lower()
+        if name not in checksums.ALGORITHMS:
+            raise InvalidRequest(
+                f"Checksum algorithm {raw!r} (x-amz-checksum-algorithm) is not supported; use "
+                "one of " + ", ".join(sorted(a.upper() for a in checksums.ALGORITHMS))
+            )
+        if name not in wanted:
+            wanted.append(name)
+    return wanted
 
 
 def _copy_range(value: str | None, size: int) -> tuple[int, int]:
@@ -305,14 +330,26 @@ async def upload_part_copy(
     start, end = _copy_range(req.headers.get("x-amz-copy-source-range"), entry.size)
     if end - start > MAX_COPY_SIZE:
         raise _too_large()
-    content, size, md5 = await ctx.versioning.copy_range(entry, start, end)
+    wanted = _part_copy_algorithms(req, upload)
+    hashers = {name: checksums.ALGORITHMS[name].new() for name in wanted}
+    content, size, md5 = await ctx.versioning.copy_range(
+        entry,
+        start,
+        end,
+        hashers,  # type: ignore[arg-type]
+    )
+    sums = {name: checksums.encode(checksums.digest_of(h)) for name, h in hashers.items()}
     try:
-        created = await ctx.versioning.put_part(upload, number, content, size, md5)
+        created = await ctx.versioning.put_part(upload, number, content, size, md5, sums)
     except dom.UploadNotFound:
         raise NoSuchUpload(UploadId=upload.id) from None
     body = xml.document(
         "CopyPartResult",
-        [("ETag", f'"{md5.hex()}"'), ("LastModified", xml.iso8601(created))],
+        [
+            ("ETag", f'"{md5.hex()}"'),
+            ("LastModified", xml.iso8601(created)),
+            *[(f"Checksum{name.upper()}", sums[name]) for name in sorted(sums)],
+        ],
     )
     headers: dict[str, str] = {}
     source_commit = await ctx.versioning.commit_of(entry)

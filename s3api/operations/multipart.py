@@ -3,7 +3,10 @@ Abort and ListMultipartUploads.
 
 Parts are stored as content like any body. Complete assembles the object from
 the parts' chunk lists, so no byte is copied again, and commits it as one
-commit that also consumes the upload.
+commit that also consumes the upload. It records the part sizes in the entry
+(for GetObject ?partNumber) and, for an upload created with a checksum
+algorithm, the object's COMPOSITE or FULL_OBJECT checksum, made from the
+parts' stored checksums (see s3api.checksums) without reading the body.
 """
 
 from __future__ import annotations
@@ -13,8 +16,16 @@ from urllib.parse import quote
 
 from starlette.responses import Response
 
-from s3api import xml
-from s3api.errors import EntityTooLarge, InvalidArgument, InvalidPart, MalformedXML, NoSuchUpload
+from s3api import checksums, xml
+from s3api.errors import (
+    BadDigest,
+    EntityTooLarge,
+    InvalidArgument,
+    InvalidPart,
+    InvalidRequest,
+    MalformedXML,
+    NoSuchUpload,
+)
 from s3api.operations import copy
 from s3api.operations.buckets import OWNER
 from s3api.operations.common import (
@@ -28,7 +39,7 @@ from s3api.operations.common import (
 from s3api.operations.objects import read_only
 from s3api.request import S3Request
 from versioning import errors as dom
-from versioning.metadata import UploadRecord
+from versioning.metadata import PartRecord, UploadRecord
 from versioning.repository import MAX_PARTS, View
 
 MAX_PART_SIZE = 5 * 1024**3  # as S3: parts are 5 MiB (but the last) to 5 GiB
@@ -53,12 +64,54 @@ async def create_multipart_upload(ctx: Context, req: S3Request) -> Response:
         raise read_only(view)
     assert req.key is not None
     check_key(req.key)
-    upload_id = await ctx.versioning.create_upload(view, req.key, attrs_from_headers(req.headers))
+    algorithm, kind = _upload_checksum(req)
+    upload_id = await ctx.versioning.create_upload(
+        view, req.key, attrs_from_headers(req.headers), algorithm, kind
+    )
     body = xml.document(
         "InitiateMultipartUploadResult",
         [("Bucket", req.bucket_name), ("Key", req.key), ("UploadId", upload_id)],
     )
-    return Response(body, media_type="application/xml")
+    headers = {}
+    if algorithm is not None and kind is not None:
+        headers["x-amz-checksum-algorithm"] = algorithm.upper()
+        headers["x-amz-checksum-type"] = kind
+    return Response(body, media_type="application/xml", headers=headers)
+
+
+def _upload_checksum(req: S3Request) -> tuple[str | None, str | None]:
+    """CreateMultipartUpload's x-amz-checksum-algorithm and x-amz-checksum-type,
+    checked: (algorithm in lower case, COMPOSITE or FULL_OBJECT), or (None, None)."""
+    raw_algorithm = req.headers.get("x-amz-checksum-algorithm")
+    raw_type = req.headers.get("x-amz-checksum-type")
+    if raw_algorithm is None:
+        if raw_type is not None:
+            raise InvalidRequest(
+                "The x-amz-checksum-type header can only be used with the "
+                "x-amz-checksum-algorithm header."
+            )
+        return None, None
+    algorithm = raw_algorithm.strip().lower()
+    if algorithm not in checksums.ALGORITHMS:
+        raise InvalidRequest(
+            f"Checksum algorithm {raw_algorithm!r} (x-amz-checksum-algorithm) is not "
+            "supported; use one of " + ", ".join(sorted(a.upper() for a in checksums.ALGORITHMS))
+        )
+    kind = raw_type.strip().upper() if raw_type is not None else checksums.default_type(algorithm)
+    allowed = {
+        checksums.COMPOSITE: checksums.COMPOSITE_ALGORITHMS,
+        checksums.FULL_OBJECT: checksums.FULL_OBJECT_ALGORITHMS,
+    }
+    if kind not in allowed:
+        raise InvalidRequest(
+            f"Value for x-amz-checksum-type header is invalid: {raw_type!r}; use COMPOSITE "
+            "or FULL_OBJECT"
+        )
+    if algorithm not in allowed[kind]:
+        raise InvalidRequest(
+            f"The {kind} checksum type cannot be used with the {algorithm} checksum algorithm."
+        )
+    return algorithm, kind
 
 
 def _part_number(req: S3Request) -> int:
@@ -83,10 +136,16 @@ async def upload_part(ctx: Context, req: S3Request) -> Response:
         raise _part_too_large()
     req.content_md5()
     hashers = req.body_hashers()
+    wanted = upload.checksum_algorithm
+    if wanted is not None and wanted not in hashers:
+        hashers[wanted] = checksums.ALGORITHMS[wanted].new()  # type: ignore[assignment]
     content_id, result = await ctx.versioning.store_content(_bounded(req), hashers)
     stored = req.verify(result)
+    if wanted is not None and wanted not in stored:
+        # The client sent no checksum of the upload's algorithm: ours is the part's.
+        stored[wanted] = checksums.encode(checksums.digest_of(hashers[wanted]))
     try:
-        await ctx.versioning.put_part(upload, number, content_id, result.size, result.md5)
+        await ctx.versioning.put_part(upload, number, content_id, result.size, result.md5, stored)
     except dom.UploadNotFound:
         raise NoSuchUpload(UploadId=upload.id) from None
     headers = {"ETag": f'"{result.md5.hex()}"'}
@@ -162,18 +221,20 @@ async def list_parts(ctx: Context, req: S3Request) -> Response:
         ("StorageClass", "STANDARD"),
         ("EncodingType", encoding),
     ]
+    if upload.checksum_algorithm is not None:
+        children.append(("ChecksumAlgorithm", upload.checksum_algorithm.upper()))
+        children.append(("ChecksumType", upload.checksum_type))
     for p in page:
-        children.append(
-            (
-                "Part",
-                [
-                    ("PartNumber", p.number),
-                    ("LastModified", xml.iso8601(p.last_modified)),
-                    ("ETag", f'"{p.etag}"'),
-                    ("Size", p.size),
-                ],
-            )
-        )
+        fields: list[xml.Element] = [
+            ("PartNumber", p.number),
+            ("LastModified", xml.iso8601(p.last_modified)),
+            ("ETag", f'"{p.etag}"'),
+            ("Size", p.size),
+        ]
+        for name in sorted(p.checksums):
+            if upload.checksum_algorithm in (None, name):
+                fields.append((f"Checksum{name.upper()}", p.checksums[name]))
+        children.append(("Part", fields))
     return Response(xml.document("ListPartsResult", children), media_type="application/xml")
 
 
@@ -273,6 +334,7 @@ async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
     req.checksums_describe_body = False  # they describe the assembled object
     doc = xml.parse(await req.small_body(), "CompleteMultipartUpload")
     parts: list[tuple[int, str]] = []
+    declared: dict[int, dict[str, str]] = {}  # part number -> the XML's checksums
     for item in xml.as_list(doc.get("Part")):
         if not isinstance(item, dict) or "PartNumber" not in item or "ETag" not in item:
             raise MalformedXML()
@@ -281,6 +343,12 @@ async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
             raise MalformedXML()
         etag = str(item["ETag"]).strip().strip('"').lower()
         parts.append((int(number), etag))
+        sums = {}
+        for name in checksums.ALGORITHMS:
+            value = item.get(f"Checksum{name.upper()}")
+            if value is not None:
+                sums[name] = str(value).strip()
+        declared[int(number)] = sums
     if not parts:
         raise MalformedXML(
             "The XML you provided was not well-formed or did not validate: "
@@ -288,23 +356,86 @@ async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
         )
     try:
         commit, entry = await ctx.versioning.complete_upload(
-            view, upload, parts, ctx.min_part_size, check=condition
+            view,
+            upload,
+            parts,
+            ctx.min_part_size,
+            check=condition,
+            checksums_of=lambda chosen: _object_checksums(req, upload, chosen, declared),
         )
     except dom.UploadNotFound:
         raise NoSuchUpload(UploadId=upload.id) from None
     except dom.InvalidPart as exc:
         raise InvalidPart(str(exc)) from None
-    body = xml.document(
-        "CompleteMultipartUploadResult",
-        [
-            ("Location", f"/{req.bucket_name}/{req.key}"),
-            ("Bucket", req.bucket_name),
-            ("Key", req.key),
-            ("ETag", f'"{entry.etag}"'),
-        ],
-    )
+    result: list[xml.Element] = [
+        ("Location", f"/{req.bucket_name}/{req.key}"),
+        ("Bucket", req.bucket_name),
+        ("Key", req.key),
+        ("ETag", f'"{entry.etag}"'),
+    ]
+    for name, value in sorted(entry.checksums.items()):
+        result.append((f"Checksum{name.upper()}", value))
+    if entry.checksums:
+        result.append(("ChecksumType", checksums.object_type(entry.checksums)))
+    body = xml.document("CompleteMultipartUploadResult", result)
     headers = {"x-amz-version-id": commit.hex()} if commit is not None else {}
     return Response(body, media_type="application/xml", headers=headers)
+
+
+def _object_checksums(
+    req: S3Request,
+    upload: UploadRecord,
+    chosen: list[PartRecord],
+    declared: dict[int, dict[str, str]],
+) -> dict[str, str]:
+    """The assembled object's checksum, from its parts' stored checksums.
+
+    Each part checksum the Complete XML lists must equal the stored one
+    (InvalidPart). With an upload algorithm the object gets its COMPOSITE or
+    FULL_OBJECT checksum. A full-object x-amz-checksum-<alg> header on Complete
+    is checked against the combined CRC of the parts (BadDigest)."""
+    for part in chosen:
+        for name, value in declared.get(part.part_number, {}).items():
+            if part.checksums.get(name) != value:
+                raise InvalidPart(
+                    f"The Checksum{name.upper()} given for part {part.part_number} does not "
+                    "match the checksum of the uploaded part."
+                )
+    out: dict[str, str] = {}
+    algorithm, kind = upload.checksum_algorithm, upload.checksum_type
+    requested = req.headers.get("x-amz-checksum-type")
+    if requested is not None and kind is not None and requested.strip().upper() != kind:
+        raise InvalidRequest(
+            f"The upload was created using the {kind} checksum mode; the complete request "
+            f"must use the same checksum mode, not {requested.strip()}."
+        )
+    if algorithm is not None and all(algorithm in p.checksums for p in chosen):
+        values = [p.checksums[algorithm] for p in chosen]
+        if kind == checksums.FULL_OBJECT:
+            out[algorithm] = checksums.combine(
+                algorithm, [(v, p.size) for v, p in zip(values, chosen, strict=True)]
+            )
+        else:
+            out[algorithm] = checksums.composite(algorithm, values)
+    for header, value in req.headers.items():
+        name = header.removeprefix("x-amz-checksum-")
+        if name == header or name not in checksums.FULL_OBJECT_ALGORITHMS:
+            continue
+        given = value.strip()
+        if checksums.checksum_type(given) == checksums.COMPOSITE:
+            expected: str | None = out.get(name)
+        elif name in out and checksums.checksum_type(out[name]) == checksums.FULL_OBJECT:
+            expected = out[name]
+        elif all(name in p.checksums for p in chosen):
+            expected = checksums.combine(name, [(p.checksums[name], p.size) for p in chosen])
+        else:
+            continue  # nothing to check it against
+        if expected != given:
+            raise BadDigest(
+                f"The x-amz-checksum-{name} you specified did not match the calculated checksum."
+            )
+        out.setdefault(name, given)
+    return out
 
 
 async def abort_multipart_upload(ctx: Context, req: S3Request) -> Response:

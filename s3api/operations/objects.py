@@ -1,7 +1,10 @@
 """Object actions: PutObject, GetObject, HeadObject, DeleteObject.
 
 Each write on a branch is one commit; its id comes back as x-amz-version-id.
-Reads on a branch report the commit that last changed the object.
+Reads on a branch report the commit that last changed the object. A read may
+name a version (a commit): an unknown one is NoSuchVersion, one that deleted
+the key is a delete marker (405), and ?partNumber reads one part of a
+multipart object.
 """
 
 from __future__ import annotations
@@ -11,13 +14,17 @@ from email.utils import parsedate_to_datetime
 
 from starlette.responses import Response, StreamingResponse
 
+from s3api import checksums
 from s3api.errors import (
     AccessDenied,
     InvalidArgument,
+    InvalidPartNumber,
     InvalidRange,
     InvalidRequest,
+    MethodNotAllowed,
+    NoSuchBucket,
     NoSuchKey,
-    NotImplementedErr,
+    NoSuchVersion,
     PreconditionFailed,
 )
 from s3api.operations.common import (
@@ -32,9 +39,12 @@ from s3api.operations.common import (
     write_view,
 )
 from s3api.request import S3Request
+from s3api.xml import http_date
 from versioning import errors as dom
+from versioning.history import history_of, is_delete_marker
+from versioning.ids import CommitId
 from versioning.model import ObjectEntry
-from versioning.repository import View
+from versioning.repository import MAX_PARTS, View
 
 VERSION_DELETE_REFUSED = (
     "Deleting a specific version is not possible: versions are commits, and history is "
@@ -62,8 +72,29 @@ async def _read_view(ctx: Context, req: S3Request) -> View:
     ref = bucket_of(req)
     try:
         return await ctx.versioning.snapshot_view(ref.repo, version)
+    except dom.CommitNotFound:
+        raise NoSuchVersion(Key=req.key or "", VersionId=version) from None
     except dom.NotFound:
-        raise NoSuchKey(Key=req.key or "") from None
+        raise NoSuchBucket(BucketName=req.bucket_name or "") from None
+
+
+async def _latest_record(ctx: Context, view: View, key: str) -> tuple[CommitId, ObjectEntry] | None:
+    """The newest history record of `key` as of the view's commit."""
+    if view.commit is None:
+        return None
+    root, _ = await ctx.versioning.meta.get_history(view.commit)
+    if root is None:
+        return None
+    async for commit, entry in history_of(ctx.versioning.meta, root, key):
+        return commit, entry
+    return None
+
+
+async def deleted_by(ctx: Context, view: View, key: str) -> bool:
+    """Whether the view's commit is the one that deleted `key`: in S3's
+    terms, the version named is a delete marker."""
+    record = await _latest_record(ctx, view, key)
+    return record is not None and record[0] == view.commit and is_delete_marker(record[1])
 
 
 async def _lookup(ctx: Context, req: S3Request) -> tuple[View, ObjectEntry]:
@@ -72,7 +103,23 @@ async def _lookup(ctx: Context, req: S3Request) -> tuple[View, ObjectEntry]:
     try:
         return view, await ctx.versioning.get_entry(view, req.key)
     except dom.ObjectNotFound:
-        raise NoSuchKey(Key=req.key) from None
+        version = req.query.get("versionId")
+        if version not in (None, "null") and await deleted_by(ctx, view, req.key):
+            # A version that is a delete marker: 405, as S3 answers.
+            err = MethodNotAllowed(Method=req.method, ResourceType="DeleteMarker")
+            assert view.commit is not None
+            err.headers = {"x-amz-delete-marker": "true", "x-amz-version-id": view.commit.hex()}
+            raise err from None
+        missing = NoSuchKey(Key=req.key)
+        if version in (None, "null"):
+            # The key's current version is a delete marker: say so, as S3 does.
+            record = await _latest_record(ctx, view, req.key)
+            if record is not None and is_delete_marker(record[1]):
+                missing.headers = {
+                    "x-amz-delete-marker": "true",
+                    "x-amz-version-id": record[0].hex(),
+                }
+        raise missing from None
 
 
 def _check_conditions(req: S3Request, entry: ObjectEntry) -> Response | None:
@@ -111,6 +158,32 @@ def _check_conditions(req: S3Request, entry: ObjectEntry) -> Response | None:
         if limit is not None and seconds <= limit:
             return Response(status_code=304, headers={"ETag": etag})
     return None
+
+
+def _part_number(req: S3Request) -> int | None:
+    """The partNumber a read asks for (None without one); refuses it together with Range."""
+    raw = req.query.get("partNumber")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+        raise InvalidArgument(
+            f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=raw,
+        )
+    if "range" in req.headers:
+        raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
+    return int(raw)
+
+
+def _part_span(entry: ObjectEntry, number: int) -> tuple[int, int]:
+    """[start, end) of part `number`; an object not made by a multipart upload
+    is one part."""
+    sizes = entry.parts or (entry.size,)
+    if number > len(sizes):
+        raise InvalidPartNumber(PartNumberRequested=str(number), ActualPartCount=str(len(sizes)))
+    start = sum(sizes[: number - 1])
+    return start, start + sizes[number - 1]
 
 
 def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
@@ -155,26 +228,38 @@ async def _prepare_read(
 ) -> Response | tuple[ObjectEntry, dict[str, str], tuple[int, int] | None]:
     """What GET and HEAD share: lookup, conditionals, headers and the range.
     Returns a finished response (304) or (entry, headers, range)."""
-    if "partNumber" in req.query:
-        raise NotImplementedErr("Reading by partNumber is not supported yet")
+    part = _part_number(req)
     view, entry = await _lookup(ctx, req)
+    version = await _version_header(ctx, view, entry)
     not_modified = _check_conditions(req, entry)
     if not_modified is not None:
+        not_modified.headers["Last-Modified"] = http_date(entry.last_modified)
+        if version is not None:
+            not_modified.headers["x-amz-version-id"] = version
         return not_modified
     with_checksums = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-    headers = object_headers(entry, await _version_header(ctx, view, entry), with_checksums)
+    headers = object_headers(entry, version, with_checksums)
+    if any(h.startswith("x-amz-checksum-") for h in headers):
+        headers["x-amz-checksum-type"] = checksums.object_type(entry.checksums)
     for param, header in _RESPONSE_OVERRIDES:
         if param in req.query:
             headers[header] = req.query[param]
-    span = _parse_range(req.headers.get("range"), entry.size)
+    if part is not None:
+        span: tuple[int, int] | None = _part_span(entry, part)
+        if entry.parts:
+            headers["x-amz-mp-parts-count"] = str(len(entry.parts))
+    else:
+        span = _parse_range(req.headers.get("range"), entry.size)
     if span is None:
         headers["Content-Length"] = str(entry.size)
     else:
         start, end = span
         headers["Content-Length"] = str(end - start)
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
-        for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
-            del headers[name]  # a checksum describes the whole object, not the range
+        if end > start:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
+        if (start, end) != (0, entry.size):
+            for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
+                del headers[name]  # a checksum describes the whole object, not the range
     return entry, headers, span
 
 

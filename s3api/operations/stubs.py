@@ -92,7 +92,8 @@ async def _check_private_acl(req: S3Request) -> None:
     has_body = chunked or (length is not None and length.strip() != "0")
     body = await req.small_body() if has_body else b""
     if canned is not None:
-        if canned.strip().lower() != "private":
+        # With a single owner, bucket-owner-full-control is the private ACL.
+        if canned.strip().lower() not in ("private", "bucket-owner-full-control"):
             raise _not_private(f"the canned ACL {canned.strip()!r}")
         return
     if not body.strip():

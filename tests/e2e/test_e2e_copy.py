@@ -157,7 +157,7 @@ def test_copy_from_snapshots_and_versions(s3: Any, new_bucket: Any) -> None:
         s3.copy_object(
             Bucket=bucket, Key="z", CopySource={"Bucket": bucket, "Key": "k", "VersionId": "0" * 32}
         )
-    assert code_of(exc) == ("NoSuchKey", 404)
+    assert code_of(exc) == ("NoSuchVersion", 404)
     with pytest.raises(ClientError) as exc:
         s3.copy_object(
             Bucket=bucket, Key="z", CopySource={"Bucket": bucket, "Key": "k", "VersionId": "nope"}

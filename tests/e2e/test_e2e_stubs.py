@@ -299,14 +299,17 @@ def send_raw(server: Any, request: bytes) -> tuple[int, bytes]:
 
 def test_bad_headers(server: Any, raw_s3: Any, new_bucket: Any) -> None:
     bucket = new_bucket()
-    # Content-Length that is not a number: refused by the HTTP layer, never a 500
+    # Content-Length that is not a number: refused by the HTTP parser, yet with
+    # an S3 error document (tests/e2e/test_e2e_errors.py covers more)
     for value in (b"abc", b"-5", b"1x"):
-        status, _ = send_raw(
+        status, body = send_raw(
             server,
             b"PUT /" + bucket.encode() + b"/k HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Length: " + value + b"\r\n\r\n",
         )
-        assert status == 400, value
+        assert (status, error_code(body)) == (400, "InvalidArgument"), value
+        request_id = ET.fromstring(body).findtext("RequestId")
+        assert request_id is not None and len(request_id) == 16, body
     # a malformed x-amz-date: AccessDenied, as S3 answers
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
