@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from s3api import checksums
 from s3api.buckets import BucketRef, parse_bucket
@@ -72,6 +74,55 @@ def check_key(key: str) -> None:
         raise KeyTooLongError()
 
 
+def etag_matches(value: str, etag: str) -> bool:
+    """Whether an If-Match / If-None-Match list (quoted or bare tags) names
+    `etag`, or is `*`."""
+    tags = [t.strip().strip('"') for t in value.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _http_seconds(value: str) -> int | None:
+    try:
+        return int(parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None  # not an HTTP-date: the condition is ignored (RFC 7232)
+
+
+def failed_condition(
+    headers: Mapping[str, str],
+    entry: ObjectEntry,
+    prefix: str = "",
+    ignore_future_since: bool = False,
+) -> str | None:
+    """Evaluate RFC 7232 preconditions (headers `<prefix>if-match` etc.) on an
+    object; returns the first that fails, or None.
+
+    "If-Match" / "If-Unmodified-Since" failing means 412. "If-None-Match" /
+    "If-Modified-Since" failing means "not modified": 304 for GET and HEAD,
+    412 for a copy source. A holding If-Match overrides If-Unmodified-Since,
+    and If-None-Match overrides If-Modified-Since, as the RFC orders them.
+    """
+    seconds = entry.last_modified // 1_000_000
+    if_match = headers.get(prefix + "if-match")
+    if if_match is not None:
+        if not etag_matches(if_match, entry.etag):
+            return "If-Match"
+    elif (unmodified := headers.get(prefix + "if-unmodified-since")) is not None:
+        limit = _http_seconds(unmodified)
+        if limit is not None and seconds > limit:
+            return "If-Unmodified-Since"
+    if_none = headers.get(prefix + "if-none-match")
+    if if_none is not None:
+        if etag_matches(if_none, entry.etag):
+            return "If-None-Match"
+    elif (modified := headers.get(prefix + "if-modified-since")) is not None:
+        limit = _http_seconds(modified)
+        future = ignore_future_since and limit is not None and limit > time.time()
+        if limit is not None and not future and seconds <= limit:
+            return "If-Modified-Since"
+    return None
+
+
 def write_condition(req: S3Request) -> Check | None:
     """The If-None-Match / If-Match precondition of a write, as a check the
     committer runs against the exact tree the write lands on (so it is atomic
@@ -83,7 +134,6 @@ def write_condition(req: S3Request) -> Check | None:
     if if_none is not None and if_none.strip() != "*":
         raise NotImplementedErr("If-None-Match on a write accepts only '*'")
     key = req.key or ""
-    wanted = [t.strip().strip('"') for t in (if_match or "").split(",")]
 
     async def check(src: tree.NodeSource, root: tree.Root) -> None:
         entry = await tree.lookup(src, root, key)
@@ -92,7 +142,7 @@ def write_condition(req: S3Request) -> Check | None:
         if if_match is not None:
             if entry is None:
                 raise dom.ObjectNotFound(key)
-            if "*" not in wanted and entry.etag not in wanted:
+            if not etag_matches(if_match, entry.etag):
                 raise dom.PreconditionFailed(f"the ETag of {key} does not match If-Match")
 
     return check

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from urllib.parse import unquote_to_bytes
 
 from starlette.responses import Response
@@ -35,6 +33,7 @@ from s3api.operations.common import (
     attrs_from_headers,
     check_early,
     check_key,
+    failed_condition,
     view_of,
     write_condition,
     write_view,
@@ -126,40 +125,12 @@ async def source_of(ctx: Context, src: CopySource) -> tuple[View, ObjectEntry]:
 
 def check_source_conditions(req: S3Request, entry: ObjectEntry) -> None:
     """x-amz-copy-source-if-*: each failure is 412 PreconditionFailed, as S3 has it.
-    If-Match that holds overrides a failed If-Unmodified-Since, and a failed
-    If-None-Match fails even when If-Modified-Since holds. A date that does not
-    parse, or an If-Modified-Since in the future, is ignored (RFC 7232)."""
-    seconds = entry.last_modified // 1_000_000
-
-    def matches(value: str) -> bool:
-        tags = [t.strip().strip('"') for t in value.split(",")]
-        return "*" in tags or entry.etag in tags
-
-    def when(value: str) -> int | None:
-        try:
-            return int(parsedate_to_datetime(value).timestamp())
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-
-    headers = req.headers
-    if_match = headers.get("x-amz-copy-source-if-match")
-    if_none = headers.get("x-amz-copy-source-if-none-match")
-    unmodified = headers.get("x-amz-copy-source-if-unmodified-since")
-    modified = headers.get("x-amz-copy-source-if-modified-since")
-    if if_match is not None:
-        if not matches(if_match):
-            raise PreconditionFailed(Condition="x-amz-copy-source-If-Match")
-    elif unmodified is not None:
-        limit = when(unmodified)
-        if limit is not None and seconds > limit:
-            raise PreconditionFailed(Condition="x-amz-copy-source-If-Unmodified-Since")
-    if if_none is not None:
-        if matches(if_none):
-            raise PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
-    elif modified is not None:
-        limit = when(modified)
-        if limit is not None and limit <= time.time() and seconds <= limit:
-            raise PreconditionFailed(Condition="x-amz-copy-source-If-Modified-Since")
+    An If-Modified-Since in the future is ignored (RFC 7232)."""
+    failed = failed_condition(
+        req.headers, entry, prefix="x-amz-copy-source-", ignore_future_since=True
+    )
+    if failed is not None:
+        raise PreconditionFailed(Condition=f"x-amz-copy-source-{failed}")
 
 
 async def _discard_body(req: S3Request) -> None:

@@ -10,7 +10,6 @@ multipart object.
 from __future__ import annotations
 
 import re
-from email.utils import parsedate_to_datetime
 
 from starlette.responses import Response, StreamingResponse
 
@@ -33,6 +32,7 @@ from s3api.operations.common import (
     bucket_of,
     check_early,
     check_key,
+    failed_condition,
     object_headers,
     view_of,
     write_condition,
@@ -124,39 +124,11 @@ async def _lookup(ctx: Context, req: S3Request) -> tuple[View, ObjectEntry]:
 
 def _check_conditions(req: S3Request, entry: ObjectEntry) -> Response | None:
     """GET/HEAD conditionals (RFC 7232 order); returns a 304 response or raises 412."""
-    etag = f'"{entry.etag}"'
-    seconds = entry.last_modified // 1_000_000
-
-    def tags(value: str) -> list[str]:
-        return [t.strip() for t in value.split(",")]
-
-    def when(value: str) -> int | None:
-        try:
-            return int(parsedate_to_datetime(value).timestamp())
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-
-    if_match = req.headers.get("if-match")
-    if if_match is not None:
-        if (
-            "*" not in tags(if_match)
-            and etag not in tags(if_match)
-            and entry.etag not in [t.strip('"') for t in tags(if_match)]
-        ):
-            raise PreconditionFailed(Condition="If-Match")
-    elif (since := req.headers.get("if-unmodified-since")) is not None:
-        limit = when(since)
-        if limit is not None and seconds > limit:
-            raise PreconditionFailed(Condition="If-Unmodified-Since")
-    if_none = req.headers.get("if-none-match")
-    if if_none is not None:
-        listed = [t.strip('"') for t in tags(if_none)]
-        if "*" in listed or entry.etag in listed:
-            return Response(status_code=304, headers={"ETag": etag})
-    elif (modified := req.headers.get("if-modified-since")) is not None:
-        limit = when(modified)
-        if limit is not None and seconds <= limit:
-            return Response(status_code=304, headers={"ETag": etag})
+    failed = failed_condition(req.headers, entry)
+    if failed in ("If-Match", "If-Unmodified-Since"):
+        raise PreconditionFailed(Condition=failed)
+    if failed is not None:
+        return Response(status_code=304, headers={"ETag": f'"{entry.etag}"'})
     return None
 
 
