@@ -122,6 +122,14 @@ class ChunkReader:
 
     async def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Yield bytes [start, end) (end exclusive, default the whole object)."""
+        async for _, piece in self.read_chunks(start, end):
+            yield piece
+
+    async def read_chunks(
+        self, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[tuple[ChunkRef, bytes]]:
+        """Like read(), with the chunk each piece comes from: one piece per
+        chunk the range overlaps, the whole chunk's bytes when it is covered."""
         stop = self.size if end is None else min(end, self.size)
         if start >= stop:
             return
@@ -143,7 +151,8 @@ class ChunkReader:
                 chunk_start = self.offsets[index]
                 lo = max(start - chunk_start, 0)
                 hi = min(stop - chunk_start, len(data))
-                yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+                piece = data[lo:hi] if (lo, hi) != (0, len(data)) else data
+                yield self.manifest.chunks[index], piece
                 index += 1
         finally:
             if next_fetch is not None:

@@ -301,35 +301,15 @@ class Versioning:
         """
         if start == 0 and end == entry.size and _MD5_HEX.match(entry.etag) and not hashers:
             return entry.content, entry.size, bytes.fromhex(entry.etag)
-        manifest = await self.meta.get_manifest(entry.content)
-        spans: list[tuple[ChunkRef, int, int]] = []  # chunk, covered [lo, hi) within it
-        pos = 0
-        for ref in manifest.chunks:
-            chunk_start, pos = pos, pos + ref.size
-            if pos <= start:
-                continue
-            if chunk_start >= end:
-                break
-            spans.append((ref, max(start - chunk_start, 0), min(end - chunk_start, ref.size)))
+        reader = ChunkReader(self.store, await self.meta.get_manifest(entry.content))
         md5 = hashlib.md5()
         chunks: list[ChunkRef] = []
-        fetch: asyncio.Task[bytes] | None = None
-        try:
-            for index, (ref, lo, hi) in enumerate(spans):
-                data = await (fetch if fetch is not None else self.store.get(ref.id))
-                fetch = None
-                if index + 1 < len(spans):  # read the next chunk while hashing this one
-                    fetch = asyncio.ensure_future(self.store.get(spans[index + 1][0].id))
-                whole = (lo, hi) == (0, ref.size)
-                piece = data if whole else data[lo:hi]
-                await asyncio.to_thread(_feed, md5, hashers, piece)
-                if whole:
-                    chunks.append(ref)
-                else:
-                    chunks.extend((await ingest(_one(piece), self.store)).manifest.chunks)
-        finally:
-            if fetch is not None:
-                fetch.cancel()
+        async for ref, piece in reader.read_chunks(start, end):
+            await asyncio.to_thread(_feed, md5, hashers, piece)
+            if len(piece) == ref.size:
+                chunks.append(ref)
+            else:
+                chunks.extend((await ingest(_one(piece), self.store)).manifest.chunks)
         part = Manifest(tuple(chunks))
         return await self.meta.put_content(part), part.size, md5.digest()
 
