@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import quote
 
 from s3api import checksums
 from s3api.buckets import BucketRef, parse_bucket
-from s3api.errors import KeyTooLongError, NoSuchBucket, NotImplementedErr
+from s3api.errors import InvalidArgument, KeyTooLongError, NoSuchBucket, NotImplementedErr
 from s3api.request import S3Request
 from s3api.xml import http_date
 from versioning import errors as dom
@@ -72,6 +73,22 @@ async def write_view(ctx: Context, req: S3Request) -> View:
 def check_key(key: str) -> None:
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise KeyTooLongError()
+
+
+KeyEncoder = Callable[[str | None], str | None]
+
+
+def key_encoder(req: S3Request) -> tuple[str | None, KeyEncoder]:
+    """The `encoding-type` of a listing request and how to encode keys with it
+    (`url`: percent-encoding, keeping '/'). None passes through as None."""
+    encoding = req.query.get("encoding-type")
+    if encoding is None:
+        return None, lambda s: s
+    if encoding != "url":
+        raise InvalidArgument(
+            "Invalid Encoding Method specified in Request", ArgumentName="encoding-type"
+        )
+    return "url", lambda s: quote(s, safe="/") if s is not None else None
 
 
 def etag_matches(value: str, etag: str) -> bool:

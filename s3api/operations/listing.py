@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from starlette.responses import Response
 
 from s3api import xml
 from s3api.errors import InvalidArgument
 from s3api.operations.buckets import OWNER
-from s3api.operations.common import Context, view_of
+from s3api.operations.common import Context, KeyEncoder, key_encoder, view_of
 from s3api.request import S3Request
 from versioning import tree
 from versioning.model import ObjectEntry
@@ -95,22 +94,11 @@ def max_keys_param(req: S3Request) -> int:
     return min(value, MAX_KEYS)
 
 
-def key_encoder(req: S3Request) -> tuple[str | None, object]:
-    encoding = req.query.get("encoding-type")
-    if encoding is None:
-        return None, lambda s: s
-    if encoding != "url":
-        raise InvalidArgument(
-            "Invalid Encoding Method specified in Request", ArgumentName="encoding-type"
-        )
-    return "url", lambda s: quote(s, safe="/") if s is not None else None
-
-
-def _contents(page: Page, enc: object, owner: bool) -> list[xml.Element]:
+def _contents(page: Page, enc: KeyEncoder, owner: bool) -> list[xml.Element]:
     out: list[xml.Element] = []
     for key, entry in page.contents:
         item: list[xml.Element] = [
-            ("Key", enc(key)),  # type: ignore[operator]
+            ("Key", enc(key)),
             ("LastModified", xml.iso8601(entry.last_modified)),
             ("ETag", f'"{entry.etag}"'),
             ("Size", entry.size),
@@ -120,7 +108,7 @@ def _contents(page: Page, enc: object, owner: bool) -> list[xml.Element]:
             item.append(("Owner", OWNER))
         out.append(("Contents", item))
     for p in page.prefixes:
-        out.append(("CommonPrefixes", [("Prefix", enc(p))]))  # type: ignore[operator]
+        out.append(("CommonPrefixes", [("Prefix", enc(p))]))
     return out
 
 
@@ -140,15 +128,15 @@ async def _list_v1(ctx: Context, req: S3Request, view: View) -> Response:
     page = await list_page(ctx.versioning, view, prefix, delimiter, marker, max_keys)
     children: list[xml.Element] = [
         ("Name", req.bucket_name),
-        ("Prefix", enc(prefix)),  # type: ignore[operator]
-        ("Marker", enc(marker)),  # type: ignore[operator]
+        ("Prefix", enc(prefix)),
+        ("Marker", enc(marker)),
         ("MaxKeys", max_keys),
-        ("Delimiter", enc(delimiter) if delimiter else None),  # type: ignore[operator]
+        ("Delimiter", enc(delimiter) if delimiter else None),
         ("IsTruncated", page.truncated),
         ("EncodingType", encoding),
     ]
     if page.truncated and delimiter:
-        children.append(("NextMarker", enc(page.last)))  # type: ignore[operator]
+        children.append(("NextMarker", enc(page.last)))
     children.extend(_contents(page, enc, owner=True))
     return Response(xml.document("ListBucketResult", children), media_type="application/xml")
 
@@ -174,14 +162,14 @@ async def _list_v2(ctx: Context, req: S3Request, view: View) -> Response:
     fetch_owner = req.query.get("fetch-owner", "false").lower() == "true"
     children: list[xml.Element] = [
         ("Name", req.bucket_name),
-        ("Prefix", enc(prefix)),  # type: ignore[operator]
+        ("Prefix", enc(prefix)),
         ("MaxKeys", max_keys),
-        ("Delimiter", enc(delimiter) if delimiter else None),  # type: ignore[operator]
+        ("Delimiter", enc(delimiter) if delimiter else None),
         ("IsTruncated", page.truncated),
         ("EncodingType", encoding),
         ("KeyCount", len(page.contents) + len(page.prefixes)),
         ("ContinuationToken", token),
-        ("StartAfter", enc(start_after) if start_after else None),  # type: ignore[operator]
+        ("StartAfter", enc(start_after) if start_after else None),
     ]
     if page.truncated and page.last is not None:
         next_token = base64.urlsafe_b64encode(page.last.encode("utf-8")).decode("ascii")

@@ -11,8 +11,7 @@ parts' stored checksums (see s3api.checksums) without reading the body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from urllib.parse import quote
+from collections.abc import AsyncIterator
 
 from starlette.responses import Response
 
@@ -33,6 +32,7 @@ from s3api.operations.common import (
     attrs_from_headers,
     check_early,
     check_key,
+    key_encoder,
     view_of,
     write_condition,
 )
@@ -189,23 +189,12 @@ def _int_param(req: S3Request, name: str, default: int) -> int:
     return value
 
 
-def _encoder(req: S3Request) -> tuple[str | None, Callable[[str], str]]:
-    encoding = req.query.get("encoding-type")
-    if encoding is None:
-        return None, lambda s: s
-    if encoding != "url":
-        raise InvalidArgument(
-            "Invalid Encoding Method specified in Request", ArgumentName="encoding-type"
-        )
-    return "url", lambda s: quote(s, safe="/")
-
-
 async def list_parts(ctx: Context, req: S3Request) -> Response:
     _, upload = await _upload(ctx, req)
     parts = await ctx.versioning.list_parts(upload)
     marker = _int_param(req, "part-number-marker", 0)
     max_parts = min(_int_param(req, "max-parts", MAX_LISTED), MAX_LISTED)
-    encoding, enc = _encoder(req)
+    encoding, enc = key_encoder(req)
     after = [p for p in parts if p.number > marker]
     page, rest = after[:max_parts], after[max_parts:]
     children: list[xml.Element] = [
@@ -252,7 +241,7 @@ async def list_multipart_uploads(ctx: Context, req: S3Request) -> Response:
     # Without key-marker, upload-id-marker is ignored, as S3 does.
     id_marker = req.query.get("upload-id-marker", "") if key_marker else ""
     max_uploads = min(_int_param(req, "max-uploads", MAX_LISTED), MAX_LISTED)
-    encoding, enc = _encoder(req)
+    encoding, enc = key_encoder(req)
     uploads: list[UploadRecord] = []
     prefixes: list[str] = []
     last: tuple[str, str] | None = None

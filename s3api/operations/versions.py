@@ -14,8 +14,8 @@ from starlette.responses import Response
 from s3api import xml
 from s3api.errors import InvalidArgument
 from s3api.operations.buckets import OWNER
-from s3api.operations.common import Context, view_of
-from s3api.operations.listing import key_encoder, max_keys_param
+from s3api.operations.common import Context, key_encoder, view_of
+from s3api.operations.listing import max_keys_param
 from s3api.request import S3Request
 from versioning import history
 from versioning.ids import CommitId
@@ -48,21 +48,21 @@ async def list_object_versions(ctx: Context, req: S3Request) -> Response:
     )
     children: list[xml.Element] = [
         ("Name", req.bucket_name),
-        ("Prefix", enc(prefix)),  # type: ignore[operator]
-        ("KeyMarker", enc(key_marker)),  # type: ignore[operator]
+        ("Prefix", enc(prefix)),
+        ("KeyMarker", enc(key_marker)),
         ("VersionIdMarker", raw_version_marker),
         ("MaxKeys", max_keys),
-        ("Delimiter", enc(delimiter) if delimiter else None),  # type: ignore[operator]
+        ("Delimiter", enc(delimiter) if delimiter else None),
         ("IsTruncated", page.truncated),
         ("EncodingType", encoding),
     ]
     if page.truncated:
-        children.append(("NextKeyMarker", enc(page.next_key_marker)))  # type: ignore[operator]
+        children.append(("NextKeyMarker", enc(page.next_key_marker)))
         if page.next_version_marker is not None:
             children.append(("NextVersionIdMarker", page.next_version_marker.hex()))
     for v in page.versions:
         common: list[xml.Element] = [
-            ("Key", enc(v.key)),  # type: ignore[operator]
+            ("Key", enc(v.key)),
             ("VersionId", v.commit.hex()),
             ("IsLatest", v.is_latest),
             ("LastModified", xml.iso8601(v.entry.last_modified)),
@@ -83,6 +83,6 @@ async def list_object_versions(ctx: Context, req: S3Request) -> Response:
                 )
             )
     for p in page.prefixes:
-        children.append(("CommonPrefixes", [("Prefix", enc(p))]))  # type: ignore[operator]
+        children.append(("CommonPrefixes", [("Prefix", enc(p))]))
     body = xml.document("ListVersionsResult", children)
     return Response(body, media_type="application/xml")
