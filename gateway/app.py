@@ -5,14 +5,15 @@ later); the underscore keeps it out of the bucket namespace. Everything else
 is S3, including every path of a virtual-host-style request (Host
 `<bucket>.<domain>`), where the path is a key and `_loxo/...` an ordinary one.
 
-A background task aborts multipart uploads idle for longer than
-`--upload-expiry-hours`.
+Background tasks abort multipart uploads idle for longer than
+`--upload-expiry-hours`, and collect garbage every `--gc-interval-hours`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 from collections.abc import MutableMapping
@@ -29,6 +30,9 @@ from gateway.config import ServeConfig
 from gateway.credentials import Credentials
 from s3api.app import S3App, bucket_from_host
 from s3api.operations.common import Context
+from versioning import gc
+from versioning.catalog import Catalog
+from versioning.chunker import StreamChunker
 from versioning.chunkstore import open_store
 from versioning.chunkstore.base import ChunkStore
 from versioning.metadata import Metadata
@@ -41,6 +45,16 @@ EXPIRY_MAX_INTERVAL = 600.0
 EXPIRY_MIN_INTERVAL = 1.0
 
 
+def open_chunk_store(cfg: ServeConfig) -> ChunkStore:
+    """The chunk store the configuration names (for serve, gc and fsck alike)."""
+    return open_store(
+        cfg.store_url,
+        endpoint=cfg.store_endpoint,
+        cache_dir=cfg.cache_dir,
+        cache_bytes=cfg.cache_bytes,
+    )
+
+
 class LoxoApp:
     def __init__(self, cfg: ServeConfig, creds: Credentials, dsn: str) -> None:
         self.cfg = cfg
@@ -51,6 +65,7 @@ class LoxoApp:
         self.s3: S3App | None = None
         self.control = Starlette(routes=[Route("/_loxo/health", self._health)])
         self._expiry: asyncio.Task[None] | None = None
+        self._gc: asyncio.Task[None] | None = None
 
     def _secret_for(self, access_key: str) -> str | None:
         if hmac.compare_digest(access_key, self.creds.access_key):
@@ -68,12 +83,33 @@ class LoxoApp:
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="loxo-io")
         )
-        self.store = open_store(self.cfg.store_url)
+        self.store = open_chunk_store(self.cfg)
         self.meta = await Metadata.connect(self.dsn)
-        versioning = Versioning(self.meta, self.store)
+        versioning = Versioning(
+            self.meta,
+            self.store,
+            inline_max=self.cfg.inline_max,
+            chunker_factory=functools.partial(
+                StreamChunker, self.cfg.chunk_avg, self.cfg.chunk_min, self.cfg.chunk_max
+            ),
+        )
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
         if self.cfg.upload_expiry_hours > 0:
             self._expiry = asyncio.create_task(self._expire_uploads(versioning))
+        if self.cfg.gc_interval_hours > 0:
+            self._gc = asyncio.create_task(self._collect_garbage())
+
+    async def _collect_garbage(self) -> None:
+        """A gc pass every gc_interval_hours (the first one interval after start)."""
+        assert self.meta is not None and self.store is not None
+        catalog = Catalog(self.meta.pool)
+        while True:
+            await asyncio.sleep(self.cfg.gc_interval_hours * 3600)
+            try:
+                report = await gc.collect(catalog, self.store, self.cfg.gc_grace_minutes * 60)
+                log.info("%s", report.summary())
+            except Exception:
+                log.exception("garbage collection failed; will retry next interval")
 
     async def _expire_uploads(self, versioning: Versioning) -> None:
         """Abort uploads idle for upload_expiry_hours, checking every tenth of that
@@ -95,10 +131,11 @@ class LoxoApp:
             await asyncio.sleep(interval)
 
     async def shutdown(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._expiry
+        for task in (self._expiry, self._gc):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.meta is not None:
             await self.meta.close()
         if self.store is not None:

@@ -50,6 +50,26 @@ def serve(
         help="Abort multipart uploads that have been idle (no new part) this many hours; "
         "0 keeps them forever.",
     ),
+    store_endpoint: str | None = typer.Option(
+        None,
+        help="S3 endpoint URL of an s3:// --store (MinIO, Ceph, moto...). Default: AWS, or "
+        "$AWS_ENDPOINT_URL. Credentials come from the standard AWS environment variables.",
+    ),
+    cache_size: str = typer.Option(
+        "10GiB", help="Local disk cache for an s3:// --store's hot chunks (0 disables it)."
+    ),
+    inline_max: str = typer.Option(
+        "16KiB", help="Keep bodies up to this size in the metadata row instead of as chunks."
+    ),
+    chunk_avg: str = typer.Option("1MiB", help="Average content-defined chunk size."),
+    chunk_min: str = typer.Option("256KiB", help="Minimum chunk size."),
+    chunk_max: str = typer.Option("4MiB", help="Maximum chunk size."),
+    gc_interval_hours: float = typer.Option(
+        6.0, help="Collect garbage in the background this often; 0 never."
+    ),
+    gc_grace_minutes: float = typer.Option(
+        60.0, help="Background gc spares anything written or re-used this recently (>= 5)."
+    ),
 ) -> None:
     """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
     try:
@@ -63,11 +83,87 @@ def serve(
             tls_key=tls_key,
             domains=domain,
             upload_expiry_hours=upload_expiry_hours,
+            store_endpoint=store_endpoint,
+            cache_size=cache_size,
+            inline_max=inline_max,
+            chunk_avg=chunk_avg,
+            chunk_min=chunk_min,
+            chunk_max=chunk_max,
+            gc_interval_hours=gc_interval_hours,
+            gc_grace_minutes=gc_grace_minutes,
         )
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(run_server(cfg))
+
+
+_DATA_DIR = typer.Option("./loxo-data", help="The data dir `loxo serve` uses.")
+_DATABASE = typer.Option(None, help="The --database-url `loxo serve` uses, if any.")
+_STORE = typer.Option(None, help="The --store `loxo serve` uses, if any.")
+_ENDPOINT = typer.Option(None, help="The --store-endpoint `loxo serve` uses, if any.")
+_JSON = typer.Option(False, "--json", help="Print the report as one JSON object.")
+
+
+def _storage(
+    data_dir: str, database_url: str | None, store: str | None, store_endpoint: str | None
+) -> cfgmod.ServeConfig:
+    try:
+        return cfgmod.build(
+            "127.0.0.1:0",
+            data_dir,
+            database_url,
+            store,
+            "us-east-1",
+            store_endpoint=store_endpoint,
+            # No cache: fsck must read the store itself, and gc reads no chunks.
+            cache_size="0",
+        )
+    except cfgmod.ConfigError as exc:
+        typer.echo(f"loxo: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command(
+    epilog="Examples: loxo gc --dry-run   |   loxo gc --grace-minutes 0 "
+    "(only when nothing is writing)   |   loxo gc --database-url postgresql://... --json",
+)
+def gc(
+    dry_run: bool = typer.Option(False, help="Report what would be freed; delete nothing."),
+    grace_minutes: float = typer.Option(
+        60.0,
+        help="Spare anything written or re-used this recently. Below 5 is safe only "
+        "while no upload is in flight.",
+    ),
+    data_dir: str = _DATA_DIR,
+    database_url: str | None = _DATABASE,
+    store: str | None = _STORE,
+    store_endpoint: str | None = _ENDPOINT,
+    as_json: bool = _JSON,
+) -> None:
+    """Free the chunks and metadata that no branch, open upload or recent commit reaches."""
+    from gateway.maintenance import run_gc
+
+    if grace_minutes < 0:
+        typer.echo("loxo: --grace-minutes must be >= 0", err=True)
+        raise typer.Exit(2)
+    cfg = _storage(data_dir, database_url, store, store_endpoint)
+    raise typer.Exit(run_gc(cfg, grace_minutes, dry_run, as_json))
+
+
+@app.command(epilog="Example: loxo fsck --data-dir ./loxo-data   (exit 1 when problems are found)")
+def fsck(
+    data_dir: str = _DATA_DIR,
+    database_url: str | None = _DATABASE,
+    store: str | None = _STORE,
+    store_endpoint: str | None = _ENDPOINT,
+    as_json: bool = _JSON,
+) -> None:
+    """Verify every commit, tree node and chunk; report damage by repo, commit and path."""
+    from gateway.maintenance import run_fsck
+
+    cfg = _storage(data_dir, database_url, store, store_endpoint)
+    raise typer.Exit(run_fsck(cfg, as_json))
 
 
 @app.command()

@@ -31,6 +31,24 @@ class ServeConfig:
     domains: tuple[str, ...] = ()
     # Multipart uploads idle this long are aborted by a background task; 0: never.
     upload_expiry_hours: float = 24.0
+    # The S3 API endpoint of an s3:// chunk store (None: AWS, or AWS_ENDPOINT_URL).
+    store_endpoint: str | None = None
+    # Local disk cache of an s3:// chunk store's hot chunks; 0 disables it.
+    cache_bytes: int = 10 * 1024**3
+    # Bodies up to this many bytes are kept in their metadata row, not as chunks.
+    inline_max: int = 16 * 1024
+    # Content-defined chunk sizes (bytes): average, minimum, maximum.
+    chunk_avg: int = 1024 * 1024
+    chunk_min: int = 256 * 1024
+    chunk_max: int = 4 * 1024 * 1024
+    # Background garbage collection every this many hours (0: never), sparing
+    # anything touched within the grace period.
+    gc_interval_hours: float = 6.0
+    gc_grace_minutes: float = 60.0
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
 
     @property
     def scheme(self) -> str:
@@ -71,6 +89,66 @@ def check_upload_expiry(hours: float) -> float:
             f"(got {hours!r})"
         )
     return float(hours)
+
+
+# An in-flight upload re-touches its chunks every leases.KEEPALIVE_SECONDS
+# (2 min); a background gc with a shorter grace could take them.
+MIN_SERVER_GRACE_MINUTES = 5.0
+
+
+def check_gc(interval_hours: float, grace_minutes: float) -> tuple[float, float]:
+    if not math.isfinite(interval_hours) or interval_hours < 0:
+        raise ConfigError(
+            f"--gc-interval-hours must be a number of hours >= 0, 0 for no background gc "
+            f"(got {interval_hours!r})"
+        )
+    if not math.isfinite(grace_minutes) or grace_minutes < MIN_SERVER_GRACE_MINUTES:
+        raise ConfigError(
+            f"--gc-grace-minutes must be at least {MIN_SERVER_GRACE_MINUTES:g}: uploads in "
+            f"flight re-touch their chunks every 2 minutes (got {grace_minutes!r})"
+        )
+    return float(interval_hours), float(grace_minutes)
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(option: str, value: str) -> int:
+    """A byte count such as 4096, 64KiB, 1MiB or 10GiB (binary units)."""
+    m = _SIZE.match(value)
+    if not m:
+        raise ConfigError(f"{option} must be a size such as 4096, 64KiB or 1MiB (got {value!r})")
+    return int(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+
+
+def check_chunking(avg: int, lo: int, hi: int, inline_max: int) -> None:
+    """FastCDC's own bounds (pyfastcdc), said in our option names."""
+    problems = []
+    if not 256 <= avg <= 4 * 1024**2:
+        problems.append("--chunk-avg must be between 256 and 4MiB")
+    if not 64 <= lo <= 1024**2:
+        problems.append("--chunk-min must be between 64 and 1MiB")
+    if not 1024 <= hi <= 16 * 1024**2:
+        problems.append("--chunk-max must be between 1KiB and 16MiB")
+    if not lo <= avg <= hi:
+        problems.append("sizes must satisfy --chunk-min <= --chunk-avg <= --chunk-max")
+    if not 0 <= inline_max <= 1024**2:
+        problems.append("--inline-max must be between 0 (off) and 1MiB")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def check_tls(cert: str | None, key: str | None) -> tuple[Path, Path] | None:
@@ -127,8 +205,27 @@ def build(
     tls_key: str | None = None,
     domains: Iterable[str] = (),
     upload_expiry_hours: float = 24.0,
+    store_endpoint: str | None = None,
+    cache_size: str = "10GiB",
+    inline_max: str = "16KiB",
+    chunk_avg: str = "1MiB",
+    chunk_min: str = "256KiB",
+    chunk_max: str = "4MiB",
+    gc_interval_hours: float = 6.0,
+    gc_grace_minutes: float = 60.0,
 ) -> ServeConfig:
     host, port = parse_listen(listen)
+    sizes = {
+        "--cache-size": parse_size("--cache-size", cache_size),
+        "--inline-max": parse_size("--inline-max", inline_max),
+        "--chunk-avg": parse_size("--chunk-avg", chunk_avg),
+        "--chunk-min": parse_size("--chunk-min", chunk_min),
+        "--chunk-max": parse_size("--chunk-max", chunk_max),
+    }
+    check_chunking(
+        sizes["--chunk-avg"], sizes["--chunk-min"], sizes["--chunk-max"], sizes["--inline-max"]
+    )
+    gc_interval, gc_grace = check_gc(gc_interval_hours, gc_grace_minutes)
     tls = check_tls(tls_cert, tls_key)
     root = Path(data_dir).expanduser().resolve()
     access = os.environ.get("LOXO_ACCESS_KEY") or None
@@ -148,4 +245,12 @@ def build(
         tls_key=tls[1] if tls else None,
         domains=parse_domains(domains),
         upload_expiry_hours=check_upload_expiry(upload_expiry_hours),
+        store_endpoint=store_endpoint or None,
+        cache_bytes=sizes["--cache-size"],
+        inline_max=sizes["--inline-max"],
+        chunk_avg=sizes["--chunk-avg"],
+        chunk_min=sizes["--chunk-min"],
+        chunk_max=sizes["--chunk-max"],
+        gc_interval_hours=gc_interval,
+        gc_grace_minutes=gc_grace,
     )

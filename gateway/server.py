@@ -97,6 +97,27 @@ def prepare_database(dsn: str) -> str | None:
     return None
 
 
+def open_database(cfg: ServeConfig) -> tuple[str, Any] | int:
+    """The configured database, migrated and ready: (dsn, the embedded server
+    handle or None; call its cleanup() when done), or an exit code after
+    saying on stderr why it cannot be used."""
+    embedded = None
+    dsn = cfg.database_url
+    if dsn is None:
+        try:
+            dsn, embedded = embedded_pg.start(cfg.data_dir)
+        except embedded_pg.EmbeddedUnavailable as exc:
+            print(f"loxo: {exc}", file=sys.stderr)
+            return 2
+    problem = prepare_database(dsn)
+    if problem is not None:
+        print(f"loxo: {problem}", file=sys.stderr)
+        if embedded is not None:
+            embedded.cleanup()
+        return 2
+    return dsn, embedded
+
+
 def serve(cfg: ServeConfig) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # pgserver narrates every pg_ctl call at INFO; platformdirs warns when
@@ -114,20 +135,10 @@ def serve(cfg: ServeConfig) -> int:
             "Use them as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in your S3 tools.",
             flush=True,
         )
-    embedded = None
-    dsn = cfg.database_url
-    if dsn is None:
-        try:
-            dsn, embedded = embedded_pg.start(cfg.data_dir)
-        except embedded_pg.EmbeddedUnavailable as exc:
-            print(f"loxo: {exc}", file=sys.stderr)
-            return 2
-    problem = prepare_database(dsn)
-    if problem is not None:
-        print(f"loxo: {problem}", file=sys.stderr)
-        if embedded is not None:
-            embedded.cleanup()
-        return 2
+    opened = open_database(cfg)
+    if isinstance(opened, int):
+        return opened
+    dsn, embedded = opened
     app = LoxoApp(cfg, creds, dsn)
     config = uvicorn.Config(
         app,

@@ -282,6 +282,8 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     (dom.EntityTooSmall, EntityTooSmall),
     (dom.PreconditionFailed, PreconditionFailed),
     (dom.ConcurrentUpdate, ServiceUnavailable),
+    # Retryable: a retry re-reads the source, which is then found or not.
+    (dom.ContentGone, ServiceUnavailable),
     (dom.CorruptData, InternalError),
 ]
 

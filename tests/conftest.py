@@ -897,3 +897,82 @@ def error_code(body: bytes) -> str | None:
         return None
     code = root.find("Code")
     return code.text if code is not None else None
+
+
+# --------------------------------------------------------------------------- moto
+# An S3 endpoint for the S3 chunk store: moto's standalone server (from the
+# `test` extra, next to this interpreter), once per session on a free port.
+# When it is missing the S3 tests fail in CI and are skipped elsewhere.
+
+MOTO_START_TIMEOUT = 30.0
+MOTO_REGION = "us-east-1"
+
+
+def _moto_answers(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/moto-api/")
+        conn.getresponse().read()
+        return True
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint URL of a moto S3 server shared by the session."""
+    # The venv's bin dir, not PATH: the tests must use the moto they installed.
+    binary = Path(sys.executable).parent / "moto_server"
+    if not os.access(binary, os.X_OK):
+        message = f"{binary} not installed; `./dev test` installs it with the test extra"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    port = free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + MOTO_START_TIMEOUT
+        while not _moto_answers(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                output = log_path.read_text("utf-8", "replace")[-3000:]
+                pytest.fail(
+                    f"moto_server on port {port} did not start "
+                    f"(exit code {proc.poll()}); output:\n{output}",
+                    pytrace=False,
+                )
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def moto_s3(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """The moto endpoint, with fake credentials and no user AWS configuration."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    empty = tmp_path / "aws-empty-config"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", MOTO_REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return moto_server

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from versioning import errors, history, tree
-from versioning.ids import CommitId, NodeId, VersionId
+from versioning.ids import CommitId, ContentId, NodeId, VersionId
 from versioning.metadata import Metadata, now_us
 from versioning.model import Commit, Manifest, ObjectEntry
 from versioning.tree import Node, Root
@@ -146,6 +146,7 @@ class Committer:
         outcome: dict[int, CommitId | BaseException | None] = {}
         uploads: list[str] = []
         contents: list[Manifest] = []
+        referenced: set[ContentId] = set()
         for index, change in enumerate(batch):
             try:
                 if change.check is not None:
@@ -183,6 +184,7 @@ class Committer:
             if change.consume_upload is not None:
                 uploads.append(change.consume_upload)
             contents.extend(change.contents)
+            referenced.update(v.content for v in edits.values() if v is not None)
             outcome[index] = commit.id
             parent, root = commit.id, new_root
         if commits:
@@ -196,6 +198,7 @@ class Committer:
                 consume_uploads=uploads,
                 contents=contents,
                 histories=histories,
+                referenced=referenced,
             )
             if not ok:
                 return False

@@ -79,5 +79,9 @@ class CorruptData(VersioningError):
     """Stored bytes do not match their content address."""
 
 
+class ContentGone(CorruptData):
+    """A write re-used a body that garbage collection removed meanwhile."""
+
+
 class ConcurrentUpdate(VersioningError):
     """A compare-and-set lost too many times in a row."""

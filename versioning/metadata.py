@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import asyncpg
 
 from versioning import errors
-from versioning.ids import CommitId, ContentId, NodeId, VersionId
+from versioning.ids import ChunkId, CommitId, ContentId, NodeId, VersionId
 from versioning.migrations import apply_all
-from versioning.model import Branch, Commit, Manifest, Repo, pack, unpack
+from versioning.model import Branch, ChunkRef, Commit, Manifest, Repo, pack, unpack
 from versioning.tree import Node
 
 T = TypeVar("T")
@@ -210,6 +210,7 @@ class Metadata:
         consume_uploads: Sequence[str] = (),
         contents: Sequence[Manifest] = (),
         histories: Sequence[tuple[CommitId, NodeId | None, int]] = (),
+        referenced: Iterable[ContentId] = (),
     ) -> bool:
         """Persist a chain of commits and move the branch head from `old_head`
         to the last one, atomically. Returns False (writing nothing) when the
@@ -219,11 +220,18 @@ class Metadata:
         UPDATE of the head, so it needs one round trip and no explicit
         transaction. Two completions of one upload cannot both succeed: they
         race on the same branch head, and the loser's compare-and-set fails.
+
+        `referenced` are the contents the new entries point at that `contents`
+        does not bring (copies, completed uploads). They are locked and
+        touched, so garbage collection cannot delete them under the commit; if
+        one is already gone, nothing is written and ContentGone is raised.
+        Every node and content written is touched too (see migration 0004).
         """
         node_ids = list(nodes)
         version_rows = list(versions)
         unique_contents = {m.id: m for m in contents}
-        status = await self.pool.fetchval(
+        others = sorted({c for c in referenced if c not in unique_contents})
+        row = await self.pool.fetchrow(
             _COMMIT_CHAIN,
             repo,
             branch,
@@ -244,8 +252,17 @@ class Metadata:
             [h[0] for h in histories],
             [h[1] for h in histories],
             [h[2] for h in histories],
+            now_us(),
+            [m.has_chunks for m in unique_contents.values()],
+            others,
         )
-        if status != 1:
+        assert row is not None
+        if row[1] != len(others):
+            raise errors.ContentGone(
+                "an object body this write refers to was garbage-collected meanwhile "
+                "(its source was no longer reachable); nothing was written"
+            )
+        if row[0] != 1:
             return False
         for nid, node in nodes.items():
             self._nodes.put(nid, node)
@@ -311,12 +328,28 @@ class Metadata:
     async def put_content(self, manifest: Manifest) -> ContentId:
         cid = manifest.id
         await self.pool.execute(
-            "INSERT INTO contents (id, size, manifest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            "INSERT INTO contents (id, size, manifest, touched, has_chunks) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET touched = $4",
             cid,
             manifest.size,
             manifest.encode(),
+            now_us(),
+            manifest.has_chunks,
         )
         return cid
+
+    async def touch_chunks(self, chunks: Iterable[ChunkRef]) -> list[ChunkId]:
+        """Record that a writer is about to rely on these chunks, BEFORE it
+        looks for them in the store. Returns the ids that had no row (new to
+        the store, or deleted by gc): only for those can the store lack the
+        chunk. Taken in id order so two writers never deadlock on row locks."""
+        unique = sorted({c.id: c.size for c in chunks}.items())
+        if not unique:
+            return []
+        rows = await self.pool.fetch(
+            _TOUCH_CHUNKS, [u[0] for u in unique], [u[1] for u in unique], now_us()
+        )
+        return [ChunkId(r["id"]) for r in rows if r["inserted"]]
 
     async def get_manifest(self, content_id: ContentId) -> Manifest:
         return await self._immutable(
@@ -449,18 +482,23 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 _COMMIT_CHAIN = """
-WITH upd AS (
+WITH kept AS (
+    -- Lock the re-used contents against a concurrent gc DELETE: once locked,
+    -- gc's re-check sees them touched below and spares them.
+    SELECT id FROM contents WHERE id = ANY($22::bytea[]) FOR KEY SHARE
+), upd AS (
     UPDATE branches SET head = $4
     WHERE repo = $1 AND name = $2 AND head IS NOT DISTINCT FROM $3
       AND (SELECT count(*) FROM uploads WHERE id = ANY($5::text[])) = cardinality($5::text[])
+      AND (SELECT count(*) FROM kept) = cardinality($22::bytea[])
     RETURNING 1
 ), consumed AS (
     DELETE FROM uploads WHERE id = ANY($5::text[]) AND EXISTS (SELECT 1 FROM upd)
 ), new_nodes AS (
-    INSERT INTO tree_nodes (id, data)
-    SELECT t.id, t.data FROM unnest($6::bytea[], $7::bytea[]) AS t(id, data)
+    INSERT INTO tree_nodes (id, data, touched)
+    SELECT t.id, t.data, $20 FROM unnest($6::bytea[], $7::bytea[]) AS t(id, data)
     WHERE EXISTS (SELECT 1 FROM upd)
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (id) DO UPDATE SET touched = EXCLUDED.touched
 ), new_commits AS (
     INSERT INTO commits (id, repo, time, data)
     SELECT t.id, t.repo, t.time, t.data
@@ -473,11 +511,15 @@ WITH upd AS (
     WHERE EXISTS (SELECT 1 FROM upd)
     ON CONFLICT DO NOTHING
 ), new_contents AS (
-    INSERT INTO contents (id, size, manifest)
-    SELECT t.id, t.size, t.manifest
-    FROM unnest($14::bytea[], $15::bigint[], $16::bytea[]) AS t(id, size, manifest)
+    INSERT INTO contents (id, size, manifest, touched, has_chunks)
+    SELECT t.id, t.size, t.manifest, $20, t.has_chunks
+    FROM unnest($14::bytea[], $15::bigint[], $16::bytea[], $21::boolean[])
+         AS t(id, size, manifest, has_chunks)
     WHERE EXISTS (SELECT 1 FROM upd)
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (id) DO UPDATE SET touched = EXCLUDED.touched
+), touched_contents AS (
+    UPDATE contents SET touched = $20
+    WHERE id IN (SELECT id FROM kept) AND EXISTS (SELECT 1 FROM upd)
 ), new_histories AS (
     INSERT INTO commit_history (commit_id, history_root, generation)
     SELECT t.id, t.root, t.generation
@@ -485,7 +527,14 @@ WITH upd AS (
     WHERE EXISTS (SELECT 1 FROM upd)
     ON CONFLICT DO NOTHING
 )
-SELECT count(*) FROM upd
+SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM kept)
+"""
+
+_TOUCH_CHUNKS = """
+INSERT INTO chunks (id, size, touched)
+SELECT t.id, t.size, $3 FROM unnest($1::bytea[], $2::integer[]) AS t(id, size)
+ON CONFLICT (id) DO UPDATE SET touched = EXCLUDED.touched
+RETURNING id, (xmax = 0) AS inserted
 """
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import blake3
 import msgpack
 
 from versioning.ids import (
@@ -103,14 +104,28 @@ class ObjectEntry:
 
 @dataclass(frozen=True, slots=True)
 class ChunkRef:
+    """One piece of a body: a chunk in the chunk store, or, for small bodies,
+    the bytes themselves (`inline`), kept in the manifest so a million tiny
+    objects do not become a million chunk files. An inline piece's id is still
+    the BLAKE3 of its bytes, so code that only compares ids need not care."""
+
     id: ChunkId
     size: int
+    inline: bytes | None = None
+
+    @staticmethod
+    def of_inline(data: bytes) -> ChunkRef:
+        return ChunkRef(ChunkId(blake3.blake3(data).digest()), len(data), bytes(data))
 
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """An object body: its chunks in order. Its id is the hash of its encoding,
-    so two identical bodies share one manifest."""
+    """An object body: its pieces in order. Its id is the hash of its encoding,
+    so two identical bodies share one manifest.
+
+    Encoding: a msgpack list whose items are `[chunk id, size]` for a stored
+    chunk, or the raw bytes of an inline piece.
+    """
 
     chunks: tuple[ChunkRef, ...]
 
@@ -118,12 +133,27 @@ class Manifest:
     def size(self) -> int:
         return sum(c.size for c in self.chunks)
 
+    @property
+    def has_chunks(self) -> bool:
+        """Whether any piece lives in the chunk store."""
+        return any(c.inline is None for c in self.chunks)
+
+    def stored_chunks(self) -> list[ChunkRef]:
+        return [c for c in self.chunks if c.inline is None]
+
     def encode(self) -> bytes:
-        return pack([[c.id, c.size] for c in self.chunks])
+        return pack([c.inline if c.inline is not None else [c.id, c.size] for c in self.chunks])
 
     @staticmethod
     def decode(data: bytes) -> Manifest:
-        return Manifest(tuple(ChunkRef(ChunkId(i), s) for i, s in unpack(data)))
+        return Manifest(
+            tuple(
+                ChunkRef.of_inline(item)
+                if isinstance(item, bytes)
+                else ChunkRef(ChunkId(item[0]), item[1])
+                for item in unpack(data)
+            )
+        )
 
     @property
     def id(self) -> ContentId:

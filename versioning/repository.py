@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from versioning import errors, tree
+from versioning.chunker import StreamChunker
 from versioning.chunkstore.base import ChunkStore
 from versioning.committer import Change, Check, Committer
-from versioning.content import ChunkReader, Hasher, Ingested, ingest
+from versioning.content import DEFAULT_INLINE_MAX, ChunkReader, Hasher, Ingested, ingest
 from versioning.ids import CommitId, ContentId, NodeId, VersionId
+from versioning.leases import LeasedStore, hold_existing
 from versioning.metadata import Metadata, PartRecord, UploadRecord, now_us
 from versioning.model import Branch, ChunkRef, Manifest, ObjectEntry, Repo, pack, unpack
 from versioning.tree import Root
@@ -96,10 +98,19 @@ class Part:
 
 
 class Versioning:
-    def __init__(self, meta: Metadata, store: ChunkStore, author: str = "loxo") -> None:
+    def __init__(
+        self,
+        meta: Metadata,
+        store: ChunkStore,
+        author: str = "loxo",
+        inline_max: int = DEFAULT_INLINE_MAX,
+        chunker_factory: Callable[[], StreamChunker] = StreamChunker,
+    ) -> None:
         self.meta = meta
         self.store = store
         self.author = author
+        self.inline_max = inline_max
+        self.chunker_factory = chunker_factory
         self.committer = Committer(meta)
         # Branches seen to exist, until a monotonic deadline: a write only
         # needs to know its branch exists to accept the body, and the commit's
@@ -224,7 +235,7 @@ class Versioning:
         Nothing is visible until a commit references it. With register=False
         the manifest row is left to the commit (pass `result.manifest` in its
         `contents`), saving a round trip."""
-        result = await ingest(pieces, self.store, hashers)
+        result = await self._ingest(pieces, hashers)
         if register:
             return await self.meta.put_content(result.manifest), result
         return result.manifest.id, result
@@ -309,9 +320,21 @@ class Versioning:
             if len(piece) == ref.size:
                 chunks.append(ref)
             else:
-                chunks.extend((await ingest(_one(piece), self.store)).manifest.chunks)
+                chunks.extend((await self._ingest(_one(piece))).manifest.chunks)
+        await hold_existing(self.meta, self.store, chunks)
         part = Manifest(tuple(chunks))
         return await self.meta.put_content(part), part.size, md5.digest()
+
+    async def _ingest(
+        self, pieces: AsyncIterator[bytes], hashers: Mapping[str, Hasher] | None = None
+    ) -> Ingested:
+        return await ingest(
+            pieces,
+            LeasedStore(self.meta, self.store),
+            hashers,
+            chunker_factory=self.chunker_factory,
+            inline_max=self.inline_max,
+        )
 
     # -- multipart uploads -------------------------------------------------------
 
