@@ -92,6 +92,7 @@ class LoxoApp:
             chunker_factory=functools.partial(
                 StreamChunker, self.cfg.chunk_avg, self.cfg.chunk_min, self.cfg.chunk_max
             ),
+            ingest_memory=self.cfg.ingest_memory,
         )
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
         if self.cfg.upload_expiry_hours > 0:

@@ -70,6 +70,11 @@ def serve(
     gc_grace_minutes: float = typer.Option(
         60.0, help="Background gc spares anything written or re-used this recently (>= 5)."
     ),
+    ingest_memory: str = typer.Option(
+        "128MiB",
+        help="Memory that bodies being uploaded may hold, all together. Each upload over "
+        "1 MiB takes ~11 MiB of it (at --chunk-max 4MiB); more wait, reading nothing.",
+    ),
 ) -> None:
     """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
     try:
@@ -91,6 +96,7 @@ def serve(
             chunk_max=chunk_max,
             gc_interval_hours=gc_interval_hours,
             gc_grace_minutes=gc_grace_minutes,
+            ingest_memory=ingest_memory,
         )
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)

@@ -45,6 +45,8 @@ class ServeConfig:
     # anything touched within the grace period.
     gc_interval_hours: float = 6.0
     gc_grace_minutes: float = 60.0
+    # What bodies being written may hold in memory at once, all uploads together.
+    ingest_memory: int = 128 * 1024**2
 
     @property
     def cache_dir(self) -> Path:
@@ -213,6 +215,7 @@ def build(
     chunk_max: str = "4MiB",
     gc_interval_hours: float = 6.0,
     gc_grace_minutes: float = 60.0,
+    ingest_memory: str = "128MiB",
 ) -> ServeConfig:
     host, port = parse_listen(listen)
     sizes = {
@@ -221,6 +224,7 @@ def build(
         "--chunk-avg": parse_size("--chunk-avg", chunk_avg),
         "--chunk-min": parse_size("--chunk-min", chunk_min),
         "--chunk-max": parse_size("--chunk-max", chunk_max),
+        "--ingest-memory": parse_size("--ingest-memory", ingest_memory),
     }
     check_chunking(
         sizes["--chunk-avg"], sizes["--chunk-min"], sizes["--chunk-max"], sizes["--inline-max"]
@@ -253,4 +257,5 @@ def build(
         chunk_max=sizes["--chunk-max"],
         gc_interval_hours=gc_interval,
         gc_grace_minutes=gc_grace,
+        ingest_memory=sizes["--ingest-memory"],
     )

@@ -152,6 +152,9 @@ class Committer:
                 if change.check is not None:
                     await change.check(src, root)
                 if change.consume_upload is not None:
+                    if change.consume_upload in uploads:
+                        # An earlier change of this batch completes it.
+                        raise errors.UploadNotFound(change.consume_upload)
                     await self.meta.get_upload(change.consume_upload)
             except errors.VersioningError as exc:
                 outcome[index] = exc

@@ -32,8 +32,16 @@ from versioning.ids import ChunkId
 from versioning.model import ChunkRef, Manifest
 
 BATCH_BYTES = 1 << 20
-# Chunks are handed to the store in groups this large, bounding memory per upload.
-FLUSH_BYTES = 4 << 20
+# Chunks go to the store as soon as a cut yields this much (a cut yields at
+# least max_size / 4), so an upload holds at most one cut's chunks.
+FLUSH_BYTES = 1 << 20
+
+
+def stream_memory(max_chunk: int) -> int:
+    """What one large body in flight can hold at once: the chunker's buffer
+    (1.25 * max chunk), one cut's chunks on their way to the store, and the
+    batch being gathered plus the one being processed."""
+    return max_chunk + max_chunk // 4 + max_chunk + 2 * BATCH_BYTES
 
 
 # Bodies up to this size are kept inline in their manifest by default. 16 KiB
@@ -68,9 +76,16 @@ async def ingest(
     hashers: Mapping[str, Hasher] | None = None,
     chunker_factory: Callable[[], StreamChunker] = StreamChunker,
     inline_max: int = 0,
+    slots: asyncio.Semaphore | None = None,
 ) -> Ingested:
     """Store a streamed body; returns its manifest and digests. A body of at
     most `inline_max` bytes is returned inline and nothing is stored.
+
+    A body larger than one batch takes one of `slots` (the server's memory
+    budget, see stream_memory) before its first batch is processed, and
+    holds it to the end. While it waits it reads nothing more, so the client
+    is held back by TCP flow control instead of our memory growing with the
+    number of concurrent uploads. Small bodies never wait.
 
     Errors raised by `pieces` (a bad client, a signature mismatch detected at
     the end) propagate; chunks already written are then unreferenced and left
@@ -119,18 +134,27 @@ async def ingest(
             pending_bytes = 0
 
     buf = bytearray()
-    async for piece in pieces:
-        if not piece:
-            continue
-        size += len(piece)
-        buf += piece
-        if len(buf) >= BATCH_BYTES:
-            batch = bytes(buf)
-            buf.clear()
-            await process(batch)
-    if buf:
-        await process(bytes(buf))
-    await process(None)
+    holding = False
+    try:
+        async for piece in pieces:
+            if not piece:
+                continue
+            size += len(piece)
+            buf += piece
+            if len(buf) >= BATCH_BYTES:
+                if slots is not None and not holding:
+                    await slots.acquire()
+                    holding = True
+                batch = bytes(buf)
+                buf.clear()
+                await process(batch)
+        if buf:
+            await process(bytes(buf))
+        await process(None)
+    finally:
+        if holding:
+            assert slots is not None
+            slots.release()
     return Ingested(Manifest(tuple(refs)), size, md5.digest(), extra, new_chunks)
 
 

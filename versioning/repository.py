@@ -20,7 +20,14 @@ from versioning import errors, tree
 from versioning.chunker import StreamChunker
 from versioning.chunkstore.base import ChunkStore
 from versioning.committer import Change, Check, Committer
-from versioning.content import DEFAULT_INLINE_MAX, ChunkReader, Hasher, Ingested, ingest
+from versioning.content import (
+    DEFAULT_INLINE_MAX,
+    ChunkReader,
+    Hasher,
+    Ingested,
+    ingest,
+    stream_memory,
+)
 from versioning.ids import CommitId, ContentId, NodeId, VersionId
 from versioning.leases import LeasedStore, hold_existing
 from versioning.metadata import Metadata, PartRecord, UploadRecord, now_us
@@ -105,12 +112,19 @@ class Versioning:
         author: str = "loxo",
         inline_max: int = DEFAULT_INLINE_MAX,
         chunker_factory: Callable[[], StreamChunker] = StreamChunker,
+        ingest_memory: int | None = None,
     ) -> None:
+        """`ingest_memory` bounds what large bodies being written hold at once
+        (None: unbounded); it is divided into per-body slots (content.ingest)."""
         self.meta = meta
         self.store = store
         self.author = author
         self.inline_max = inline_max
         self.chunker_factory = chunker_factory
+        self._slots: asyncio.Semaphore | None = None
+        if ingest_memory is not None:
+            per_body = stream_memory(chunker_factory().max_size)
+            self._slots = asyncio.Semaphore(max(2, ingest_memory // per_body))
         self.committer = Committer(meta)
         # Branches seen to exist, until a monotonic deadline: a write only
         # needs to know its branch exists to accept the body, and the commit's
@@ -334,6 +348,7 @@ class Versioning:
             hashers,
             chunker_factory=self.chunker_factory,
             inline_max=self.inline_max,
+            slots=self._slots,
         )
 
     # -- multipart uploads -------------------------------------------------------
@@ -449,6 +464,10 @@ class Versioning:
                 )
             previous = number
             part = stored.get(number)
+            if part is None and not stored:
+                # A concurrent completion may have consumed the upload (and its
+                # parts) since it was looked up: then the upload is what's gone.
+                await self.meta.get_upload(upload.id)
             if part is None or part.md5.hex() != md5_hex:
                 raise errors.InvalidPart(
                     f"part {number} could not be found, or its ETag does not match"

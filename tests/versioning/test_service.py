@@ -245,3 +245,37 @@ def test_outcomes_on_a_stale_cached_head_are_judged_again(
                 await a.commit(view, {"k2": None}, "m", {}, check=must_be_absent)
 
     asyncio.run(scenario())
+
+
+def test_completions_of_one_upload_in_one_batch_commit_once(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """Concurrent CompleteMultipartUploads of one upload land in one committer
+    batch; the first consumes the upload, the rest must get UploadNotFound
+    (they used to make the whole batch's compare-and-set fail forever)."""
+    dsn = fresh_database()
+
+    async def scenario() -> None:
+        async with service(dsn, tmp_path / "chunks") as svc:
+            await svc.create_repo("mpu")
+            view = await svc.branch_view("mpu", "main")
+            upload_id = await svc.create_upload(view, "k", ATTRS)
+            upload = await svc.get_upload(view, "k", upload_id)
+            content, result = await svc.store_content(_pieces(b"part"))
+            await svc.put_part(upload, 1, content, result.size, result.md5)
+            entry = svc.make_entry(content, result.size, result.md5.hex(), ATTRS)
+            # Submitted in one loop iteration, so the committer takes them as one batch.
+            outcomes = await asyncio.gather(
+                *(
+                    svc.commit(view, {"k": entry}, "m", {}, consume_upload=upload_id)
+                    for _ in range(4)
+                ),
+                return_exceptions=True,
+            )
+            winners = [o for o in outcomes if not isinstance(o, BaseException)]
+            assert len(winners) == 1, outcomes
+            assert all(
+                isinstance(o, errors.UploadNotFound) for o in outcomes if o not in winners
+            ), outcomes
+
+    asyncio.run(scenario())
