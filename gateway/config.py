@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from versioning.chunkstore import parse_store_url
+
 
 class ConfigError(ValueError):
     """A setting is malformed; the message says which and how to fix it."""
@@ -230,6 +232,11 @@ def build(
         sizes["--chunk-avg"], sizes["--chunk-min"], sizes["--chunk-max"], sizes["--inline-max"]
     )
     gc_interval, gc_grace = check_gc(gc_interval_hours, gc_grace_minutes)
+    if store is not None:
+        try:
+            parse_store_url(store)
+        except ValueError as exc:
+            raise ConfigError(f"--store: {exc}") from None
     tls = check_tls(tls_cert, tls_key)
     root = Path(data_dir).expanduser().resolve()
     access = os.environ.get("LOXO_ACCESS_KEY") or None

@@ -35,6 +35,7 @@ __all__ = [
     "decode_chunk",
     "encode_chunk",
     "open_store",
+    "parse_store_url",
 ]
 
 _FILE = "file://"
@@ -49,6 +50,45 @@ DEFAULT_CACHE_BYTES = 1 << 30
 # buckets): S3-compatible stores and legacy buckets differ, and the server has
 # the last word. This only catches URLs that cannot name any bucket.
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+
+
+def parse_store_url(url: str) -> tuple[str, Path | tuple[str, str]]:
+    """("file", absolute root) or ("s3", (bucket, prefix)) for a store URL.
+    ValueError, saying what is expected, for anything else."""
+    if url.startswith(_FILE):
+        # Taken literally rather than by RFC 8089 so that "file://data/chunks" can
+        # mean a relative path; "file:///x" is the absolute /x.
+        raw = url[len(_FILE) :]
+        rest = unquote(raw)
+        if not rest or "?" in raw or "#" in raw:
+            raise ValueError(
+                f"chunk store URL {url!r}: expected file:///abs/path or file://rel/path"
+            )
+        # Absolute now, so a later chdir cannot move the store.
+        return "file", Path(rest).absolute()
+    if url.startswith(_S3):
+        raw = url[len(_S3) :]
+        bucket, _, prefix = raw.partition("/")
+        if "?" in raw or "#" in raw:
+            raise ValueError(
+                f"chunk store URL {url!r}: expected s3://bucket[/prefix], "
+                "without ?query or #fragment"
+            )
+        if not bucket:
+            raise ValueError(f"chunk store URL {url!r}: no bucket; expected s3://bucket[/prefix]")
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise ValueError(
+                f"chunk store URL {url!r}: {bucket!r} is not a bucket name (3-63 letters, "
+                "digits, '.', '-' or '_', starting and ending with a letter or digit); "
+                "expected s3://bucket[/prefix]"
+            )
+        return "s3", (bucket, prefix.strip("/"))
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    raise ValueError(
+        f"unsupported chunk store URL {url!r}"
+        + (f" (scheme {scheme!r})" if scheme else "")
+        + f"; supported: {_SUPPORTED}"
+    )
 
 
 def open_store(
@@ -66,48 +106,10 @@ def open_store(
     disk cache of up to cache_bytes (none without a cache_dir, or with
     cache_bytes 0). region: else the AWS default chain's.
     """
-    if url.startswith(_FILE):
-        # Taken literally rather than by RFC 8089 so that "file://data/chunks" can
-        # mean a relative path; "file:///x" is the absolute /x.
-        raw = url[len(_FILE) :]
-        rest = unquote(raw)
-        if not rest or "?" in raw or "#" in raw:
-            raise ValueError(
-                f"chunk store URL {url!r}: expected file:///abs/path or file://rel/path"
-            )
-        # Absolute now, so a later chdir cannot move the store.
-        return LocalChunkStore(Path(rest).absolute())
-    if url.startswith(_S3):
-        return _open_s3(url, endpoint, cache_dir, cache_bytes, region)
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    raise ValueError(
-        f"unsupported chunk store URL {url!r}"
-        + (f" (scheme {scheme!r})" if scheme else "")
-        + f"; supported: {_SUPPORTED}"
-    )
-
-
-def _open_s3(
-    url: str,
-    endpoint: str | None,
-    cache_dir: Path | None,
-    cache_bytes: int,
-    region: str | None,
-) -> S3ChunkStore:
-    raw = url[len(_S3) :]
-    bucket, _, prefix = raw.partition("/")
-    if "?" in raw or "#" in raw:
-        raise ValueError(
-            f"chunk store URL {url!r}: expected s3://bucket[/prefix], without ?query or #fragment"
-        )
-    if not bucket:
-        raise ValueError(f"chunk store URL {url!r}: no bucket; expected s3://bucket[/prefix]")
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise ValueError(
-            f"chunk store URL {url!r}: {bucket!r} is not a bucket name (3-63 letters, "
-            "digits, '.', '-' or '_', starting and ending with a letter or digit); "
-            "expected s3://bucket[/prefix]"
-        )
+    where = parse_store_url(url)[1]
+    if isinstance(where, Path):
+        return LocalChunkStore(where)
+    bucket, prefix = where
     # Passed explicitly even though botocore reads the same variables: whether an
     # endpoint is custom decides the addressing style (see S3ChunkStore).
     endpoint = (
@@ -118,7 +120,7 @@ def _open_s3(
     )
     return S3ChunkStore(
         bucket,
-        prefix.strip("/"),
+        prefix,
         endpoint_url=endpoint,
         region=region,
         cache_dir=cache_dir,
