@@ -35,6 +35,8 @@ BATCH_BYTES = 1 << 20
 # Chunks go to the store as soon as a cut yields this much (a cut yields at
 # least max_size / 4), so an upload holds at most one cut's chunks.
 FLUSH_BYTES = 1 << 20
+# A whole body this small is digested and cut on the event loop (see ingest).
+SMALL_BODY = 64 * 1024
 
 
 def stream_memory(max_chunk: int) -> int:
@@ -110,9 +112,13 @@ async def ingest(
         chunks = chunker.finish() if batch is None else chunker.feed(batch)
         return [(chunk_id(c), c) for c in chunks]
 
-    async def process(batch: bytes | None) -> None:
+    async def process(batch: bytes | None, on_loop: bool = False) -> None:
         nonlocal pending_bytes, new_chunks, flushed
-        if batch is not None:
+        if on_loop:
+            if batch is not None:
+                digest(batch)
+            named = cut(batch)
+        elif batch is not None:
             _, named = await asyncio.gather(
                 asyncio.to_thread(digest, batch), asyncio.to_thread(cut, batch)
             )
@@ -148,9 +154,12 @@ async def ingest(
                 batch = bytes(buf)
                 buf.clear()
                 await process(batch)
+        # A body that is small as a whole is hashed and cut on the event loop:
+        # that takes microseconds, less than three hops to worker threads.
+        on_loop = size <= SMALL_BODY
         if buf:
-            await process(bytes(buf))
-        await process(None)
+            await process(bytes(buf), on_loop)
+        await process(None, on_loop)
     finally:
         if holding:
             assert slots is not None

@@ -325,6 +325,25 @@ class Metadata:
             Node.decode,
         )
 
+    async def prefetch_nodes(self, node_ids: Sequence[NodeId]) -> None:
+        """Load the uncached ones of `node_ids` into the node cache in one
+        round trip (tree walks call this ahead of reading them one by one).
+
+        Nothing happens when the first is cached: a walk calls this at every
+        step with the run ahead of it, and the run was then fetched already;
+        re-fetching a window that slid by one node would cost a query per step.
+        """
+        if not node_ids or self._nodes.get(node_ids[0]) is not None:
+            return
+        missing = [n for n in node_ids if self._nodes.get(n) is None]
+        if len(missing) < 2:
+            return  # get_node costs the same round trip for one
+        rows = await self.pool.fetch(
+            "SELECT id, data FROM tree_nodes WHERE id = ANY($1::bytea[])", missing
+        )
+        for row in rows:
+            self._nodes.put(NodeId(row["id"]), Node.decode(row["data"]))
+
     async def put_content(self, manifest: Manifest) -> ContentId:
         cid = manifest.id
         await self.pool.execute(

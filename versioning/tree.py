@@ -189,6 +189,10 @@ async def lookup(src: NodeSource, root: Root, key: str) -> ObjectEntry | None:
         node = await src.get_node(cast(ChildRef, node.values[i]).node)
 
 
+# Leaves fetched together when a walk moves on to the next leaf (see iterate).
+PREFETCH = 32
+
+
 async def iterate(
     src: NodeSource, root: Root, start: str = ""
 ) -> AsyncIterator[tuple[str, ObjectEntry]]:
@@ -205,6 +209,7 @@ async def iterate(
         stack.append((node, i))
         node = await src.get_node(cast(ChildRef, node.values[i]).node)
     i = bisect.bisect_left(node.keys, start)
+    prefetch = getattr(src, "prefetch_nodes", None)
     while True:
         entries = cast("tuple[ObjectEntry, ...]", node.values)
         for j in range(i, len(node.keys)):
@@ -214,12 +219,22 @@ async def iterate(
             parent, pi = stack.pop()
             if pi + 1 < len(parent.keys):
                 stack.append((parent, pi + 1))
+                if prefetch is not None and parent.level == 1:
+                    # A walk that reaches the next leaf usually reads several
+                    # more: fetch a run of them in one round trip, not one each
+                    # (already cached ones are skipped, so this is one query
+                    # per PREFETCH leaves).
+                    await prefetch(
+                        [cast(ChildRef, r).node for r in parent.values[pi + 1 : pi + 1 + PREFETCH]]
+                    )
                 node = await src.get_node(cast(ChildRef, parent.values[pi + 1]).node)
                 break
         else:
             return
         while node.level > 0:
             stack.append((node, 0))
+            if prefetch is not None and node.level == 1:
+                await prefetch([cast(ChildRef, r).node for r in node.values[:PREFETCH]])
             node = await src.get_node(cast(ChildRef, node.values[0]).node)
         i = 0
 

@@ -556,3 +556,14 @@ def test_get_at_an_old_commit_is_log_n(scale: Scale, dimension: str) -> None:
     assert_log_growth(scale, dimension, small, large, per_level)
     for size, work in (("small", small), ("large", large)):
         assert work.node_visits <= scale.data[dimension, size].depth, (size, work)
+
+
+def test_cold_page_reads_leaves_in_runs(scale: Scale) -> None:
+    """A cold 1000-key page spans ~31 leaves; read one by one they cost ~31
+    round trips (19 tree_nodes statements at 100k files, seen before
+    tree.iterate prefetched). Read in runs of tree.PREFETCH per parent, the
+    page costs the descent plus a couple of runs.
+
+    Catches: a walk that fetches leaves one statement at a time."""
+    _, large = asyncio.run(_measure_both(scale, "files", _list_block))
+    assert large.node_reads <= 9, large
