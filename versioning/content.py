@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -220,3 +220,79 @@ class ChunkReader:
         if ref.inline is not None:
             return ref.inline
         return await self.store.get(ref.id)
+
+
+async def rejoin(
+    parts: list[list[ChunkRef]],
+    read: Callable[[ChunkRef], Awaitable[bytes]],
+    store: ChunkSink,
+    chunker_factory: Callable[[], StreamChunker] = StreamChunker,
+) -> list[ChunkRef]:
+    """The chunk list of parts joined end to end, with every seam re-cut so
+    the result is what chunking the whole body at once would have given.
+
+    Each part was chunked on its own, so its last chunk ends where the part
+    ends, not where the content says, and its first chunks start at the part
+    start. Concatenated as they are, an edit that shifts the bytes (a 1 MiB
+    insert) would change two chunks at every later seam. Re-cutting from the
+    start of the previous part's last chunk until a cut lands on one of the
+    next part's own boundaries fixes that: FastCDC restarts its hash at every
+    boundary, so from a shared boundary on both cut sequences agree. That is
+    usually within a chunk or two, so a seam costs reading a few MiB, and new
+    chunks are stored through `store`.
+    """
+    out: list[ChunkRef] = []
+    chunker: StreamChunker | None = None
+    emitted_end = 0  # where the last chunk in `out` ends, in the whole body
+    part_start = 0
+    for index, refs in enumerate(parts):
+        part_size = sum(r.size for r in refs)
+        if index == 0:
+            out.extend(refs)
+            emitted_end = part_start = part_size
+            continue
+        if chunker is None:
+            tail = out.pop()
+            emitted_end -= tail.size
+            chunker = chunker_factory()
+            emitted_end = await _recut(chunker, await read(tail), out, store, emitted_end)
+        # The part's own cut points, but not its end (a seam, not a content cut),
+        # each mapped to the index of the chunk ending there.
+        ends: dict[int, int] = {}
+        position = part_start
+        for k, ref in enumerate(refs[:-1]):
+            position += ref.size
+            ends[position] = k
+        for ref in refs:
+            emitted_end = await _recut(chunker, await read(ref), out, store, emitted_end)
+            if emitted_end in ends:
+                # In step: the chunker holds whole chunks of this part from
+                # here on, identical to the part's own. Keep those instead.
+                out.extend(refs[ends[emitted_end] + 1 :])
+                emitted_end = part_start + part_size
+                chunker = None
+                break
+        part_start += part_size
+    if chunker is not None:
+        tail_chunks = [(chunk_id(c), c) for c in chunker.finish()]
+        if tail_chunks:
+            await store.put_many(tail_chunks)
+            out.extend(ChunkRef(cid, len(c)) for cid, c in tail_chunks)
+    return out
+
+
+async def _recut(
+    chunker: StreamChunker,
+    data: bytes,
+    out: list[ChunkRef],
+    store: ChunkSink,
+    emitted_end: int,
+) -> int:
+    """Feed data to a seam's chunker, store what it cuts; the new emitted end."""
+    named = await asyncio.to_thread(lambda: [(chunk_id(c), c) for c in chunker.feed(data)])
+    if named:
+        await store.put_many(named)
+        for cid, c in named:
+            out.append(ChunkRef(cid, len(c)))
+            emitted_end += len(c)
+    return emitted_end

@@ -26,6 +26,7 @@ from versioning.content import (
     Hasher,
     Ingested,
     ingest,
+    rejoin,
     stream_memory,
 )
 from versioning.ids import CommitId, ContentId, NodeId, VersionId
@@ -40,6 +41,11 @@ COMMIT_HEX = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_BRANCH = "main"
 MAX_PARTS = 10_000
 BRANCH_SEEN_SECONDS = 2.0
+# CompleteMultipartUpload re-cuts the seams between parts (content.rejoin) so
+# an edited file dedups as well as a single PUT would. Each seam reads a few
+# MiB; above this many parts (~8 GiB at 8 MiB parts) the parts are joined as
+# they are, so a completion never takes minutes.
+REJOIN_MAX_PARTS = 1000
 
 
 def check_repo_name(name: str) -> None:
@@ -339,6 +345,9 @@ class Versioning:
         part = Manifest(tuple(chunks))
         return await self.meta.put_content(part), part.size, md5.digest()
 
+    async def _read_chunk(self, ref: ChunkRef) -> bytes:
+        return ref.inline if ref.inline is not None else await self.store.get(ref.id)
+
     async def _ingest(
         self, pieces: AsyncIterator[bytes], hashers: Mapping[str, Hasher] | None = None
     ) -> Ingested:
@@ -479,9 +488,13 @@ class Versioning:
                     f"part {part.part_number} is {part.size} bytes; every part but the last "
                     f"must be at least {min_part_size} bytes"
                 )
-        chunks: list[ChunkRef] = []
-        for part in chosen:
-            chunks.extend((await self.meta.get_manifest(part.content)).chunks)
+        pieces = [list((await self.meta.get_manifest(p.content)).chunks) for p in chosen]
+        if len(pieces) <= REJOIN_MAX_PARTS:
+            chunks = await rejoin(
+                pieces, self._read_chunk, LeasedStore(self.meta, self.store), self.chunker_factory
+            )
+        else:
+            chunks = [ref for refs in pieces for ref in refs]
         manifest = Manifest(tuple(chunks))
         content_id = await self.meta.put_content(manifest)
         etag = hashlib.md5(b"".join(p.md5 for p in chosen)).hexdigest() + f"-{len(chosen)}"
