@@ -380,9 +380,29 @@ def _object_checksums(
     """The assembled object's checksum, from its parts' stored checksums.
 
     Each part checksum the Complete XML lists must equal the stored one
-    (InvalidPart). With an upload algorithm the object gets its COMPOSITE or
+    (InvalidPart), and with a COMPOSITE upload algorithm every part must list
+    one (InvalidRequest, as S3). x-amz-mp-object-size, when sent, must be the
+    assembled size (InvalidRequest). With an upload algorithm the object gets its COMPOSITE or
     FULL_OBJECT checksum. A full-object x-amz-checksum-<alg> header on Complete
     is checked against the combined CRC of the parts (BadDigest)."""
+    expected_size = req.headers.get("x-amz-mp-object-size")
+    if expected_size is not None:
+        actual = sum(p.size for p in chosen)
+        if not expected_size.strip().isdigit() or int(expected_size) != actual:
+            raise InvalidRequest(
+                f"The x-amz-mp-object-size {expected_size.strip()!r} does not match the size "
+                f"of the assembled object ({actual} bytes)."
+            )
+    algorithm, kind = upload.checksum_algorithm, upload.checksum_type
+    if algorithm is not None and kind != checksums.FULL_OBJECT:
+        # A composite checksum is made of the part checksums the client lists.
+        for part in chosen:
+            if algorithm not in declared.get(part.part_number, {}):
+                raise InvalidRequest(
+                    f"The upload was created using a {algorithm} checksum. The complete "
+                    "request must include the checksum for each part. It was missing for "
+                    f"part {part.part_number} in the request."
+                )
     for part in chosen:
         for name, value in declared.get(part.part_number, {}).items():
             if part.checksums.get(name) != value:
@@ -391,7 +411,6 @@ def _object_checksums(
                     "match the checksum of the uploaded part."
                 )
     out: dict[str, str] = {}
-    algorithm, kind = upload.checksum_algorithm, upload.checksum_type
     requested = req.headers.get("x-amz-checksum-type")
     if requested is not None and kind is not None and requested.strip().upper() != kind:
         raise InvalidRequest(

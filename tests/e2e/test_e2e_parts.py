@@ -283,11 +283,47 @@ def test_parts_without_a_checksum_get_the_uploads_algorithm(s3: Any, new_bucket:
     assert [p["ChecksumCRC32C"] for p in listed["Parts"]] == [
         b64(DIGESTS["crc32c"](b)) for b in bodies
     ]
+    # As S3: a composite checksum is built from the part checksums the client
+    # lists, so a Complete that leaves them out is refused.
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="k", UploadId=upload, MultipartUpload={"Parts": done}
+        )
+    assert exc.value.response["Error"]["Code"] == "InvalidRequest"
+    assert "missing for part 1" in exc.value.response["Error"]["Message"]
+    with_sums = [
+        {**d, "ChecksumCRC32C": p["ChecksumCRC32C"]}
+        for d, p in zip(done, listed["Parts"], strict=True)
+    ]
     s3.complete_multipart_upload(
-        Bucket=bucket, Key="k", UploadId=upload, MultipartUpload={"Parts": done}
+        Bucket=bucket, Key="k", UploadId=upload, MultipartUpload={"Parts": with_sums}
     )
     head = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
     assert head["ChecksumCRC32C"] == composite("crc32c", b"".join(bodies))
+
+
+def test_complete_checks_the_declared_object_size(s3: Any, new_bucket: Any) -> None:
+    bucket = new_bucket("mpsize")
+    bodies = [os.urandom(PART), b"end"]
+    upload, done = upload_parts(s3, bucket, "k", bodies)
+    for wrong in (PART, PART + 4):
+        with pytest.raises(ClientError) as exc:
+            s3.complete_multipart_upload(
+                Bucket=bucket,
+                Key="k",
+                UploadId=upload,
+                MultipartUpload={"Parts": done},
+                MpuObjectSize=wrong,
+            )
+        assert exc.value.response["Error"]["Code"] == "InvalidRequest"
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="k",
+        UploadId=upload,
+        MultipartUpload={"Parts": done},
+        MpuObjectSize=PART + 3,
+    )
+    assert s3.head_object(Bucket=bucket, Key="k")["ContentLength"] == PART + 3
 
 
 def test_create_refuses_unknown_algorithms_and_bad_types(raw_s3: Any, new_bucket: Any) -> None:
