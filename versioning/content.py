@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,9 +42,9 @@ SMALL_BODY = 64 * 1024
 
 def stream_memory(max_chunk: int) -> int:
     """What one large body in flight can hold at once: the chunker's buffer
-    (1.25 * max chunk), one cut's chunks on their way to the store, and the
-    batch being gathered plus the one being processed."""
-    return max_chunk + max_chunk // 4 + max_chunk + 2 * BATCH_BYTES
+    (1.25 * max chunk), one cut's chunks being written and the next cut's
+    waiting, and the batch being gathered plus the one being processed."""
+    return max_chunk + max_chunk // 4 + 2 * max_chunk + 2 * BATCH_BYTES
 
 
 # Bodies up to this size are kept inline in their manifest by default. 16 KiB
@@ -102,6 +103,7 @@ async def ingest(
     size = 0
     new_chunks = 0
     flushed = False
+    writing: asyncio.Future[int] | None = None
 
     def digest(batch: bytes) -> None:
         md5.update(batch)
@@ -113,7 +115,7 @@ async def ingest(
         return [(chunk_id(c), c) for c in chunks]
 
     async def process(batch: bytes | None, on_loop: bool = False) -> None:
-        nonlocal pending_bytes, new_chunks, flushed
+        nonlocal pending_bytes, new_chunks, flushed, writing
         if on_loop:
             if batch is not None:
                 digest(batch)
@@ -135,32 +137,48 @@ async def ingest(
             return
         if pending and (batch is None or pending_bytes >= FLUSH_BYTES):
             flushed = True
-            new_chunks += await store.put_many(list(pending))
+            # Written while the next batch is hashed and cut: one write in
+            # flight at a time, so the disk and the hashing overlap.
+            if writing is not None:
+                new_chunks += await writing
+            writing = asyncio.ensure_future(store.put_many(list(pending)))
             pending.clear()
             pending_bytes = 0
+        if batch is None and writing is not None:
+            new_chunks += await writing
+            writing = None
 
-    buf = bytearray()
+    # Pieces are gathered in a list and joined once per batch: one copy of
+    # each byte, where appending to a bytearray and freezing it made two.
+    gathered: list[bytes] = []
+    gathered_bytes = 0
     holding = False
     try:
         async for piece in pieces:
             if not piece:
                 continue
             size += len(piece)
-            buf += piece
-            if len(buf) >= BATCH_BYTES:
+            gathered.append(piece)
+            gathered_bytes += len(piece)
+            if gathered_bytes >= BATCH_BYTES:
                 if slots is not None and not holding:
                     await slots.acquire()
                     holding = True
-                batch = bytes(buf)
-                buf.clear()
+                batch = b"".join(gathered)
+                gathered.clear()
+                gathered_bytes = 0
                 await process(batch)
         # A body that is small as a whole is hashed and cut on the event loop:
         # that takes microseconds, less than three hops to worker threads.
         on_loop = size <= SMALL_BODY
-        if buf:
-            await process(bytes(buf), on_loop)
+        if gathered:
+            await process(b"".join(gathered), on_loop)
         await process(None, on_loop)
     finally:
+        if writing is not None:  # the body failed: stop the write, keep its error quiet
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await writing
         if holding:
             assert slots is not None
             slots.release()
