@@ -26,6 +26,16 @@ def pack(value: Any) -> bytes:
     return cast(bytes, msgpack.packb(value, use_bin_type=True))
 
 
+def array_header(n: int) -> bytes:
+    """The msgpack header of an n-item array, as packb writes it, so that
+    header + the packed items == pack(list of the items)."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
 def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
 
@@ -64,6 +74,17 @@ class ObjectEntry:
     # The encoded form, kept so rewriting a tree page does not re-encode the
     # entries it did not change. Not part of the value.
     _wire: list[Any] | None = field(default=None, init=False, repr=False, compare=False)
+    # Its msgpack bytes, kept so a tree page is encoded by joining its
+    # entries' bytes instead of packing every entry again (see Node.encode).
+    _packed: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def packed(self) -> bytes:
+        """pack(self.to_wire()), computed once."""
+        data = self._packed
+        if data is None:
+            data = pack(self.to_wire())
+            object.__setattr__(self, "_packed", data)
+        return data
 
     def to_wire(self) -> list[Any]:
         if self._wire is not None:

@@ -41,7 +41,7 @@ from typing import Any, Protocol, TypeAlias, cast
 import blake3
 
 from versioning.ids import NodeId, short_hash
-from versioning.model import ObjectEntry, pack, unpack
+from versioning.model import ObjectEntry, array_header, pack, unpack
 
 FANOUT_BITS = 5  # average node size 2**5 = 32 items
 
@@ -51,6 +51,9 @@ class ChildRef:
     node: NodeId
     count: int  # entries in the subtree
     size: int  # total ObjectEntry.size in the subtree
+
+
+_NODE_HEADER = array_header(3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +69,25 @@ class Node:
         data = self._encoded
         if data is None:
             if self.level == 0:
-                wire: list[Any] = [cast(ObjectEntry, v).to_wire() for v in self.values]
+                # == pack([level, keys, [entry wires]]), joining each entry's
+                # cached bytes: a commit re-encodes every page on its path, and
+                # all but one entry of a page are unchanged.
+                entries = cast("tuple[ObjectEntry, ...]", self.values)
+                data = b"".join(
+                    [
+                        _NODE_HEADER,
+                        pack(self.level),
+                        pack(list(self.keys)),
+                        array_header(len(entries)),
+                        *(e.packed() for e in entries),
+                    ]
+                )
             else:
                 wire = [
                     [bytes(r.node), r.count, r.size]
                     for r in cast("tuple[ChildRef, ...]", self.values)
                 ]
-            data = pack([self.level, list(self.keys), wire])
+                data = pack([self.level, list(self.keys), wire])
             object.__setattr__(self, "_encoded", data)
         return data
 
