@@ -286,3 +286,12 @@ def test_gc_during_concurrent_uploads_loses_nothing(srv: LoxoServer) -> None:
         assert got == data, key
     done = loxo(srv, "fsck")
     assert done.returncode == 0, done.stdout
+
+
+def test_background_gc_runs_on_its_interval(make_server: Callable[..., LoxoServer]) -> None:
+    srv = make_server(extra_args=["--gc-interval-hours", "0.0005"])  # every 1.8 s
+    deadline = time.monotonic() + 30
+    while "gc freed" not in srv.log_text():
+        assert time.monotonic() < deadline, srv.log_text()[-2000:]
+        time.sleep(0.2)
+    assert "kept" in srv.log_text()
