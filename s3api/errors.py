@@ -272,6 +272,10 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     (dom.CommitNotFound, NoSuchBucket),
     (dom.ObjectNotFound, NoSuchKey),
     (dom.UploadNotFound, NoSuchUpload),
+    # Refs reach S3 only as bucket names (repo.branch, repo.<commit>).
+    (dom.RefNotFound, NoSuchBucket),
+    (dom.InvalidRef, InvalidBucketName),
+    (dom.AmbiguousRef, InvalidBucketName),
     (dom.RepoExists, BucketAlreadyOwnedByYou),
     (dom.BranchExists, BucketAlreadyOwnedByYou),
     (dom.InvalidName, InvalidBucketName),

@@ -31,6 +31,18 @@ class UploadNotFound(NotFound):
     pass
 
 
+class RefNotFound(NotFound):
+    """A ref names no branch or commit (or an ancestor that does not exist)."""
+
+
+class InvalidRef(VersioningError):
+    """A ref that does not parse."""
+
+
+class AmbiguousRef(VersioningError):
+    """A commit prefix that matches more than one commit."""
+
+
 class AlreadyExists(VersioningError):
     pass
 

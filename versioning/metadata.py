@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from versioning import errors
-from versioning.ids import ChunkId, CommitId, ContentId, NodeId, VersionId
+from versioning.ids import SHORT_ID_BYTES, ChunkId, CommitId, ContentId, NodeId, VersionId
 from versioning.migrations import apply_all
 from versioning.model import Branch, ChunkRef, Commit, Manifest, Repo, pack, unpack
 from versioning.tree import Node
@@ -337,6 +337,23 @@ class Metadata:
         return value
 
     # -- commits, nodes, contents ------------------------------------------
+
+    async def commits_with_prefix(self, repo: str, prefix: str, limit: int) -> list[CommitId]:
+        """Commits of `repo` whose hex id starts with `prefix` (lower-case hex),
+        at most `limit`: an index range scan on the id."""
+        width = 2 * SHORT_ID_BYTES
+        if len(prefix) > width:
+            return []
+        low = bytes.fromhex(prefix.ljust(width, "0"))
+        high = bytes.fromhex(prefix.ljust(width, "f"))
+        rows = await self.pool.fetch(
+            "SELECT id FROM commits WHERE id BETWEEN $1 AND $2 AND repo = $3 ORDER BY id LIMIT $4",
+            low,
+            high,
+            repo,
+            limit,
+        )
+        return [CommitId(r["id"]) for r in rows]
 
     async def get_commit(self, commit_id: CommitId, repo: str | None = None) -> Commit:
         cached: Commit | None = self._commits.get(commit_id)
