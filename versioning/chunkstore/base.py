@@ -102,11 +102,16 @@ def decode_chunk(cid: ChunkId, stored: bytes) -> bytes:
     """
     if not stored:
         raise CorruptData(f"chunk {cid.hex()}: empty stored object")
-    header = stored[0]
+    return decode_chunk_parts(cid, stored[0], memoryview(stored)[1:])
+
+
+def decode_chunk_parts(cid: ChunkId, header: int, payload: bytes | memoryview) -> bytes:
+    """decode_chunk for a header and payload read separately: a reader that
+    reads the header byte first gets a raw chunk's bytes without the copy
+    that slicing them off the stored form would cost."""
     if header == RAW:
-        data = stored[1:]
+        data = payload if isinstance(payload, bytes) else bytes(payload)
     elif header == ZSTD:
-        payload = memoryview(stored)[1:]
         try:
             declared = zstandard.frame_content_size(payload)
             if not 0 <= declared <= MAX_DECODED_SIZE:

@@ -34,9 +34,10 @@ from typing import TypeVar
 from versioning.chunkstore.base import (
     ChunkMissing,
     check_id,
-    decode_chunk,
+    decode_chunk_parts,
     encode_chunk_parts,
 )
+from versioning.errors import CorruptData
 from versioning.ids import ChunkId
 
 _T = TypeVar("_T")
@@ -246,12 +247,18 @@ class LocalChunkStore:
 
     def _get_sync(self, cid: ChunkId) -> bytes:
         try:
-            with open(self.path_of(cid), "rb") as f:
-                stored = f.read()
+            # Unbuffered: FileIO.readall sizes its one read from fstat.
+            with open(self.path_of(cid), "rb", buffering=0) as f:
+                # The header byte first: a raw chunk's payload is then read
+                # straight into the bytes object we return, with no slicing copy.
+                header = f.read(1)
+                payload = f.read()
         except FileNotFoundError:
             raise ChunkMissing(f"chunk {cid.hex()} is not in {self._root}") from None
+        if not header:
+            raise CorruptData(f"chunk {cid.hex()}: empty stored object")
         # Decoding (zstd + BLAKE3) is CPU work; doing it here keeps it off the loop.
-        return decode_chunk(cid, stored)
+        return decode_chunk_parts(cid, header[0], payload)
 
     def _delete_sync(self, cid: ChunkId) -> None:
         # No directory fsync: if a crash undoes the unlink, the chunk is merely
