@@ -87,13 +87,13 @@ if str(REPO_ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 
 from s3api.operations.listing import list_page  # noqa: E402
+from tests.versioning.counting import CountingMetadata  # noqa: E402
 from versioning import errors, tree  # noqa: E402
 from versioning.chunkstore.local import LocalChunkStore  # noqa: E402
-from versioning.ids import CommitId, NodeId  # noqa: E402
+from versioning.ids import CommitId  # noqa: E402
 from versioning.metadata import Metadata  # noqa: E402
 from versioning.model import ObjectEntry  # noqa: E402
 from versioning.repository import ObjectAttrs, Versioning, View  # noqa: E402
-from versioning.tree import Node  # noqa: E402
 
 PAGE = 1000
 OLD = 10  # the "old" commit of a history branch: the 10th after the base
@@ -136,61 +136,6 @@ def history_key(j: int) -> str:
 
 
 # --------------------------------------------------------------------------- counting
-
-
-@dataclass(frozen=True)
-class Work:
-    round_trips: int  # SQL statements sent to PostgreSQL
-    node_reads: int  # tree nodes read from PostgreSQL (cache misses)
-    node_visits: int  # Metadata.get_node calls, cache hits included
-
-
-class CountingPool:
-    """Forwards to a real asyncpg pool, recording every statement sent."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self.statements: list[str] = []
-
-    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
-        return await self._pool.fetch(query, *args, **kwargs)
-
-    async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
-        return await self._pool.fetchrow(query, *args, **kwargs)
-
-    async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
-        return await self._pool.fetchval(query, *args, **kwargs)
-
-    async def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
-        return await self._pool.execute(query, *args, **kwargs)
-
-    def acquire(self, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append("<acquire>")
-        return self._pool.acquire(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pool, name)
-
-
-class CountingMetadata(Metadata):
-    """The real Metadata with empty caches, counting statements and node gets."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.counting = CountingPool(pool)
-        super().__init__(cast(asyncpg.Pool, self.counting))
-        self.node_visits = 0
-
-    async def get_node(self, node_id: NodeId) -> Node:
-        self.node_visits += 1
-        return await super().get_node(node_id)
-
-    def work(self) -> Work:
-        s = self.counting.statements
-        return Work(len(s), sum("FROM tree_nodes" in q for q in s), self.node_visits)
 
 
 # --------------------------------------------------------------------------- database

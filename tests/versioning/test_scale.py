@@ -39,19 +39,19 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
-import asyncpg
 import pytest
 
 from s3api.operations.listing import list_page
+from tests.versioning.counting import CountingMetadata, Work
 from versioning import tree
 from versioning.chunkstore.local import LocalChunkStore
 from versioning.ids import CommitId, NodeId
 from versioning.metadata import Metadata
 from versioning.model import ObjectEntry
 from versioning.repository import ObjectAttrs, Versioning, View
-from versioning.tree import FANOUT_BITS, Node
+from versioning.tree import FANOUT_BITS
 
 SMALL_FILES, LARGE_FILES = 2_000, 100_000
 SMALL_HISTORY, LARGE_HISTORY = 100, 5_000
@@ -101,81 +101,6 @@ def last_block_prefix(files: int) -> str:
 
 
 # --------------------------------------------------------------------------- counting
-
-
-@dataclass(frozen=True)
-class Work:
-    """What one operation cost, read from an empty cache."""
-
-    round_trips: int  # SQL statements sent to PostgreSQL
-    node_reads: int  # tree nodes read from PostgreSQL (cache misses)
-    node_visits: int  # Metadata.get_node calls, cache hits included
-    nodes_written: int  # tree nodes sent with the commit statement
-
-
-class CountingPool:
-    """Forwards to a real asyncpg pool, recording every statement sent."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self.statements: list[str] = []
-
-    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
-        return await self._pool.fetch(query, *args, **kwargs)
-
-    async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
-        return await self._pool.fetchrow(query, *args, **kwargs)
-
-    async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
-        return await self._pool.fetchval(query, *args, **kwargs)
-
-    async def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
-        return await self._pool.execute(query, *args, **kwargs)
-
-    async def executemany(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
-        return await self._pool.executemany(query, *args, **kwargs)
-
-    def acquire(self, *args: Any, **kwargs: Any) -> Any:
-        # A connection taken for a transaction: counted once (the operations
-        # measured here do not take one; a change that made them would show).
-        self.statements.append("<acquire>")
-        return self._pool.acquire(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pool, name)
-
-
-class CountingMetadata(Metadata):
-    """The real Metadata, with fresh (empty) caches, counting its work."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.counting = CountingPool(pool)
-        super().__init__(cast(asyncpg.Pool, self.counting))
-        self.node_visits = 0
-        self.nodes_written = 0
-
-    async def get_node(self, node_id: NodeId) -> Node:
-        self.node_visits += 1
-        return await super().get_node(node_id)
-
-    async def commit_chain(self, *args: Any, **kwargs: Any) -> bool:
-        nodes = kwargs["nodes"] if "nodes" in kwargs else args[4]
-        self.nodes_written += len(nodes)
-        return await super().commit_chain(*args, **kwargs)
-
-    def work(self) -> Work:
-        statements = self.counting.statements
-        return Work(
-            round_trips=len(statements),
-            node_reads=sum("FROM tree_nodes" in s for s in statements),
-            node_visits=self.node_visits,
-            nodes_written=self.nodes_written,
-        )
 
 
 # --------------------------------------------------------------------------- datasets
