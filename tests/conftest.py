@@ -376,6 +376,25 @@ def server_env(access_key: str | None, secret_key: str | None) -> dict[str, str]
     return env
 
 
+def loxo_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the `loxo` command line as a user would: our environment minus any
+    LOXO_* settings (plus `env`), from the repo root, with no stdin."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LOXO_")}
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
 class LoxoServer:
     """One loxo server process (restartable) on a data dir and a database.
 
@@ -574,6 +593,32 @@ class LoxoServer:
     def db(self) -> Database:
         assert self.dsn is not None, "this server uses the embedded PostgreSQL"
         return Database(self.dsn)
+
+    def maintenance(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `loxo <args>` (gc, fsck) on this server's data: its data dir,
+        database and, when it was given one, its --store and --store-endpoint."""
+        assert self.data_dir is not None and self.dsn is not None
+        storage = []
+        for i, arg in enumerate(self.extra_args[:-1]):
+            if arg in ("--store", "--store-endpoint"):
+                storage += [arg, self.extra_args[i + 1]]
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                *args,
+                "--data-dir",
+                str(self.data_dir),
+                "--database-url",
+                self.dsn,
+                *storage,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
 
     def chunk_files(self) -> list[Path]:
         assert self.data_dir is not None

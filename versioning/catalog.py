@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import asyncpg
 
 from versioning.ids import ChunkId, CommitId, ContentId, NodeId
 
 BATCH = 5_000
+
+T = TypeVar("T")
+
+
+def batches(items: Sequence[T]) -> list[Sequence[T]]:
+    """`items` in runs of BATCH, the size every bulk statement here takes."""
+    return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
 
 
 # Session advisory lock held by a running gc, so two never sweep at once (a

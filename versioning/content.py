@@ -235,9 +235,14 @@ class ChunkReader:
                 next_fetch.cancel()
 
     async def _fetch(self, ref: ChunkRef) -> bytes:
-        if ref.inline is not None:
-            return ref.inline
-        return await self.store.get(ref.id)
+        return await read_piece(self.store, ref)
+
+
+async def read_piece(store: ChunkStore, ref: ChunkRef) -> bytes:
+    """A manifest piece's bytes: inline ones from the manifest, others from the store."""
+    if ref.inline is not None:
+        return ref.inline
+    return await store.get(ref.id)
 
 
 async def rejoin(
@@ -292,22 +297,25 @@ async def rejoin(
                 break
         part_start += part_size
     if chunker is not None:
-        tail_chunks = [(chunk_id(c), c) for c in chunker.finish()]
-        if tail_chunks:
-            await store.put_many(tail_chunks)
-            out.extend(ChunkRef(cid, len(c)) for cid, c in tail_chunks)
+        await _recut(chunker, None, out, store, emitted_end)
     return out
 
 
 async def _recut(
     chunker: StreamChunker,
-    data: bytes,
+    data: bytes | None,
     out: list[ChunkRef],
     store: ChunkSink,
     emitted_end: int,
 ) -> int:
-    """Feed data to a seam's chunker, store what it cuts; the new emitted end."""
-    named = await asyncio.to_thread(lambda: [(chunk_id(c), c) for c in chunker.feed(data)])
+    """Feed data to a seam's chunker (None: finish it), store what it cuts;
+    returns the new emitted end."""
+
+    def cut() -> list[tuple[ChunkId, bytes]]:
+        chunks = chunker.finish() if data is None else chunker.feed(data)
+        return [(chunk_id(c), c) for c in chunks]
+
+    named = await asyncio.to_thread(cut)
     if named:
         await store.put_many(named)
         for cid, c in named:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from versioning.catalog import BATCH, Catalog
+from versioning.catalog import Catalog, batches
 from versioning.chunkstore.base import ChunkMissing, ChunkStore
 from versioning.errors import CorruptData
 from versioning.ids import ChunkId, ContentId, short_hash
@@ -106,8 +106,7 @@ async def check(
     # Manifests: present and matching their ids; collect who uses each chunk.
     users: dict[ChunkId, list[ContentId]] = defaultdict(list)
     wanted = [c for c in reached.contents if c]
-    for start in range(0, len(wanted), BATCH):
-        batch = wanted[start : start + BATCH]
+    for batch in batches(wanted):
         stored = await catalog.manifests(batch)
         for content in batch:
             data = stored.get(content)
@@ -152,10 +151,12 @@ async def check(
         report.problems.append(Problem(bad[0], chunk.hex(), bad[1], affected))
 
     chunk_ids = list(users)
-    for start in range(0, len(chunk_ids), BATCH):
-        await asyncio.gather(*(read(c) for c in chunk_ids[start : start + BATCH]))
+    done = 0
+    for run in batches(chunk_ids):
+        await asyncio.gather(*(read(c) for c in run))
+        done += len(run)
         if progress:
-            progress(f"{min(start + BATCH, len(chunk_ids))}/{len(chunk_ids)} chunks read")
+            progress(f"{done}/{len(chunk_ids)} chunks read")
     report.chunks = len(chunk_ids)
     report.seconds = time.monotonic() - started
     return report

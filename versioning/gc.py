@@ -20,9 +20,8 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from versioning.catalog import BATCH, Catalog
+from versioning.catalog import Catalog, batches
 from versioning.chunkstore.base import ChunkStore
 from versioning.errors import CorruptData
 from versioning.ids import ChunkId
@@ -118,11 +117,11 @@ async def _collect(
     if dry_run:
         commits, nodes, contents = len(dead_commits), len(dead_nodes), len(dead_contents)
     else:
-        for commit_batch in _batches(dead_commits):
+        for commit_batch in batches(dead_commits):
             commits += await catalog.delete_commits(commit_batch, cutoff)
-        for node_batch in _batches(dead_nodes):
+        for node_batch in batches(dead_nodes):
             nodes += await catalog.delete_nodes(node_batch, cutoff)
-        for content_batch in _batches(dead_contents):
+        for content_batch in batches(dead_contents):
             contents += await catalog.delete_contents(content_batch, cutoff)
     say(f"metadata: {commits} commits, {nodes} nodes, {contents} contents")
 
@@ -139,11 +138,11 @@ async def _collect(
         if stored_id not in live_chunks:
             unknown.append(stored_id)
     orphans: list[ChunkId] = []
-    for unknown_batch in _batches(unknown):
+    for unknown_batch in batches(unknown):
         have = await catalog.chunk_rows(unknown_batch)
         orphans.extend(c for c in unknown_batch if c not in have)
     if orphans and not dry_run:
-        for orphan_batch in _batches(orphans):
+        for orphan_batch in batches(orphans):
             await catalog.adopt_chunks(orphan_batch)
     dead_chunks = [c async for c in catalog.stale_chunks(cutoff) if c[0] not in live_chunks]
     chunks = chunk_bytes = 0
@@ -160,7 +159,7 @@ async def _collect(
         async def remove(batch: list[ChunkId]) -> None:
             await asyncio.gather(*(remove_one(c) for c in batch))
 
-        for chunk_batch in _batches([c for c, _ in dead_chunks]):
+        for chunk_batch in batches([c for c, _ in dead_chunks]):
             n, size = await catalog.delete_chunks(chunk_batch, cutoff, remove)
             chunks += n
             chunk_bytes += size
@@ -179,7 +178,3 @@ async def _collect(
         chunk_bytes=chunk_bytes,
         seconds=time.monotonic() - started,
     )
-
-
-def _batches(items: list[Any]) -> list[list[Any]]:
-    return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]

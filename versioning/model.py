@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import blake3
 import msgpack
 
+from versioning.chunker import chunk_id
 from versioning.ids import (
     ChunkId,
     CommitId,
@@ -136,7 +136,7 @@ class ChunkRef:
 
     @staticmethod
     def of_inline(data: bytes) -> ChunkRef:
-        return ChunkRef(ChunkId(blake3.blake3(data).digest()), len(data), bytes(data))
+        return ChunkRef(chunk_id(data), len(data), bytes(data))
 
 
 @dataclass(frozen=True, slots=True)

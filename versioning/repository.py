@@ -8,6 +8,7 @@ content and hands changes to the committer. It never sees a request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import re
@@ -26,6 +27,7 @@ from versioning.content import (
     Hasher,
     Ingested,
     ingest,
+    read_piece,
     rejoin,
     stream_memory,
 )
@@ -345,9 +347,6 @@ class Versioning:
         part = Manifest(tuple(chunks))
         return await self.meta.put_content(part), part.size, md5.digest()
 
-    async def _read_chunk(self, ref: ChunkRef) -> bytes:
-        return ref.inline if ref.inline is not None else await self.store.get(ref.id)
-
     async def _ingest(
         self, pieces: AsyncIterator[bytes], hashers: Mapping[str, Hasher] | None = None
     ) -> Ingested:
@@ -491,7 +490,10 @@ class Versioning:
         pieces = [list((await self.meta.get_manifest(p.content)).chunks) for p in chosen]
         if len(pieces) <= REJOIN_MAX_PARTS:
             chunks = await rejoin(
-                pieces, self._read_chunk, LeasedStore(self.meta, self.store), self.chunker_factory
+                pieces,
+                functools.partial(read_piece, self.store),
+                LeasedStore(self.meta, self.store),
+                self.chunker_factory,
             )
         else:
             chunks = [ref for refs in pieces for ref in refs]

@@ -12,8 +12,6 @@ import hashlib
 import json
 import os
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,28 +32,8 @@ def chunk_bytes(server: LoxoServer) -> int:
     )
 
 
-def loxo(server: LoxoServer, *args: str) -> subprocess.CompletedProcess[str]:
-    assert server.data_dir is not None and server.dsn is not None
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            *args,
-            "--data-dir",
-            str(server.data_dir),
-            "--database-url",
-            server.dsn,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 def gc(server: LoxoServer, *args: str) -> dict[str, Any]:
-    done = loxo(server, "gc", "--json", *args)
+    done = server.maintenance("gc", "--json", *args)
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report
@@ -100,7 +78,7 @@ def test_deleted_repo_is_freed_and_shared_chunks_are_kept(srv: LoxoServer) -> No
     assert s3.get_object(Bucket="keep", Key="shared.bin")["Body"].read() == shared
     again = gc(srv, "--grace-minutes", "0")
     assert again["chunks"] == 0 and again["contents"] == 0
-    assert loxo(srv, "fsck").returncode == 0
+    assert srv.maintenance("fsck").returncode == 0
 
 
 def test_deleted_branch_is_freed_but_history_is_kept(srv: LoxoServer) -> None:
@@ -186,7 +164,7 @@ def test_fsck_reports_corruption_and_get_refuses_it(srv: LoxoServer) -> None:
     s3.create_bucket(Bucket="rot")
     good = body(40, 3 * MiB)
     s3.put_object(Bucket="rot", Key="dir/victim.bin", Body=good)
-    assert loxo(srv, "fsck").returncode == 0
+    assert srv.maintenance("fsck").returncode == 0
     assert srv.data_dir is not None
     files = [p for p in (srv.data_dir / "chunks").rglob("*") if p.is_file()]
     assert files
@@ -195,11 +173,11 @@ def test_fsck_reports_corruption_and_get_refuses_it(srv: LoxoServer) -> None:
     raw[len(raw) // 2] ^= 0xFF
     victim.write_bytes(bytes(raw))
 
-    done = loxo(srv, "fsck")
+    done = srv.maintenance("fsck")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "corrupt-chunk" in done.stdout and "rot@" in done.stdout
     assert "dir/victim.bin" in done.stdout
-    as_json = json.loads(loxo(srv, "fsck", "--json").stdout)
+    as_json = json.loads(srv.maintenance("fsck", "--json").stdout)
     assert not as_json["ok"]
     assert any(a["path"] == "dir/victim.bin" for p in as_json["problems"] for a in p["affects"])
 
@@ -209,7 +187,7 @@ def test_fsck_reports_corruption_and_get_refuses_it(srv: LoxoServer) -> None:
         raise AssertionError("GET served corrupt data")  # pragma: no cover
 
     victim.unlink()
-    done = loxo(srv, "fsck")
+    done = srv.maintenance("fsck")
     assert done.returncode == 1 and "missing-chunk" in done.stdout
 
 
@@ -284,7 +262,7 @@ def test_gc_during_concurrent_uploads_loses_nothing(srv: LoxoServer) -> None:
     for key, data in written.items():
         got = s3.get_object(Bucket="live", Key=key)["Body"].read()
         assert got == data, key
-    done = loxo(srv, "fsck")
+    done = srv.maintenance("fsck")
     assert done.returncode == 0, done.stdout
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -30,44 +28,19 @@ def stored(backing: Any, bucket: str, prefix: str) -> dict[str, int]:
 
 
 @pytest.fixture
-def setup(
-    moto_s3: str, make_server: Callable[..., LoxoServer]
-) -> tuple[LoxoServer, Any, str, list[str]]:
+def setup(moto_s3: str, make_server: Callable[..., LoxoServer]) -> tuple[LoxoServer, Any, str]:
     backing = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
     bucket = f"chunks-{random.randrange(10**9)}"
     backing.create_bucket(Bucket=bucket)
     store_args = ["--store", f"s3://{bucket}/loxo", "--store-endpoint", moto_s3]
     srv = make_server(extra_args=[*store_args, "--gc-interval-hours", "0"])
-    return srv, backing, bucket, store_args
-
-
-def run_loxo(
-    srv: LoxoServer, store_args: list[str], *args: str
-) -> subprocess.CompletedProcess[str]:
-    assert srv.data_dir is not None and srv.dsn is not None
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            *args,
-            "--data-dir",
-            str(srv.data_dir),
-            "--database-url",
-            srv.dsn,
-            *store_args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return srv, backing, bucket
 
 
 def test_objects_round_trip_through_the_s3_store(
-    setup: tuple[LoxoServer, Any, str, list[str]], tmp_path: Any
+    setup: tuple[LoxoServer, Any, str], tmp_path: Any
 ) -> None:
-    srv, backing, bucket, _ = setup
+    srv, backing, bucket = setup
     s3 = srv.client()
     s3.create_bucket(Bucket="data")
     rng = random.Random(3)
@@ -98,8 +71,8 @@ def test_objects_round_trip_through_the_s3_store(
     assert any((srv.data_dir / "cache").rglob("*")), "reads did not fill the local cache"
 
 
-def test_gc_and_fsck_on_the_s3_store(setup: tuple[LoxoServer, Any, str, list[str]]) -> None:
-    srv, backing, bucket, store_args = setup
+def test_gc_and_fsck_on_the_s3_store(setup: tuple[LoxoServer, Any, str]) -> None:
+    srv, backing, bucket = setup
     s3 = srv.client()
     s3.create_bucket(Bucket="keep")
     s3.create_bucket(Bucket="gone")
@@ -113,13 +86,13 @@ def test_gc_and_fsck_on_the_s3_store(setup: tuple[LoxoServer, Any, str, list[str
     held = sum(stored(backing, bucket, "loxo/").values()) - before
     assert held >= 12 * MiB
 
-    done = run_loxo(srv, store_args, "gc", "--grace-minutes", "0", "--json")
+    done = srv.maintenance("gc", "--grace-minutes", "0", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["chunks"] >= 4
     left = sum(stored(backing, bucket, "loxo/").values()) - before
     assert left <= 0.01 * held, f"{left} of {held} bytes left after gc"
     assert s3.get_object(Bucket="keep", Key="k")["Body"].read() == keep
-    assert run_loxo(srv, store_args, "fsck").returncode == 0
+    assert srv.maintenance("fsck").returncode == 0
 
     # Damage the one chunk left behind the store's back: fsck finds it.
     key = next(iter(stored(backing, bucket, "loxo/")))
@@ -127,6 +100,6 @@ def test_gc_and_fsck_on_the_s3_store(setup: tuple[LoxoServer, Any, str, list[str
     raw[-1] ^= 0x01
     backing.put_object(Bucket=bucket, Key=key, Body=bytes(raw))
     shutil.rmtree(srv.data_dir / "cache", ignore_errors=True)  # type: ignore[operator]
-    done = run_loxo(srv, store_args, "fsck")
+    done = srv.maintenance("fsck")
     assert done.returncode == 1
     assert "corrupt-chunk" in done.stdout and "keep@" in done.stdout and ":k" in done.stdout

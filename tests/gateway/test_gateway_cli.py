@@ -14,21 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import loxo_cli as loxo
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def loxo(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("LOXO_")}
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        cwd=REPO_ROOT,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def free_port() -> int:

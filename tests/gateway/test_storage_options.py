@@ -3,30 +3,14 @@ each bad value gets one clear line and exit 2, never a traceback."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.config import ConfigError, parse_size
+from tests.conftest import loxo_cli as loxo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def loxo(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOXO_")}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(
