@@ -1,7 +1,7 @@
 """The loxo ASGI application: wires storage, metadata and the protocol apps.
 
-`/_loxo/...` is loxo's own control surface (health now, the control API
-later); the underscore keeps it out of the bucket namespace. Everything else
+`/_loxo/...` is loxo's own control surface (health, and the control API
+under /_loxo/api/v1); the underscore keeps it out of the bucket namespace. Everything else
 is S3, including every path of a virtual-host-style request (Host
 `<bucket>.<domain>`), where the path is a key and `_loxo/...` an ordinary one.
 
@@ -26,6 +26,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from gateway.api.app import PREFIX as API_PREFIX
+from gateway.api.app import ControlApi
 from gateway.config import ServeConfig
 from gateway.credentials import Credentials
 from s3api.app import S3App, bucket_from_host
@@ -35,6 +37,7 @@ from versioning.catalog import Catalog
 from versioning.chunker import StreamChunker
 from versioning.chunkstore import open_store
 from versioning.chunkstore.base import ChunkStore
+from versioning.control import Control
 from versioning.metadata import Metadata
 from versioning.repository import Versioning
 
@@ -64,6 +67,7 @@ class LoxoApp:
         self.store: ChunkStore | None = None
         self.s3: S3App | None = None
         self.control = Starlette(routes=[Route("/_loxo/health", self._health)])
+        self.api: ControlApi | None = None
         self._expiry: asyncio.Task[None] | None = None
         self._gc: asyncio.Task[None] | None = None
 
@@ -95,8 +99,9 @@ class LoxoApp:
             ingest_memory=self.cfg.ingest_memory,
         )
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
-        if self.cfg.upload_expiry_hours > 0:
-            self._expiry = asyncio.create_task(self._expire_uploads(versioning))
+        control = Control(versioning, self.cfg.open_commit_idle_minutes * 60)
+        self.api = ControlApi(control, self._secret_for)
+        self._expiry = asyncio.create_task(self._expire(versioning, control))
         if self.cfg.gc_interval_hours > 0:
             self._gc = asyncio.create_task(self._collect_garbage())
 
@@ -112,23 +117,37 @@ class LoxoApp:
             except Exception:
                 log.exception("garbage collection failed; will retry next interval")
 
-    async def _expire_uploads(self, versioning: Versioning) -> None:
-        """Abort uploads idle for upload_expiry_hours, checking every tenth of that
-        (bounded to [EXPIRY_MIN_INTERVAL, EXPIRY_MAX_INTERVAL] seconds). The parts'
-        chunks are left for garbage collection."""
+    async def _expire(self, versioning: Versioning, control: Control) -> None:
+        """Abort multipart uploads idle for upload_expiry_hours (checking every
+        tenth of that, within [EXPIRY_MIN_INTERVAL, EXPIRY_MAX_INTERVAL]
+        seconds), and open commits idle for longer than their limit. What they
+        held is left for garbage collection."""
         max_idle = self.cfg.upload_expiry_hours * 3600
-        interval = min(max(max_idle / 10, EXPIRY_MIN_INTERVAL), EXPIRY_MAX_INTERVAL)
+        interval = min(
+            max(max_idle / 10 if max_idle else EXPIRY_MAX_INTERVAL, EXPIRY_MIN_INTERVAL),
+            EXPIRY_MAX_INTERVAL,
+            max(self.cfg.open_commit_idle_minutes * 6, EXPIRY_MIN_INTERVAL),
+        )
         while True:
             try:
-                expired = await versioning.expire_uploads(int(max_idle * 1_000_000))
-                if expired:
+                if max_idle > 0:
+                    expired = await versioning.expire_uploads(int(max_idle * 1_000_000))
+                    if expired:
+                        log.info(
+                            "aborted %d multipart uploads idle for over %g hours",
+                            len(expired),
+                            self.cfg.upload_expiry_hours,
+                        )
+                for record in await control.expire_open_commits():
                     log.info(
-                        "aborted %d multipart uploads idle for over %g hours",
-                        len(expired),
-                        self.cfg.upload_expiry_hours,
+                        "aborted open commit %s of %s@%s: idle for over %g s",
+                        record.id.hex(),
+                        record.repo,
+                        record.branch,
+                        record.idle_us / 1e6,
                     )
             except Exception:
-                log.exception("expiring multipart uploads failed; will retry")
+                log.exception("expiring uploads and open commits failed; will retry")
             await asyncio.sleep(interval)
 
     async def shutdown(self) -> None:
@@ -146,7 +165,10 @@ class LoxoApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http" and self._is_control(scope):
-            await self.control(scope, receive, send)
+            if scope["path"].startswith(API_PREFIX) and self.api is not None:
+                await self.api(scope, receive, send)
+            else:
+                await self.control(scope, receive, send)
         elif scope["type"] == "http":
             assert self.s3 is not None
             await self.s3(scope, receive, send)

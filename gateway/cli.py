@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from gateway import commands
 from gateway import config as cfgmod
 from gateway.server import serve as run_server
 
 app = typer.Typer(
     name="loxo",
-    help="loxo: an S3-compatible server where every write is a commit.",
+    help="loxo: an S3-compatible server where every write is a commit. `loxo serve` runs "
+    "it; the other commands drive a running one (see `loxo config set`).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -75,6 +77,11 @@ def serve(
         help="Memory that bodies being uploaded may hold, all together. Each upload over "
         "1 MiB takes ~11 MiB of it (at --chunk-max 4MiB); more wait, reading nothing.",
     ),
+    open_commit_idle_minutes: float = typer.Option(
+        60.0,
+        help="Abort open commits (loxo commit start) nothing was written to for this long, "
+        "unless started with their own --idle-minutes.",
+    ),
 ) -> None:
     """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
     try:
@@ -97,6 +104,7 @@ def serve(
             gc_interval_hours=gc_interval_hours,
             gc_grace_minutes=gc_grace_minutes,
             ingest_memory=ingest_memory,
+            open_commit_idle_minutes=open_commit_idle_minutes,
         )
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)
@@ -178,6 +186,9 @@ def version() -> None:
     from importlib.metadata import version as dist_version
 
     typer.echo(dist_version("loxo"))
+
+
+commands.register(app)
 
 
 def main() -> None:

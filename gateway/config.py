@@ -49,6 +49,9 @@ class ServeConfig:
     gc_grace_minutes: float = 60.0
     # What bodies being written may hold in memory at once, all uploads together.
     ingest_memory: int = 128 * 1024**2
+    # Open commits nothing was written to for this long are aborted (unless
+    # started with their own limit).
+    open_commit_idle_minutes: float = 60.0
 
     @property
     def cache_dir(self) -> Path:
@@ -93,6 +96,12 @@ def check_upload_expiry(hours: float) -> float:
             f"(got {hours!r})"
         )
     return float(hours)
+
+
+def check_open_commit_idle(minutes: float) -> float:
+    if not math.isfinite(minutes) or minutes <= 0:
+        raise ConfigError(f"--open-commit-idle-minutes must be a number > 0 (got {minutes!r})")
+    return float(minutes)
 
 
 # An in-flight upload re-touches its chunks every leases.KEEPALIVE_SECONDS
@@ -218,6 +227,7 @@ def build(
     gc_interval_hours: float = 6.0,
     gc_grace_minutes: float = 60.0,
     ingest_memory: str = "128MiB",
+    open_commit_idle_minutes: float = 60.0,
 ) -> ServeConfig:
     host, port = parse_listen(listen)
     sizes = {
@@ -265,4 +275,5 @@ def build(
         gc_interval_hours=gc_interval,
         gc_grace_minutes=gc_grace,
         ingest_memory=sizes["--ingest-memory"],
+        open_commit_idle_minutes=check_open_commit_idle(open_commit_idle_minutes),
     )

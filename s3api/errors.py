@@ -274,10 +274,14 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     (dom.UploadNotFound, NoSuchUpload),
     # Refs reach S3 only as bucket names (repo.branch, repo.<commit>).
     (dom.RefNotFound, NoSuchBucket),
+    # Tags and open commits reach S3 as bucket names too (repo.<open commit>).
+    (dom.TagNotFound, NoSuchBucket),
+    (dom.OpenCommitNotFound, NoSuchBucket),
     (dom.InvalidRef, InvalidBucketName),
     (dom.AmbiguousRef, InvalidBucketName),
     (dom.RepoExists, BucketAlreadyOwnedByYou),
     (dom.BranchExists, BucketAlreadyOwnedByYou),
+    (dom.TagExists, BucketAlreadyOwnedByYou),
     (dom.InvalidName, InvalidBucketName),
     (dom.BranchNotEmpty, BucketNotEmpty),
     (dom.ReadOnlyRef, AccessDenied),
@@ -286,6 +290,10 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     (dom.EntityTooSmall, EntityTooSmall),
     (dom.PreconditionFailed, PreconditionFailed),
     (dom.ConcurrentUpdate, ServiceUnavailable),
+    # Control-API outcomes no S3 action produces; retryable if one ever did.
+    (dom.Busy, ServiceUnavailable),
+    (dom.HeadMoved, ServiceUnavailable),
+    (dom.MergeConflict, ServiceUnavailable),
     # Retryable: a retry re-reads the source, which is then found or not.
     (dom.ContentGone, ServiceUnavailable),
     (dom.CorruptData, InternalError),

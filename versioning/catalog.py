@@ -29,6 +29,12 @@ def batches(items: Sequence[T]) -> list[Sequence[T]]:
 # Session advisory lock held by a running gc, so two never sweep at once (a
 # sweep's deletes would look like corruption to the other's mark).
 GC_LOCK = 0x6C6F786F_6763  # "loxo" "gc"
+# Held exclusively by a running gc from before its mark to the end of its
+# sweep; a ref move (branch created at, or reset to, an arbitrary commit; a
+# tag) takes it shared for its transaction. A commit no root reached at the
+# mark may be swept, so pointing a ref at it while gc runs must not happen
+# (Metadata.move_ref), unless a ref points at it already.
+MOVE_LOCK = 0x6C6F786F_6D76  # "loxo" "mv"
 
 
 class GcRunning(RuntimeError):
@@ -46,13 +52,24 @@ class Catalog:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", GC_LOCK):
                 raise GcRunning("another garbage collection is running; try again later")
             try:
-                yield
+                # Waits for ref moves in flight (each one short) to commit,
+                # so the mark sees them.
+                await conn.execute("SELECT pg_advisory_lock($1)", MOVE_LOCK)
+                try:
+                    yield
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", MOVE_LOCK)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", GC_LOCK)
 
     async def heads(self) -> list[tuple[str, str, CommitId]]:
+        """Every commit a ref names: branch heads (open commits' staging
+        branches included), tags, and open commits being finished."""
         rows = await self.pool.fetch(
-            "SELECT repo, name, head FROM branches WHERE head IS NOT NULL ORDER BY repo, name"
+            "SELECT repo, name, head FROM branches WHERE head IS NOT NULL "
+            "UNION ALL SELECT repo, name, commit_id FROM tags "
+            "UNION ALL SELECT repo, encode(id, 'hex'), frozen FROM open_commits "
+            "WHERE frozen IS NOT NULL ORDER BY 1, 2"
         )
         return [(r["repo"], r["name"], CommitId(r["head"])) for r in rows]
 

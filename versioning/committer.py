@@ -46,6 +46,14 @@ class Change:
     consume_upload: str | None = None
     # Manifests of new bodies, stored in the same statement as the commit.
     contents: Sequence[Manifest] = ()
+    # An open commit (being finished) consumed atomically with this commit.
+    consume_open: CommitId | None = None
+    # Parents after the first (the branch head): a merge's source.
+    extra_parents: tuple[CommitId, ...] = ()
+    # When set, the change applies only on this head (HeadMoved otherwise):
+    # for changes computed against a known head, such as a merge.
+    expect_head: CommitId | None = None
+    require_head: bool = False
     future: asyncio.Future[CommitId | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -145,10 +153,16 @@ class Committer:
         versions: list[tuple[VersionId, CommitId]] = []
         outcome: dict[int, CommitId | BaseException | None] = {}
         uploads: list[str] = []
+        opens: list[CommitId] = []
         contents: list[Manifest] = []
         referenced: set[ContentId] = set()
         for index, change in enumerate(batch):
             try:
+                if change.require_head and parent != change.expect_head:
+                    raise errors.HeadMoved(
+                        f"{repo}@{branch} moved to "
+                        f"{parent.hex() if parent else 'nothing'} meanwhile"
+                    )
                 if change.check is not None:
                     await change.check(src, root)
                 if change.consume_upload is not None:
@@ -156,6 +170,10 @@ class Committer:
                         # An earlier change of this batch completes it.
                         raise errors.UploadNotFound(change.consume_upload)
                     await self.meta.get_upload(change.consume_upload)
+                if change.consume_open is not None:
+                    record = await self.meta.get_open_commit(repo, change.consume_open)
+                    if record is None or not record.finishing or change.consume_open in opens:
+                        raise errors.OpenCommitNotFound(change.consume_open.hex())
             except errors.VersioningError as exc:
                 outcome[index] = exc
                 continue
@@ -165,12 +183,17 @@ class Committer:
                 for k, v in change.edits.items()
             }
             new_root, new_nodes = await tree.apply(src, root, edits)
-            if new_root == root and change.consume_upload is None:
+            if (
+                new_root == root
+                and change.consume_upload is None
+                and change.consume_open is None
+                and not change.extra_parents
+            ):
                 outcome[index] = None  # nothing changed: no commit
                 continue
             src.nodes.update(new_nodes)
             commit = Commit(
-                parents=(parent,) if parent is not None else (),
+                parents=((parent,) if parent is not None else ()) + change.extra_parents,
                 tree=new_root,
                 author=change.author,
                 message=change.message,
@@ -186,6 +209,8 @@ class Committer:
             versions.extend((v.version, commit.id) for v in edits.values() if v is not None)
             if change.consume_upload is not None:
                 uploads.append(change.consume_upload)
+            if change.consume_open is not None:
+                opens.append(change.consume_open)
             contents.extend(change.contents)
             referenced.update(v.content for v in edits.values() if v is not None)
             outcome[index] = commit.id
@@ -199,6 +224,7 @@ class Committer:
                 src.nodes,
                 versions,
                 consume_uploads=uploads,
+                consume_open=opens,
                 contents=contents,
                 histories=histories,
                 referenced=referenced,

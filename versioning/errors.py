@@ -31,6 +31,14 @@ class UploadNotFound(NotFound):
     pass
 
 
+class TagNotFound(NotFound):
+    pass
+
+
+class OpenCommitNotFound(NotFound):
+    pass
+
+
 class RefNotFound(NotFound):
     """A ref names no branch or commit (or an ancestor that does not exist)."""
 
@@ -52,6 +60,10 @@ class RepoExists(AlreadyExists):
 
 
 class BranchExists(AlreadyExists):
+    pass
+
+
+class TagExists(AlreadyExists):
     pass
 
 
@@ -97,3 +109,19 @@ class ContentGone(CorruptData):
 
 class ConcurrentUpdate(VersioningError):
     """A compare-and-set lost too many times in a row."""
+
+
+class Busy(VersioningError):
+    """Refused for now, because of other work in progress; retrying later works."""
+
+
+class HeadMoved(VersioningError):
+    """A compare-and-set on a branch head found another head than expected."""
+
+
+class MergeConflict(VersioningError):
+    """A merge or revert would overwrite changes on both sides; nothing was written."""
+
+    def __init__(self, message: str, conflicts: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.conflicts = conflicts or []  # "path<TAB>kind" each

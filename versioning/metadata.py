@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 import asyncpg
 
 from versioning import errors
+from versioning.catalog import MOVE_LOCK
 from versioning.ids import SHORT_ID_BYTES, ChunkId, CommitId, ContentId, NodeId, VersionId
 from versioning.migrations import apply_all
-from versioning.model import Branch, ChunkRef, Commit, Manifest, Repo, pack, unpack
+from versioning.model import Branch, ChunkRef, Commit, Manifest, Repo, Tag, pack, unpack
 from versioning.tree import Node
 
 T = TypeVar("T")
@@ -104,6 +105,27 @@ class UploadRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenCommitRecord:
+    id: CommitId  # random, not content-addressed: the finished commit gets its own id
+    repo: str
+    branch: str
+    base: CommitId | None  # the branch head when it was started
+    created: int
+    idle_us: int
+    author: str
+    frozen: CommitId | None = None
+    finishing: bool = False
+
+    @staticmethod
+    def staging_name(commit_id: CommitId) -> str:
+        return "_open-" + commit_id.hex()
+
+    @property
+    def staging(self) -> str:
+        return self.staging_name(self.id)
+
+
+@dataclass(frozen=True, slots=True)
 class PartRecord:
     part_number: int
     content: ContentId
@@ -181,19 +203,253 @@ class Metadata:
         )
         return [Repo(r["name"], r["default_branch"], r["created"]) for r in rows]
 
+    async def repos_page(self, after: str, limit: int) -> list[Repo]:
+        rows = await self.pool.fetch(
+            "SELECT name, default_branch, created FROM repos "
+            'WHERE name COLLATE "C" > $1 ORDER BY name COLLATE "C" LIMIT $2',
+            after,
+            limit,
+        )
+        return [Repo(r["name"], r["default_branch"], r["created"]) for r in rows]
+
+    async def repo_summary(self, name: str) -> tuple[int, CommitId | None]:
+        """(number of branches, the newest commit any branch head names)."""
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT count(*) FROM branches WHERE repo = $1 AND name NOT LIKE '\\_%') AS n, "
+            "(SELECT c.id FROM branches b JOIN commits c ON c.id = b.head "
+            " WHERE b.repo = $1 AND b.name NOT LIKE '\\_%' ORDER BY c.time DESC LIMIT 1) AS last",
+            name,
+        )
+        assert row is not None
+        return int(row["n"]), CommitId(row["last"]) if row["last"] is not None else None
+
+    async def delete_repo(self, name: str) -> None:
+        """Delete a repo with all its branches, tags, open commits, uploads and
+        commits; what they alone referenced is left for gc."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM uploads WHERE repo = $1", name)
+            await conn.execute("DELETE FROM commits WHERE repo = $1", name)
+            status = await conn.execute("DELETE FROM repos WHERE name = $1", name)
+            if status != "DELETE 1":
+                raise errors.RepoNotFound(name)
+
     # -- branches ----------------------------------------------------------
 
-    async def list_branches(self, repo: str | None = None) -> list[Branch]:
-        if repo is None:
-            rows = await self.pool.fetch(
-                "SELECT repo, name, head, created FROM branches ORDER BY repo, name"
+    async def list_branches(
+        self, repo: str | None = None, after: str = "", limit: int | None = None
+    ) -> list[Branch]:
+        """Branches in (repo, name) order; open commits' staging branches
+        (named with a leading "_") are not listed."""
+        rows = await self.pool.fetch(
+            "SELECT repo, name, head, created FROM branches "
+            "WHERE ($1::text IS NULL OR repo = $1) AND name NOT LIKE '\\_%' "
+            'AND name COLLATE "C" > $2 ORDER BY repo, name COLLATE "C" LIMIT $3',
+            repo,
+            after,
+            limit,
+        )
+        return [_branch(r) for r in rows]
+
+    async def _guard_target(self, conn: asyncpg.Connection, repo: str, target: CommitId) -> None:
+        """Check, inside a ref move's transaction, that `target` is a commit
+        of `repo` and that gc cannot sweep it (catalog.MOVE_LOCK)."""
+        row = await conn.fetchrow(_GUARD_TARGET, repo, target, MOVE_LOCK)
+        assert row is not None
+        if not row["known"]:
+            raise errors.CommitNotFound(f"{repo}@{target.hex()}")
+        if not row["safe"]:
+            raise errors.Busy(
+                "garbage collection is running, and this commit is not a branch head or "
+                "tag, so nothing may point at it until gc finishes; try again shortly"
             )
-        else:
-            rows = await self.pool.fetch(
-                "SELECT repo, name, head, created FROM branches WHERE repo = $1 ORDER BY name",
+
+    async def create_branch_at(self, repo: str, name: str, head: CommitId | None) -> Branch:
+        """Create a branch at any commit of the repo (gc-safe, see _guard_target)."""
+        created = now_us()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if head is not None:
+                await self._guard_target(conn, repo, head)
+            try:
+                await conn.execute(
+                    "INSERT INTO branches (repo, name, head, created) VALUES ($1, $2, $3, $4)",
+                    repo,
+                    name,
+                    head,
+                    created,
+                )
+            except asyncpg.UniqueViolationError:
+                raise errors.BranchExists(f"{repo}@{name}") from None
+            except asyncpg.ForeignKeyViolationError:
+                raise errors.RepoNotFound(repo) from None
+        return Branch(repo, name, head, created)
+
+    async def reset_branch(
+        self, repo: str, name: str, target: CommitId, expected: CommitId | Any | None = ...
+    ) -> bool:
+        """Move a branch head to `target`; with `expected` (a commit id or None
+        for an empty branch) only if the head is still that. False when the
+        expectation failed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._guard_target(conn, repo, target)
+            if expected is ...:
+                status = await conn.execute(
+                    "UPDATE branches SET head = $3 WHERE repo = $1 AND name = $2",
+                    repo,
+                    name,
+                    target,
+                )
+            else:
+                status = await conn.execute(
+                    "UPDATE branches SET head = $3 WHERE repo = $1 AND name = $2 "
+                    "AND head IS NOT DISTINCT FROM $4",
+                    repo,
+                    name,
+                    target,
+                    expected,
+                )
+            if status == "UPDATE 1":
+                return True
+        await self.get_branch(repo, name)  # BranchNotFound when it is gone
+        return False
+
+    # -- tags ----------------------------------------------------------------
+
+    async def create_tag(self, repo: str, name: str, commit: CommitId) -> Tag:
+        created = now_us()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._guard_target(conn, repo, commit)
+            try:
+                await conn.execute(
+                    "INSERT INTO tags (repo, name, commit_id, created) VALUES ($1, $2, $3, $4)",
+                    repo,
+                    name,
+                    commit,
+                    created,
+                )
+            except asyncpg.UniqueViolationError:
+                raise errors.TagExists(f"{repo}@{name}") from None
+        return Tag(repo, name, commit, created)
+
+    async def get_tag(self, repo: str, name: str) -> Tag | None:
+        row = await self.pool.fetchrow(
+            "SELECT repo, name, commit_id, created FROM tags WHERE repo = $1 AND name = $2",
+            repo,
+            name,
+        )
+        return _tag(row) if row is not None else None
+
+    async def list_tags(self, repo: str, after: str, limit: int) -> list[Tag]:
+        rows = await self.pool.fetch(
+            "SELECT repo, name, commit_id, created FROM tags WHERE repo = $1 "
+            'AND name COLLATE "C" > $2 ORDER BY name COLLATE "C" LIMIT $3',
+            repo,
+            after,
+            limit,
+        )
+        return [_tag(r) for r in rows]
+
+    async def delete_tag(self, repo: str, name: str) -> None:
+        status = await self.pool.execute(
+            "DELETE FROM tags WHERE repo = $1 AND name = $2", repo, name
+        )
+        if status != "DELETE 1":
+            await self.get_repo(repo)
+            raise errors.TagNotFound(f"{repo}@{name}")
+
+    # -- open commits --------------------------------------------------------
+
+    async def create_open_commit(self, record: OpenCommitRecord) -> None:
+        """Record an open commit and create its staging branch at `base`."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if record.base is not None:
+                await self._guard_target(conn, record.repo, record.base)
+            await conn.execute(
+                "INSERT INTO open_commits (id, repo, branch, base, created, idle_us, author) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                record.id,
+                record.repo,
+                record.branch,
+                record.base,
+                record.created,
+                record.idle_us,
+                record.author,
+            )
+            await conn.execute(
+                "INSERT INTO branches (repo, name, head, created) VALUES ($1, $2, $3, $4)",
+                record.repo,
+                record.staging,
+                record.base,
+                record.created,
+            )
+
+    async def get_open_commit(self, repo: str, commit_id: CommitId) -> OpenCommitRecord | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_OPEN_COLUMNS} FROM open_commits WHERE id = $1 AND repo = $2",
+            commit_id,
+            repo,
+        )
+        return _open_commit(row) if row is not None else None
+
+    async def list_open_commits(self, repo: str) -> list[OpenCommitRecord]:
+        rows = await self.pool.fetch(
+            f"SELECT {_OPEN_COLUMNS} FROM open_commits WHERE repo = $1 ORDER BY created", repo
+        )
+        return [_open_commit(r) for r in rows]
+
+    async def freeze_open_commit(self, repo: str, commit_id: CommitId) -> CommitId | None:
+        """Start finishing: delete the staging branch (a write racing this one
+        either landed before, and is in the returned head, or fails) and keep
+        its head in the row. Idempotent: a second call returns the same head."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT {_OPEN_COLUMNS} FROM open_commits WHERE id = $1 AND repo = $2 FOR UPDATE",
+                commit_id,
                 repo,
             )
-        return [_branch(r) for r in rows]
+            if row is None:
+                raise errors.OpenCommitNotFound(f"{repo}@{commit_id.hex()}")
+            record = _open_commit(row)
+            if record.finishing:
+                return record.frozen
+            head = await conn.fetchval(
+                "DELETE FROM branches WHERE repo = $1 AND name = $2 RETURNING head",
+                repo,
+                record.staging,
+            )
+            await conn.execute(
+                "DELETE FROM uploads WHERE repo = $1 AND branch = $2", repo, record.staging
+            )
+            await conn.execute(
+                "UPDATE open_commits SET finishing = true, frozen = $2 WHERE id = $1",
+                commit_id,
+                head,
+            )
+            return CommitId(head) if head is not None else None
+
+    async def delete_open_commit(self, repo: str, commit_id: CommitId) -> bool:
+        """Abort: drop the open commit, its staging branch and its uploads."""
+        staging = OpenCommitRecord.staging_name(commit_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "DELETE FROM open_commits WHERE id = $1 AND repo = $2", commit_id, repo
+            )
+            await conn.execute("DELETE FROM branches WHERE repo = $1 AND name = $2", repo, staging)
+            await conn.execute("DELETE FROM uploads WHERE repo = $1 AND branch = $2", repo, staging)
+        return bool(status == "DELETE 1")
+
+    async def idle_open_commits(self, now: int) -> list[OpenCommitRecord]:
+        """Open commits (not being finished) nothing was written to for longer
+        than their idle limit: since creation, or since their staging head's
+        last commit."""
+        rows = await self.pool.fetch(
+            f"SELECT {', '.join('o.' + c for c in _OPEN_COLUMNS.split(', '))} "
+            "FROM open_commits o "
+            "LEFT JOIN branches b ON b.repo = o.repo AND b.name = '_open-' || encode(o.id, 'hex') "
+            "LEFT JOIN commits c ON c.id = b.head "
+            "WHERE NOT o.finishing AND greatest(o.created, coalesce(c.time, 0)) < $1 - o.idle_us",
+            now,
+        )
+        return [_open_commit(r) for r in rows]
 
     async def get_branch(self, repo: str, name: str) -> Branch:
         row = await self.pool.fetchrow(
@@ -235,7 +491,9 @@ class Metadata:
             )
             if status != "DELETE 1":
                 return False
-            left = await conn.fetchval("SELECT count(*) FROM branches WHERE repo = $1", repo)
+            left = await conn.fetchval(
+                "SELECT count(*) FROM branches WHERE repo = $1 AND name NOT LIKE '\\_%'", repo
+            )
             if left == 0:
                 await conn.execute("DELETE FROM uploads WHERE repo = $1", repo)
                 await conn.execute("DELETE FROM commits WHERE repo = $1", repo)
@@ -255,13 +513,15 @@ class Metadata:
         nodes: Mapping[NodeId, Node],
         versions: Iterable[tuple[VersionId, CommitId]],
         consume_uploads: Sequence[str] = (),
+        consume_open: Sequence[CommitId] = (),
         contents: Sequence[Manifest] = (),
         histories: Sequence[tuple[CommitId, NodeId | None, int]] = (),
         referenced: Iterable[ContentId] = (),
     ) -> bool:
         """Persist a chain of commits and move the branch head from `old_head`
         to the last one, atomically. Returns False (writing nothing) when the
-        head is no longer `old_head`, or an upload to consume is gone.
+        head is no longer `old_head`, or an upload or open commit (being
+        finished) to consume is gone.
 
         It is ONE statement: every insert is guarded by the compare-and-set
         UPDATE of the head, so it needs one round trip and no explicit
@@ -302,6 +562,7 @@ class Metadata:
             now_us(),
             [m.has_chunks for m in unique_contents.values()],
             others,
+            list(consume_open),
         )
         assert row is not None
         if row[1] != len(others):
@@ -564,6 +825,18 @@ class Metadata:
 
 
 _UPLOAD_COLUMNS = "id, repo, branch, key, created, attrs, checksum_algorithm, checksum_type"
+_OPEN_COLUMNS = "id, repo, branch, base, created, idle_us, author, frozen, finishing"
+
+# A ref may be pointed at `target` when it is a commit of the repo and either
+# no gc is running (the shared MOVE_LOCK; gc holds it exclusively from before
+# its mark), or a ref names it already, which makes it reachable in any mark
+# a running gc made: every way a ref came to name it was itself safe.
+_GUARD_TARGET = """
+SELECT EXISTS (SELECT 1 FROM commits WHERE id = $2 AND repo = $1) AS known,
+       pg_try_advisory_xact_lock_shared($3)
+       OR EXISTS (SELECT 1 FROM branches WHERE repo = $1 AND head = $2)
+       OR EXISTS (SELECT 1 FROM tags WHERE repo = $1 AND commit_id = $2) AS safe
+"""
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -580,9 +853,13 @@ WITH kept AS (
     WHERE repo = $1 AND name = $2 AND head IS NOT DISTINCT FROM $3
       AND (SELECT count(*) FROM uploads WHERE id = ANY($5::text[])) = cardinality($5::text[])
       AND (SELECT count(*) FROM kept) = cardinality($22::bytea[])
+      AND (SELECT count(*) FROM open_commits WHERE id = ANY($23::bytea[]) AND finishing)
+          = cardinality($23::bytea[])
     RETURNING 1
 ), consumed AS (
     DELETE FROM uploads WHERE id = ANY($5::text[]) AND EXISTS (SELECT 1 FROM upd)
+), finished AS (
+    DELETE FROM open_commits WHERE id = ANY($23::bytea[]) AND EXISTS (SELECT 1 FROM upd)
 ), new_nodes AS (
     INSERT INTO tree_nodes (id, data, touched)
     SELECT t.id, t.data, $20 FROM unnest($6::bytea[], $7::bytea[]) AS t(id, data)
@@ -625,6 +902,24 @@ SELECT t.id, t.size, $3 FROM unnest($1::bytea[], $2::integer[]) AS t(id, size)
 ON CONFLICT (id) DO UPDATE SET touched = EXCLUDED.touched
 RETURNING id, (xmax = 0) AS inserted
 """
+
+
+def _tag(row: asyncpg.Record) -> Tag:
+    return Tag(row["repo"], row["name"], CommitId(row["commit_id"]), row["created"])
+
+
+def _open_commit(row: asyncpg.Record) -> OpenCommitRecord:
+    return OpenCommitRecord(
+        id=CommitId(row["id"]),
+        repo=row["repo"],
+        branch=row["branch"],
+        base=CommitId(row["base"]) if row["base"] is not None else None,
+        created=row["created"],
+        idle_us=row["idle_us"],
+        author=row["author"],
+        frozen=CommitId(row["frozen"]) if row["frozen"] is not None else None,
+        finishing=row["finishing"],
+    )
 
 
 def _branch(row: asyncpg.Record) -> Branch:

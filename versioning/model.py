@@ -238,3 +238,11 @@ class Branch:
     name: str
     head: CommitId | None
     created: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    repo: str
+    name: str
+    commit: CommitId
+    created: int

@@ -1,14 +1,16 @@
 """Refs: the text that names a commit, as the control API and CLI accept it.
 
     repo@branch          the branch's head
+    repo@tag             the commit the tag names
     repo@<hex>           a commit, by its id or a unique prefix of >= 8 hex digits
     ...~N                the Nth first-parent ancestor (~ alone: ~1)
     ...^  ...^N          the first (Nth) parent; ^^ is ~2
 
-A bare `repo` means its default branch. A name that is both a branch and a
-hex prefix is the branch (as in git), so branches named like commits are
-refused at creation (repository.check_branch_name). Tags join the branch
-namespace lookup when they exist (issue 5).
+A bare `repo` means its default branch. A name is looked up as a branch,
+then a tag (the two share one namespace: control.py refuses a tag named like
+a branch and the reverse), then as a commit id prefix; names that could be
+mistaken for whole commit ids are refused at creation
+(repository.check_branch_name).
 """
 
 from __future__ import annotations
@@ -104,8 +106,11 @@ async def _named(meta: Metadata, repo: str, name: str) -> CommitId:
         if head is None:
             raise errors.RefNotFound(f"{repo}@{name}: the branch has no commits yet")
         return head
+    tag = await meta.get_tag(repo, name)
+    if tag is not None:
+        return tag.commit
     if not _HEX.match(name):
-        raise errors.RefNotFound(f"{repo}@{name}: no such branch")
+        raise errors.RefNotFound(f"{repo}@{name}: no such branch or tag")
     if len(name) < MIN_PREFIX:
         raise errors.RefNotFound(
             f"{repo}@{name}: no such branch, and a commit prefix needs at least "

@@ -33,7 +33,7 @@ from versioning.content import (
 )
 from versioning.ids import CommitId, ContentId, NodeId, VersionId
 from versioning.leases import LeasedStore, hold_existing
-from versioning.metadata import Metadata, PartRecord, UploadRecord, now_us
+from versioning.metadata import Metadata, OpenCommitRecord, PartRecord, UploadRecord, now_us
 from versioning.model import Branch, ChunkRef, Manifest, ObjectEntry, Repo, pack, unpack
 from versioning.tree import Root
 
@@ -165,6 +165,7 @@ class Versioning:
         return await self.meta.create_branch(repo, name, source.head)
 
     async def list_branches(self) -> list[Branch]:
+        """Every repo's branches (not open commits' staging branches)."""
         return await self.meta.list_branches()
 
     async def get_branch(self, repo: str, name: str) -> Branch:
@@ -213,9 +214,24 @@ class Versioning:
         return await self._view_of(repo, name, branch.head)
 
     async def snapshot_view(self, repo: str, commit_hex: str) -> View:
+        """The commit `commit_hex` names, read-only; or, when it is an open
+        commit's id, the open commit's staging branch (writable)."""
+        staging = await self.open_staging(repo, commit_hex)
+        if staging is not None:
+            return await self.branch_view(repo, staging)
         await self.meta.get_repo(repo)
         commit_id = CommitId(bytes.fromhex(commit_hex))
         return await self._view_of(repo, None, commit_id)
+
+    async def open_staging(self, repo: str, commit_hex: str) -> str | None:
+        """The staging branch of the open commit `commit_hex`, if it is one
+        (and is not being finished)."""
+        name = OpenCommitRecord.staging_name(CommitId(bytes.fromhex(commit_hex)))
+        try:
+            await self.require_branch(repo, name)
+        except errors.NotFound:
+            return None
+        return name
 
     async def _view_of(self, repo: str, branch: str | None, head: CommitId | None) -> View:
         if head is None:

@@ -1,0 +1,87 @@
+"""The control API as an ASGI app under /_loxo/api/v1: route, authenticate,
+run the operation, answer JSON (errors included)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from urllib.parse import parse_qsl, unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.api import openapi
+from gateway.api.auth import MAX_BODY, authenticate
+from gateway.api.errors import ApiError, bad_request, from_domain
+from gateway.api.operations import OPERATIONS, Call, Operation, json_response
+from versioning.control import Control
+from versioning.errors import VersioningError
+
+log = logging.getLogger("loxo.api")
+PREFIX = openapi.PREFIX
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
+
+
+class ControlApi:
+    def __init__(self, control: Control, secrets: Callable[[str], str | None]) -> None:
+        self.control = control
+        self.secrets = secrets
+        self.routes = [(_pattern(o.path), o) for o in OPERATIONS]
+        self._openapi = json.dumps(openapi.document()).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self._handle(request)
+        except ApiError as err:
+            response = err.response()
+        except VersioningError as exc:
+            response = from_domain(exc).response()
+        except Exception:
+            log.exception("internal error on %s %s", scope["method"], scope["path"])
+            response = from_domain(VersioningError()).response()
+        await response(scope, receive, send)
+
+    def _match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+        allowed = False
+        for pattern, operation in self.routes:
+            m = pattern.match(path)
+            if m is None:
+                continue
+            if operation.method == method:
+                return operation, {k: unquote(v) for k, v in m.groupdict().items()}
+            allowed = True
+        if allowed:
+            raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}")
+        raise ApiError(404, "not_found", f"no API path {PREFIX}{path}")
+
+    async def _handle(self, request: Request) -> Response:
+        path = request.scope["path"][len(PREFIX) :] or "/"
+        if path == "/openapi.json" and request.method == "GET":
+            return Response(self._openapi, media_type="application/json")
+        operation, params = self._match(request.method, path)
+        body = b""
+        async for piece in request.stream():
+            body += piece
+            if len(body) > MAX_BODY:
+                raise bad_request(f"request bodies are limited to {MAX_BODY} bytes")
+        raw_path = (request.scope.get("raw_path") or b"/").decode("utf-8", "surrogateescape")
+        query_string = request.scope.get("query_string", b"").decode("latin-1")
+        pairs = parse_qsl(query_string, keep_blank_values=True)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        access_key = authenticate(self.secrets, request.method, raw_path, pairs, headers, body)
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except ValueError:
+            raise bad_request("the request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise bad_request("the request body must be a JSON object")
+        call = Call(params, dict(pairs), data, access_key)
+        result = await operation.handler(self.control, call)
+        return json_response(result, operation.status)

@@ -1,0 +1,131 @@
+"""JSON shapes of the control API's resources (one function per resource)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from versioning.control import CommitInfo, MergeResult, RepoInfo
+from versioning.ids import CommitId
+from versioning.log import Change
+from versioning.metadata import OpenCommitRecord
+from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag
+
+
+def time_text(us: int | None) -> str | None:
+    """Microseconds since the epoch as ISO 8601 UTC (`2026-11-21T10:00:00.123456Z`)."""
+    if us is None:
+        return None
+    moment = datetime.fromtimestamp(us / 1_000_000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> int:
+    """ISO 8601 (a zone-less time is UTC) or Unix seconds, to microseconds."""
+    try:
+        return int(float(text) * 1_000_000)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def hex_or_none(cid: CommitId | None) -> str | None:
+    return cid.hex() if cid is not None else None
+
+
+def repo(r: Repo) -> dict[str, Any]:
+    return {"name": r.name, "default_branch": r.default_branch, "created": time_text(r.created)}
+
+
+def repo_info(info: RepoInfo) -> dict[str, Any]:
+    return {
+        **repo(info.repo),
+        "branches": info.branches,
+        "last_commit": hex_or_none(info.last_commit),
+        "last_commit_time": time_text(info.last_commit_time),
+        "objects": info.objects,
+        "size": info.size,
+    }
+
+
+def branch(b: Branch) -> dict[str, Any]:
+    return {
+        "repo": b.repo,
+        "name": b.name,
+        "head": hex_or_none(b.head),
+        "created": time_text(b.created),
+    }
+
+
+def tag(t: Tag) -> dict[str, Any]:
+    return {
+        "repo": t.repo,
+        "name": t.name,
+        "commit": t.commit.hex(),
+        "created": time_text(t.created),
+    }
+
+
+def commit(cid: CommitId, c: Commit) -> dict[str, Any]:
+    return {
+        "id": cid.hex(),
+        "parents": [p.hex() for p in c.parents],
+        "author": c.author,
+        "message": c.message,
+        "time": time_text(c.time),
+        "origin": c.origin,
+    }
+
+
+def commit_info(info: CommitInfo) -> dict[str, Any]:
+    return {
+        **commit(info.id, info.commit),
+        "objects": info.objects,
+        "size": info.size,
+        "changes": {"added": info.added, "modified": info.modified, "deleted": info.deleted},
+    }
+
+
+def change(ch: Change) -> dict[str, Any]:
+    return {
+        "path": ch.path,
+        "change": ch.kind,
+        "size_before": ch.before.size if ch.before else None,
+        "size_after": ch.after.size if ch.after else None,
+    }
+
+
+def entry(e: ObjectEntry | None) -> dict[str, Any] | None:
+    if e is None:
+        return None
+    return {
+        "size": e.size,
+        "etag": e.etag,
+        "content_type": e.content_type,
+        "last_modified": time_text(e.last_modified),
+    }
+
+
+def open_commit(r: OpenCommitRecord) -> dict[str, Any]:
+    return {
+        "id": r.id.hex(),
+        "repo": r.repo,
+        "branch": r.branch,
+        "bucket": f"{r.repo}.{r.id.hex()}",
+        "base": hex_or_none(r.base),
+        "created": time_text(r.created),
+        "idle_seconds": r.idle_us / 1_000_000,
+        "author": r.author,
+        "finishing": r.finishing,
+    }
+
+
+def merge_result(m: MergeResult) -> dict[str, Any]:
+    return {
+        "outcome": m.outcome,
+        "commit": hex_or_none(m.commit),
+        "conflicts": [{"path": c.path, "kind": c.kind} for c in m.conflicts],
+    }

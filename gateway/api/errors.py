@@ -1,0 +1,87 @@
+"""The control API's errors: JSON bodies with a stable code, and the one table
+mapping domain errors to them.
+
+Body: {"error": {"code": "branch_not_found", "message": "...", ...details}}.
+Codes are part of the API's contract (docs/api.md lists them); messages are
+for people and may change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from versioning import errors as dom
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"code": self.code, "message": self.message, **self.details}}
+        return JSONResponse(body, status_code=self.status)
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "invalid_request", message)
+
+
+# Most specific first: the first class an error is an instance of wins.
+_DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
+    (dom.RepoNotFound, 404, "repo_not_found"),
+    (dom.BranchNotFound, 404, "branch_not_found"),
+    (dom.TagNotFound, 404, "tag_not_found"),
+    (dom.OpenCommitNotFound, 404, "open_commit_not_found"),
+    (dom.CommitNotFound, 404, "commit_not_found"),
+    (dom.RefNotFound, 404, "ref_not_found"),
+    (dom.ObjectNotFound, 404, "object_not_found"),
+    (dom.RepoExists, 409, "repo_exists"),
+    (dom.BranchExists, 409, "branch_exists"),
+    (dom.TagExists, 409, "tag_exists"),
+    (dom.InvalidName, 400, "invalid_name"),
+    (dom.InvalidRef, 400, "invalid_ref"),
+    (dom.AmbiguousRef, 400, "ambiguous_ref"),
+    (dom.DefaultBranchInUse, 409, "default_branch"),
+    (dom.BranchNotEmpty, 409, "branch_not_empty"),
+    (dom.ReadOnlyRef, 409, "read_only"),
+    (dom.HeadMoved, 409, "head_moved"),
+    (dom.MergeConflict, 409, "merge_conflict"),
+    (dom.Busy, 503, "busy"),
+    (dom.ConcurrentUpdate, 503, "concurrent_update"),
+    (dom.ContentGone, 503, "content_gone"),
+    (dom.CorruptData, 500, "corrupt_data"),
+)
+
+# Codes the API itself raises, for the documentation's table.
+API_CODES: tuple[tuple[int, str, str], ...] = (
+    (400, "invalid_request", "a malformed parameter, cursor or JSON body"),
+    (400, "confirmation_required", "a destructive call without confirm=true"),
+    (401, "unauthenticated", "the request carries no SigV4 signature"),
+    (403, "access_denied", "an unknown access key, or a signature that does not match"),
+    (404, "not_found", "no such API path"),
+    (405, "method_not_allowed", "the path exists, the method does not"),
+    (500, "internal_error", "a bug: the server log has the details"),
+)
+
+
+def from_domain(exc: dom.VersioningError) -> ApiError:
+    for cls, status, code in _DOMAIN_TABLE:
+        if isinstance(exc, cls):
+            details: dict[str, Any] = {}
+            if isinstance(exc, dom.MergeConflict):
+                details["conflicts"] = [
+                    {"path": path, "kind": kind}
+                    for path, _, kind in (c.partition("\t") for c in exc.conflicts)
+                ]
+            return ApiError(status, code, str(exc) or code.replace("_", " "), **details)
+    return ApiError(500, "internal_error", "internal error; the server log has the details")
+
+
+def domain_codes() -> list[tuple[str, int, str]]:
+    return [(cls.__name__, status, code) for cls, status, code in _DOMAIN_TABLE]

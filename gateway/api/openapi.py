@@ -1,0 +1,206 @@
+"""The control API's OpenAPI 3.1 document, built from the operations table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.api.errors import API_CODES, domain_codes
+from gateway.api.operations import OPERATIONS, Operation
+
+PREFIX = "/_loxo/api/v1"
+
+_S = {"type": "string"}
+_SN = {"type": ["string", "null"]}
+_I = {"type": "integer"}
+
+SCHEMAS: dict[str, Any] = {
+    "Repo": {"type": "object", "properties": {"name": _S, "default_branch": _S, "created": _S}},
+    "RepoInfo": {
+        "type": "object",
+        "properties": {
+            "name": _S,
+            "default_branch": _S,
+            "created": _S,
+            "branches": _I,
+            "last_commit": _SN,
+            "last_commit_time": _SN,
+            "objects": _I,
+            "size": _I,
+        },
+    },
+    "Branch": {
+        "type": "object",
+        "properties": {"repo": _S, "name": _S, "head": _SN, "created": _S},
+    },
+    "Tag": {"type": "object", "properties": {"repo": _S, "name": _S, "commit": _S, "created": _S}},
+    "Commit": {
+        "type": "object",
+        "properties": {
+            "id": _S,
+            "parents": {"type": "array", "items": _S},
+            "author": _S,
+            "message": _S,
+            "time": _S,
+            "origin": {"type": "object"},
+        },
+    },
+    "CommitInfo": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Commit"},
+            {
+                "type": "object",
+                "properties": {
+                    "objects": _I,
+                    "size": _I,
+                    "changes": {
+                        "type": "object",
+                        "properties": {"added": _I, "modified": _I, "deleted": _I},
+                    },
+                },
+            },
+        ]
+    },
+    "Change": {
+        "type": "object",
+        "properties": {
+            "path": _S,
+            "change": {"enum": ["added", "modified", "deleted"]},
+            "size_before": {"type": ["integer", "null"]},
+            "size_after": {"type": ["integer", "null"]},
+        },
+    },
+    "Version": {
+        "type": "object",
+        "properties": {
+            "commit": _S,
+            "time": _S,
+            "message": _S,
+            "deleted": {"type": "boolean"},
+            "object": {"type": ["object", "null"]},
+        },
+    },
+    "OpenCommit": {
+        "type": "object",
+        "properties": {
+            "id": _S,
+            "repo": _S,
+            "branch": _S,
+            "bucket": _S,
+            "base": _SN,
+            "created": _S,
+            "idle_seconds": {"type": "number"},
+            "author": _S,
+            "finishing": {"type": "boolean"},
+        },
+    },
+    "Finished": {"type": "object", "properties": {"commit": _SN}},
+    "MergeResult": {
+        "type": "object",
+        "properties": {
+            "outcome": {"enum": ["fast-forward", "merged", "up-to-date"]},
+            "commit": _SN,
+            "conflicts": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Error": {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {
+                        "enum": sorted(
+                            {c for _, _, c in domain_codes()} | {c for _, c, _ in API_CODES}
+                        )
+                    },
+                    "message": _S,
+                },
+                "required": ["code", "message"],
+            }
+        },
+    },
+}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _response(operation: Operation) -> dict[str, Any]:
+    if not operation.returns:
+        return {"description": "done"}
+    if operation.returns.startswith("list:"):
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": _ref(operation.returns[5:])},
+                "next_cursor": _SN,
+            },
+        }
+    else:
+        schema = _ref(operation.returns)
+    return {"description": "ok", "content": {"application/json": {"schema": schema}}}
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        spec: dict[str, Any] = {
+            "operationId": operation.name,
+            "summary": operation.summary,
+            "parameters": [
+                {
+                    "name": p.name,
+                    "in": p.where,
+                    "required": p.required,
+                    "description": p.description,
+                    "schema": _S,
+                }
+                for p in operation.params
+            ],
+            "responses": {
+                str(operation.status): _response(operation),
+                "default": {
+                    "description": "an error",
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                },
+            },
+        }
+        if operation.body:
+            spec["requestBody"] = {
+                "required": bool(operation.required),
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                k: {**_S, "description": v} for k, v in operation.body.items()
+                            },
+                            "required": list(operation.required),
+                        }
+                    }
+                },
+            }
+        paths.setdefault(PREFIX + operation.path, {})[operation.method.lower()] = spec
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "loxo control API",
+            "version": "1",
+            "description": "Repos, branches, tags, commits, diffs, open commits, merges. "
+            "Sign every request with AWS SigV4 using the S3 access key and secret key.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "sigv4": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "AWS Signature Version 4 (any region and service)",
+                }
+            },
+        },
+        "security": [{"sigv4": []}],
+    }

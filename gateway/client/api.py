@@ -1,0 +1,332 @@
+"""The control API client: `AsyncClient` for asyncio code, `Client` for
+everything else (it runs an AsyncClient on a private event-loop thread, so it
+works inside notebooks and other running loops too). Requests are signed with
+SigV4 using the S3 keys (botocore's signer, the one every AWS SDK matches).
+
+    from gateway.client import Client
+    with Client("http://127.0.0.1:9000", KEY, SECRET) as loxo:
+        loxo.create_repo("images")
+        for commit in loxo.log("images"):
+            print(commit.id, commit.message)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import httpx
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from gateway.client.models import (
+    Branch,
+    Change,
+    Commit,
+    MergeResult,
+    OpenCommit,
+    Repo,
+    Tag,
+    Version,
+)
+
+T = TypeVar("T")
+PREFIX = "/_loxo/api/v1"
+# Ref moves answer `busy` while a garbage collection runs (see
+# versioning.catalog.MOVE_LOCK): retried with backoff for this long.
+BUSY_RETRY_SECONDS = 120.0
+
+
+class LoxoError(Exception):
+    """An error answer of the API: `code` is stable, `message` for people."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any]) -> None:
+        super().__init__(f"{message} ({code})")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def _path(*parts: str) -> str:
+    return PREFIX + "".join("/" + quote(p, safe="") for p in parts)
+
+
+class AsyncClient:
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        region: str = "us-east-1",
+        timeout: float = 300.0,
+        verify: bool | str = True,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.region = region
+        self._credentials = Credentials(access_key, secret_key)
+        self._http = httpx.AsyncClient(timeout=timeout, verify=verify)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _signed(
+        self, method: str, path: str, params: dict[str, Any] | None, body: bytes
+    ) -> httpx.Request:
+        query = urlencode(
+            sorted((k, str(v)) for k, v in (params or {}).items() if v is not None),
+            quote_via=quote,
+        )
+        url = self.endpoint + path + (f"?{query}" if query else "")
+        headers = {"content-type": "application/json"} if body else {}
+        aws = AWSRequest(method=method, url=url, data=body, headers=headers)
+        S3SigV4Auth(self._credentials, "s3", self.region).add_auth(aws)
+        return httpx.Request(method, url, content=body, headers=dict(aws.headers.items()))
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """One API call; the decoded JSON answer (None for 204). Raises LoxoError."""
+        data = json.dumps(body).encode() if body is not None else b""
+        delay = 0.2
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_RETRY_SECONDS
+        while True:
+            response = await self._http.send(self._signed(method, path, params, data))
+            if response.status_code == 204:
+                return None
+            try:
+                doc = response.json()
+            except ValueError:
+                raise LoxoError(
+                    response.status_code, "bad_response", response.text[:200], {}
+                ) from None
+            if response.status_code < 400:
+                return doc
+            error = doc.get("error", {}) if isinstance(doc, dict) else {}
+            code = error.get("code", "unknown")
+            if code == "busy" and loop.time() < deadline:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            details = {k: v for k, v in error.items() if k not in ("code", "message")}
+            raise LoxoError(response.status_code, code, error.get("message", ""), details)
+
+    async def pages(
+        self, path: str, params: dict[str, Any] | None = None, limit: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a paginated list, following cursors."""
+        query = dict(params or {})
+        if limit is not None:
+            query["limit"] = limit
+        while True:
+            doc = await self.request("GET", path, query)
+            for item in doc["items"]:
+                yield item
+            if not doc.get("next_cursor"):
+                return
+            query["cursor"] = doc["next_cursor"]
+
+    # -- repos ---------------------------------------------------------------
+
+    async def create_repo(self, name: str, default_branch: str = "main") -> Repo:
+        body = {"name": name, "default_branch": default_branch}
+        return Repo.from_json(await self.request("POST", _path("repos"), body=body))
+
+    async def list_repos(self) -> AsyncIterator[Repo]:
+        async for item in self.pages(_path("repos")):
+            yield Repo.from_json(item)
+
+    async def describe_repo(self, name: str) -> Repo:
+        return Repo.from_json(await self.request("GET", _path("repos", name)))
+
+    async def delete_repo(self, name: str, confirm: bool = False) -> None:
+        await self.request("DELETE", _path("repos", name), {"confirm": str(confirm).lower()})
+
+    # -- branches --------------------------------------------------------------
+
+    async def create_branch(self, repo: str, name: str, source: str | None = None) -> Branch:
+        body = {"name": name, "from": source}
+        return Branch.from_json(
+            await self.request("POST", _path("repos", repo, "branches"), body=body)
+        )
+
+    async def list_branches(self, repo: str) -> AsyncIterator[Branch]:
+        async for item in self.pages(_path("repos", repo, "branches")):
+            yield Branch.from_json(item)
+
+    async def get_branch(self, repo: str, name: str) -> Branch:
+        return Branch.from_json(await self.request("GET", _path("repos", repo, "branches", name)))
+
+    async def delete_branch(self, repo: str, name: str) -> None:
+        await self.request("DELETE", _path("repos", repo, "branches", name))
+
+    async def reset_branch(
+        self, repo: str, name: str, to: str, expected_head: str | Any | None = ...
+    ) -> Branch:
+        """Move a branch to a ref; with `expected_head` (a commit id, or None
+        for "no commit"), only if that is still its head (LoxoError head_moved)."""
+        body: dict[str, Any] = {"to": to}
+        if expected_head is not ...:
+            body["expected_head"] = expected_head
+        path = _path("repos", repo, "branches", name, "reset")
+        return Branch.from_json(await self.request("POST", path, body=body))
+
+    # -- tags --------------------------------------------------------------------
+
+    async def create_tag(self, repo: str, name: str, source: str | None = None) -> Tag:
+        body = {"name": name, "from": source}
+        return Tag.from_json(await self.request("POST", _path("repos", repo, "tags"), body=body))
+
+    async def list_tags(self, repo: str) -> AsyncIterator[Tag]:
+        async for item in self.pages(_path("repos", repo, "tags")):
+            yield Tag.from_json(item)
+
+    async def delete_tag(self, repo: str, name: str) -> None:
+        await self.request("DELETE", _path("repos", repo, "tags", name))
+
+    # -- commits -------------------------------------------------------------------
+
+    async def log(
+        self,
+        repo: str,
+        ref: str | None = None,
+        path: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> AsyncIterator[Commit]:
+        params = {"ref": ref, "path": path, "since": since, "until": until}
+        async for item in self.pages(_path("repos", repo, "commits"), params):
+            yield Commit.from_json(item)
+
+    async def inspect(self, repo: str, ref: str | None = None) -> Commit:
+        """A commit's details; `ref` None: the default branch's head."""
+        name = ref or (await self.describe_repo(repo)).default_branch
+        return Commit.from_json(await self.request("GET", _path("repos", repo, "commits", name)))
+
+    async def diff(
+        self, repo: str, from_ref: str, to_ref: str, prefix: str = ""
+    ) -> AsyncIterator[Change]:
+        params = {"from": from_ref, "to": to_ref, "prefix": prefix or None}
+        async for item in self.pages(_path("repos", repo, "diff"), params, limit=10_000):
+            yield Change.from_json(item)
+
+    async def history(self, repo: str, path: str, ref: str | None = None) -> AsyncIterator[Version]:
+        params = {"path": path, "ref": ref}
+        async for item in self.pages(_path("repos", repo, "history"), params):
+            yield Version.from_json(item)
+
+    # -- open commits ------------------------------------------------------------------
+
+    async def start_commit(
+        self, repo: str, branch: str | None = None, idle_seconds: float | None = None
+    ) -> OpenCommit:
+        body = {"branch": branch, "idle_seconds": idle_seconds}
+        path = _path("repos", repo, "open-commits")
+        return OpenCommit.from_json(await self.request("POST", path, body=body))
+
+    async def list_open_commits(self, repo: str) -> AsyncIterator[OpenCommit]:
+        async for item in self.pages(_path("repos", repo, "open-commits")):
+            yield OpenCommit.from_json(item)
+
+    async def finish_commit(self, repo: str, commit: str, message: str) -> str | None:
+        """The finished commit's id (None when nothing was written)."""
+        path = _path("repos", repo, "open-commits", commit, "finish")
+        doc = await self.request("POST", path, body={"message": message})
+        return doc["commit"]  # type: ignore[no-any-return]
+
+    async def abort_commit(self, repo: str, commit: str) -> None:
+        await self.request("DELETE", _path("repos", repo, "open-commits", commit))
+
+    # -- merge and revert ------------------------------------------------------------------
+
+    async def merge(
+        self,
+        repo: str,
+        source: str,
+        into: str,
+        strategy: str | None = None,
+        message: str | None = None,
+    ) -> MergeResult:
+        body = {"source": source, "into": into, "strategy": strategy, "message": message}
+        doc = await self.request("POST", _path("repos", repo, "merge"), body=body)
+        return MergeResult.from_json(doc)
+
+    async def revert(
+        self, repo: str, commit: str, branch: str | None = None, message: str | None = None
+    ) -> str | None:
+        body = {"commit": commit, "branch": branch, "message": message}
+        doc = await self.request("POST", _path("repos", repo, "revert"), body=body)
+        return doc["commit"]  # type: ignore[no-any-return]
+
+
+class Client:
+    """The synchronous client: every AsyncClient method, blocking; list
+    methods return iterators that fetch pages as they are consumed."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.aio: AsyncClient = self._run(_make(endpoint, access_key, secret_key, options))
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(_await(coro), self._loop).result()
+
+    def _iter(self, items: AsyncIterator[T]) -> Iterator[T]:
+        while True:
+            try:
+                yield self._run(items.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._run(self.aio.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.aio, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if isinstance(result, AsyncIterator):
+                return self._iter(result)
+            return self._run(result)
+
+        call.__doc__ = method.__doc__
+        return call
+
+
+async def _make(endpoint: str, access: str, secret: str, options: dict[str, Any]) -> AsyncClient:
+    # The httpx client binds to the loop it is created on: create it there.
+    return AsyncClient(endpoint, access, secret, **options)
+
+
+async def _await(aw: Awaitable[T]) -> T:
+    return await aw

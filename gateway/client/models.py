@@ -1,0 +1,169 @@
+"""Typed results of the control API, as the client returns them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class Repo:
+    name: str
+    default_branch: str
+    created: datetime | None
+    # Set by describe_repo only.
+    branches: int | None = None
+    last_commit: str | None = None
+    last_commit_time: datetime | None = None
+    objects: int | None = None
+    size: int | None = None
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Repo:
+        return Repo(
+            d["name"],
+            d["default_branch"],
+            _time(d.get("created")),
+            d.get("branches"),
+            d.get("last_commit"),
+            _time(d.get("last_commit_time")),
+            d.get("objects"),
+            d.get("size"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    repo: str
+    name: str
+    head: str | None
+    created: datetime | None
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Branch:
+        return Branch(d["repo"], d["name"], d.get("head"), _time(d.get("created")))
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    repo: str
+    name: str
+    commit: str
+    created: datetime | None
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Tag:
+        return Tag(d["repo"], d["name"], d["commit"], _time(d.get("created")))
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    id: str
+    parents: tuple[str, ...]
+    author: str
+    message: str
+    time: datetime | None
+    origin: dict[str, Any]
+    # Set by inspect only.
+    objects: int | None = None
+    size: int | None = None
+    changes: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Commit:
+        return Commit(
+            d["id"],
+            tuple(d["parents"]),
+            d["author"],
+            d["message"],
+            _time(d.get("time")),
+            d.get("origin") or {},
+            d.get("objects"),
+            d.get("size"),
+            d.get("changes") or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    path: str
+    change: str  # added, modified or deleted
+    size_before: int | None
+    size_after: int | None
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Change:
+        return Change(d["path"], d["change"], d.get("size_before"), d.get("size_after"))
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    commit: str
+    time: datetime | None
+    message: str
+    deleted: bool
+    size: int | None
+    etag: str | None
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Version:
+        obj = d.get("object") or {}
+        return Version(
+            d["commit"],
+            _time(d.get("time")),
+            d.get("message", ""),
+            bool(d.get("deleted")),
+            obj.get("size"),
+            obj.get("etag"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCommit:
+    id: str
+    repo: str
+    branch: str
+    bucket: str
+    base: str | None
+    created: datetime | None
+    idle_seconds: float
+    finishing: bool
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> OpenCommit:
+        return OpenCommit(
+            d["id"],
+            d["repo"],
+            d["branch"],
+            d["bucket"],
+            d.get("base"),
+            _time(d.get("created")),
+            float(d.get("idle_seconds", 0)),
+            bool(d.get("finishing")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    path: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    outcome: str  # fast-forward, merged or up-to-date
+    commit: str | None
+    conflicts: tuple[Conflict, ...]
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> MergeResult:
+        return MergeResult(
+            d["outcome"],
+            d.get("commit"),
+            tuple(Conflict(c["path"], c["kind"]) for c in d.get("conflicts", [])),
+        )

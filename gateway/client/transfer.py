@@ -1,0 +1,205 @@
+"""Files in and out of loxo through its S3 API: put, get, ls, cat.
+
+Transfers use boto3's transfer manager (multipart above 8 MiB, parts in
+parallel) and several files at once. Putting a directory goes through an open
+commit, so the whole directory lands as ONE commit or, on any failure, not at
+all. A directory's contents land under the destination path, as with
+`aws s3 sync` (PATH/f.csv, not PATH/dir/f.csv).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from gateway.client.api import Client, LoxoError
+
+FILES_AT_ONCE = 8
+TRANSFER = TransferConfig(
+    multipart_threshold=8 * 1024 * 1024,
+    multipart_chunksize=8 * 1024 * 1024,
+    max_concurrency=4,
+)
+# Called with the number of bytes moved since the last call.
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    path: str
+    is_dir: bool
+    size: int
+    modified: Any  # datetime, None for a folder
+
+
+def s3_client(endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1") -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region,
+        config=Config(
+            s3={"addressing_style": "path"},
+            max_pool_connections=FILES_AT_ONCE * TRANSFER.max_concurrency,
+            retries={"max_attempts": 3, "mode": "standard"},
+        ),
+    )
+
+
+def bucket_for(api: Client, repo: str, ref: str | None) -> str:
+    """The S3 bucket that reads `repo@ref`: the branch's bucket for a plain
+    branch name, else the snapshot bucket of the commit the ref names."""
+    if ref is None:
+        return repo
+    if ref.replace("-", "").isalnum():
+        try:
+            api.get_branch(repo, ref)
+            return f"{repo}.{ref}"
+        except LoxoError as err:
+            if err.code != "branch_not_found":
+                raise
+    return f"{repo}.{api.inspect(repo, ref).id}"
+
+
+def local_files(root: Path) -> Iterator[tuple[Path, str]]:
+    """(file, its path relative to root with '/' separators), sorted."""
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(folder) / name
+            yield full, full.relative_to(root).as_posix()
+
+
+def join_key(prefix: str, rel: str) -> str:
+    if not prefix:
+        return rel
+    return prefix.rstrip("/") + "/" + rel
+
+
+def file_key(local: Path, path: str) -> str:
+    """Where a single file goes: PATH itself, or PATH/name when PATH is empty
+    or ends with '/'."""
+    if not path or path.endswith("/"):
+        return path + local.name
+    return path
+
+
+def upload_files(
+    s3: Any, bucket: str, files: list[tuple[Path, str]], progress: Progress | None = None
+) -> None:
+    def one(item: tuple[Path, str]) -> None:
+        s3.upload_file(str(item[0]), bucket, item[1], Config=TRANSFER, Callback=progress)
+
+    with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
+        for _ in pool.map(one, files):
+            pass
+
+
+def put_directory(
+    api: Client,
+    s3: Any,
+    root: Path,
+    repo: str,
+    branch: str,
+    path: str,
+    message: str,
+    progress: Progress | None = None,
+) -> str | None:
+    """Upload a directory's files under `path` as ONE commit; the commit id
+    (None when it changed nothing). On any failure the open commit is aborted
+    and the branch is untouched."""
+    files = [(f, join_key(path, rel)) for f, rel in local_files(root)]
+    opened = api.start_commit(repo, branch)
+    try:
+        upload_files(s3, opened.bucket, files, progress)
+    except BaseException:
+        api.abort_commit(repo, opened.id)
+        raise
+    return api.finish_commit(repo, opened.id, message)  # type: ignore[no-any-return]
+
+
+def exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def walk_keys(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for page in pages:
+        for item in page.get("Contents", []):
+            yield item["Key"], item["Size"]
+
+
+def download(
+    s3: Any, bucket: str, path: str, local: Path, progress: Progress | None = None
+) -> list[Path]:
+    """Download one object, or every object under the folder `path`, to
+    `local` (a folder's contents land inside `local`); the files written."""
+    if path and not path.endswith("/") and exists(s3, bucket, path):
+        target = local / Path(path).name if local.is_dir() else local
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, path, str(target), Config=TRANSFER, Callback=progress)
+        return [target]
+    prefix = path if not path or path.endswith("/") else path + "/"
+    keys = list(walk_keys(s3, bucket, prefix))
+    if not keys:
+        raise FileNotFoundError(f"nothing at {path or '/'}")
+    jobs: list[tuple[str, Path]] = []
+    for key, _size in keys:
+        target = local.joinpath(*key[len(prefix) :].split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        jobs.append((key, target))
+
+    def one(job: tuple[str, Path]) -> None:
+        s3.download_file(bucket, job[0], str(job[1]), Config=TRANSFER, Callback=progress)
+
+    with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
+        for _ in pool.map(one, jobs):
+            pass
+    return [t for _, t in jobs]
+
+
+def total_size(s3: Any, bucket: str, path: str) -> int:
+    if path and not path.endswith("/") and exists(s3, bucket, path):
+        return int(s3.head_object(Bucket=bucket, Key=path)["ContentLength"])
+    prefix = path if not path or path.endswith("/") else path + "/"
+    return sum(size for _, size in walk_keys(s3, bucket, prefix))
+
+
+def listing(s3: Any, bucket: str, path: str) -> Iterator[Listed]:
+    """A folder's entries, one level deep (folders end with '/')."""
+    prefix = path if not path or path.endswith("/") else path + "/"
+    if path and not path.endswith("/") and exists(s3, bucket, path):
+        head = s3.head_object(Bucket=bucket, Key=path)
+        yield Listed(path, False, int(head["ContentLength"]), head["LastModified"])
+        return
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, Delimiter="/"
+    )
+    for page in pages:
+        for common in page.get("CommonPrefixes", []):
+            yield Listed(common["Prefix"], True, 0, None)
+        for item in page.get("Contents", []):
+            yield Listed(item["Key"], False, item["Size"], item["LastModified"])
+
+
+def cat(s3: Any, bucket: str, path: str, out: BinaryIO) -> None:
+    body = s3.get_object(Bucket=bucket, Key=path)["Body"]
+    for piece in body.iter_chunks(1024 * 1024):
+        out.write(piece)
+    out.flush()

@@ -1,0 +1,30 @@
+"""The client commands of the `loxo` CLI, over the control API and S3."""
+
+from __future__ import annotations
+
+import typer
+
+from gateway.commands import files, history
+from gateway.commands.refs import branch_app, repo_app, tag_app
+from gateway.commands.settings import config_app
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(repo_app, name="repo")
+    app.add_typer(branch_app, name="branch")
+    app.add_typer(tag_app, name="tag")
+    app.add_typer(history.commit_app, name="commit")
+    app.add_typer(config_app, name="config")
+    for command in (
+        history.log,
+        history.inspect,
+        history.diff,
+        history.history,
+        history.merge,
+        history.revert,
+        files.put,
+        files.get,
+        files.ls,
+        files.cat,
+    ):
+        app.command()(command)

@@ -1,0 +1,241 @@
+"""What every client command shares: settings, the client, targets
+(`REPO@REF:PATH`), output as tables or JSON, and exit codes.
+
+Exit codes: 0 done; 1 any other failure; 2 bad usage or input; 3 not found;
+4 conflict (exists already, merge conflict, head moved); 5 not
+authenticated, or no endpoint/keys configured; 6 the server is unreachable
+or unavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
+from gateway.client import Client, LoxoError
+
+EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_AUTH, EXIT_UNAVAILABLE = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+)
+
+# Piped output is not cut to 80 columns: scripts get whole ids.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 400)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 400)
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+OUTPUT = typer.Option(Output.table, "--output", "-o", help="table (for people) or json.")
+
+
+def config_path() -> Path:
+    if os.environ.get("LOXO_CONFIG"):
+        return Path(os.environ["LOXO_CONFIG"])
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "loxo" / "config.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    endpoint: str | None
+    access_key: str | None
+    secret_key: str | None
+    region: str = "us-east-1"
+
+    @staticmethod
+    def load() -> Settings:
+        """The config file's settings, each overridden by its LOXO_* variable."""
+        path = config_path()
+        stored: dict[str, Any] = {}
+        if path.exists():
+            try:
+                stored = json.loads(path.read_text("utf-8"))
+            except ValueError:
+                fail(f"{path} is not valid JSON; fix or delete it", EXIT_USAGE)
+        return Settings(
+            os.environ.get("LOXO_ENDPOINT") or stored.get("endpoint"),
+            os.environ.get("LOXO_ACCESS_KEY") or stored.get("access_key"),
+            os.environ.get("LOXO_SECRET_KEY") or stored.get("secret_key"),
+            os.environ.get("LOXO_REGION") or stored.get("region") or "us-east-1",
+        )
+
+    def save(self) -> Path:
+        path = config_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({k: v for k, v in dataclasses.asdict(self).items() if v is not None}, f)
+        os.replace(tmp, path)
+        return path
+
+    def require(self) -> tuple[str, str, str]:
+        if not (self.endpoint and self.access_key and self.secret_key):
+            fail(
+                "no endpoint and keys configured: run `loxo config set --endpoint URL "
+                "--access-key KEY --secret-key SECRET` (or `--from-data-dir ./loxo-data`), "
+                "or set LOXO_ENDPOINT, LOXO_ACCESS_KEY and LOXO_SECRET_KEY",
+                EXIT_AUTH,
+            )
+        return self.endpoint, self.access_key, self.secret_key
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+_NOT_FOUND = {
+    "repo_not_found",
+    "branch_not_found",
+    "tag_not_found",
+    "commit_not_found",
+    "ref_not_found",
+    "open_commit_not_found",
+    "object_not_found",
+    "not_found",
+}
+_CONFLICT = {
+    "repo_exists",
+    "branch_exists",
+    "tag_exists",
+    "merge_conflict",
+    "head_moved",
+    "default_branch",
+    "branch_not_empty",
+    "read_only",
+}
+_USAGE = {
+    "invalid_name",
+    "invalid_ref",
+    "ambiguous_ref",
+    "invalid_request",
+    "confirmation_required",
+}
+_AUTH = {"unauthenticated", "access_denied"}
+
+
+def exit_code_for(code: str, status: int) -> int:
+    if code in _NOT_FOUND:
+        return EXIT_NOT_FOUND
+    if code in _CONFLICT:
+        return EXIT_CONFLICT
+    if code in _USAGE:
+        return EXIT_USAGE
+    if code in _AUTH:
+        return EXIT_AUTH
+    if status >= 500:
+        return EXIT_UNAVAILABLE
+    return EXIT_ERROR
+
+
+@contextlib.contextmanager
+def client() -> Iterator[Client]:
+    """A connected client; API and transport errors become messages and exit codes."""
+    endpoint, access, secret = Settings.load().require()
+    api = Client(endpoint, access, secret, region=Settings.load().region)
+    try:
+        yield api
+    except LoxoError as exc:
+        for conflict in exc.details.get("conflicts", []):
+            err.print(f"  conflict: {conflict['path']} ({conflict['kind']})")
+        fail(f"{exc.message} [{exc.code}]", exit_code_for(exc.code, exc.status))
+    except httpx.TransportError as exc:
+        fail(f"cannot reach loxo at {endpoint}: {exc}", EXIT_UNAVAILABLE)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        mapped = EXIT_NOT_FOUND if status == 404 else EXIT_AUTH if status == 403 else EXIT_ERROR
+        fail(f"S3: {error.get('Message') or code} [{code}]", mapped)
+    except BotoCoreError as exc:
+        fail(f"S3: {exc}", EXIT_UNAVAILABLE)
+    except FileNotFoundError as exc:
+        fail(str(exc), EXIT_NOT_FOUND)
+    finally:
+        api.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    repo: str
+    ref: str | None
+    path: str
+
+
+def target(text: str, need_ref: bool = False, allow_path: bool = True) -> Target:
+    """Parse `REPO[@REF][:PATH]`."""
+    head, colon, path = text.partition(":")
+    if colon and not allow_path:
+        fail(f"{text!r}: expected REPO@REF, without a :PATH", EXIT_USAGE)
+    repo, at, ref = head.partition("@")
+    if not repo or (at and not ref):
+        fail(f"{text!r}: expected REPO@REF[:PATH]", EXIT_USAGE)
+    if need_ref and not at:
+        fail(f"{text!r}: name the branch or commit too, as REPO@REF", EXIT_USAGE)
+    return Target(repo, ref or None, path.lstrip("/"))
+
+
+def to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_json(value), indent=2) + "\n")
+
+
+def when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    t = Table(*columns, box=None, pad_edge=False, header_style="bold")
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    out.print(t)
+
+
+def short(commit: str | None) -> str:
+    return commit[:12] if commit else "-"
