@@ -6,7 +6,8 @@ is S3, including every path of a virtual-host-style request (Host
 `<bucket>.<domain>`), where the path is a key and `_loxo/...` an ordinary one.
 
 Background tasks abort multipart uploads idle for longer than
-`--upload-expiry-hours`, and collect garbage every `--gc-interval-hours`.
+`--upload-expiry-hours` and open commits idle for longer than their limit, and
+collect garbage every `--gc-interval-hours`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ CONTROL_PREFIX = "/_loxo/"
 # How often the expiry task looks for idle uploads, at most (and at least).
 EXPIRY_MAX_INTERVAL = 600.0
 EXPIRY_MIN_INTERVAL = 1.0
+OPEN_COMMIT_CHECK_INTERVAL = 2.0
 
 
 def open_chunk_store(cfg: ServeConfig) -> ChunkStore:
@@ -69,6 +71,7 @@ class LoxoApp:
         self.control = Starlette(routes=[Route("/_loxo/health", self._health)])
         self.api: ControlApi | None = None
         self._expiry: asyncio.Task[None] | None = None
+        self._open_expiry: asyncio.Task[None] | None = None
         self._gc: asyncio.Task[None] | None = None
 
     def _secret_for(self, access_key: str) -> str | None:
@@ -101,7 +104,9 @@ class LoxoApp:
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
         control = Control(versioning, self.cfg.open_commit_idle_minutes * 60)
         self.api = ControlApi(control, self._secret_for)
-        self._expiry = asyncio.create_task(self._expire(versioning, control))
+        if self.cfg.upload_expiry_hours > 0:
+            self._expiry = asyncio.create_task(self._expire_uploads(versioning))
+        self._open_expiry = asyncio.create_task(self._expire_open_commits(control))
         if self.cfg.gc_interval_hours > 0:
             self._gc = asyncio.create_task(self._collect_garbage())
 
@@ -117,27 +122,30 @@ class LoxoApp:
             except Exception:
                 log.exception("garbage collection failed; will retry next interval")
 
-    async def _expire(self, versioning: Versioning, control: Control) -> None:
-        """Abort multipart uploads idle for upload_expiry_hours (checking every
-        tenth of that, within [EXPIRY_MIN_INTERVAL, EXPIRY_MAX_INTERVAL]
-        seconds), and open commits idle for longer than their limit. What they
-        held is left for garbage collection."""
+    async def _expire_uploads(self, versioning: Versioning) -> None:
+        """Abort uploads idle for upload_expiry_hours, checking every tenth of that
+        (bounded to [EXPIRY_MIN_INTERVAL, EXPIRY_MAX_INTERVAL] seconds). The parts'
+        chunks are left for garbage collection."""
         max_idle = self.cfg.upload_expiry_hours * 3600
-        interval = min(
-            max(max_idle / 10 if max_idle else EXPIRY_MAX_INTERVAL, EXPIRY_MIN_INTERVAL),
-            EXPIRY_MAX_INTERVAL,
-            max(self.cfg.open_commit_idle_minutes * 6, EXPIRY_MIN_INTERVAL),
-        )
+        interval = min(max(max_idle / 10, EXPIRY_MIN_INTERVAL), EXPIRY_MAX_INTERVAL)
         while True:
             try:
-                if max_idle > 0:
-                    expired = await versioning.expire_uploads(int(max_idle * 1_000_000))
-                    if expired:
-                        log.info(
-                            "aborted %d multipart uploads idle for over %g hours",
-                            len(expired),
-                            self.cfg.upload_expiry_hours,
-                        )
+                expired = await versioning.expire_uploads(int(max_idle * 1_000_000))
+                if expired:
+                    log.info(
+                        "aborted %d multipart uploads idle for over %g hours",
+                        len(expired),
+                        self.cfg.upload_expiry_hours,
+                    )
+            except Exception:
+                log.exception("expiring multipart uploads failed; will retry")
+            await asyncio.sleep(interval)
+
+    async def _expire_open_commits(self, control: Control) -> None:
+        """Abort open commits idle for longer than their own limit, which each
+        sets at start: so look often (one small query)."""
+        while True:
+            try:
                 for record in await control.expire_open_commits():
                     log.info(
                         "aborted open commit %s of %s@%s: idle for over %g s",
@@ -147,11 +155,11 @@ class LoxoApp:
                         record.idle_us / 1e6,
                     )
             except Exception:
-                log.exception("expiring uploads and open commits failed; will retry")
-            await asyncio.sleep(interval)
+                log.exception("expiring open commits failed; will retry")
+            await asyncio.sleep(OPEN_COMMIT_CHECK_INTERVAL)
 
     async def shutdown(self) -> None:
-        for task in (self._expiry, self._gc):
+        for task in (self._expiry, self._open_expiry, self._gc):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -66,8 +66,10 @@ class AsyncClient:
         region: str = "us-east-1",
         timeout: float = 300.0,
         verify: bool | str = True,
+        busy_retry_seconds: float = BUSY_RETRY_SECONDS,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
+        self.busy_retry_seconds = busy_retry_seconds
         self.region = region
         self._credentials = Credentials(access_key, secret_key)
         self._http = httpx.AsyncClient(timeout=timeout, verify=verify)
@@ -107,7 +109,7 @@ class AsyncClient:
         data = json.dumps(body).encode() if body is not None else b""
         delay = 0.2
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + BUSY_RETRY_SECONDS
+        deadline = loop.time() + self.busy_retry_seconds
         while True:
             response = await self._http.send(self._signed(method, path, params, data))
             if response.status_code == 204:
