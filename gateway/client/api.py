@@ -16,7 +16,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -279,9 +279,35 @@ class AsyncClient:
         return doc["commit"]  # type: ignore[no-any-return]
 
 
+P = ParamSpec("P")
+
+
+def _blocking(
+    method: Callable[Concatenate[AsyncClient, P], Awaitable[T]],
+) -> Callable[Concatenate[Client, P], T]:
+    def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(method(self.aio, *args, **kwargs))
+
+    call.__doc__ = method.__doc__
+    call.__name__ = method.__name__
+    return call
+
+
+def _iterating(
+    method: Callable[Concatenate[AsyncClient, P], AsyncIterator[T]],
+) -> Callable[Concatenate[Client, P], Iterator[T]]:
+    def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        return self._iter(method(self.aio, *args, **kwargs))
+
+    call.__doc__ = method.__doc__
+    call.__name__ = method.__name__
+    return call
+
+
 class Client:
-    """The synchronous client: every AsyncClient method, blocking; list
-    methods return iterators that fetch pages as they are consumed."""
+    """The synchronous client: every AsyncClient method, blocking, with the
+    same signature and typed results; list methods return iterators that
+    fetch pages as they are consumed."""
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, **options: Any) -> None:
         self._loop = asyncio.new_event_loop()
@@ -312,17 +338,29 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.aio, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = method(*args, **kwargs)
-            if isinstance(result, AsyncIterator):
-                return self._iter(result)
-            return self._run(result)
-
-        call.__doc__ = method.__doc__
-        return call
+    request = _blocking(AsyncClient.request)
+    create_repo = _blocking(AsyncClient.create_repo)
+    list_repos = _iterating(AsyncClient.list_repos)
+    describe_repo = _blocking(AsyncClient.describe_repo)
+    delete_repo = _blocking(AsyncClient.delete_repo)
+    create_branch = _blocking(AsyncClient.create_branch)
+    list_branches = _iterating(AsyncClient.list_branches)
+    get_branch = _blocking(AsyncClient.get_branch)
+    delete_branch = _blocking(AsyncClient.delete_branch)
+    reset_branch = _blocking(AsyncClient.reset_branch)
+    create_tag = _blocking(AsyncClient.create_tag)
+    list_tags = _iterating(AsyncClient.list_tags)
+    delete_tag = _blocking(AsyncClient.delete_tag)
+    log = _iterating(AsyncClient.log)
+    inspect = _blocking(AsyncClient.inspect)
+    diff = _iterating(AsyncClient.diff)
+    history = _iterating(AsyncClient.history)
+    start_commit = _blocking(AsyncClient.start_commit)
+    list_open_commits = _iterating(AsyncClient.list_open_commits)
+    finish_commit = _blocking(AsyncClient.finish_commit)
+    abort_commit = _blocking(AsyncClient.abort_commit)
+    merge = _blocking(AsyncClient.merge)
+    revert = _blocking(AsyncClient.revert)
 
 
 async def _make(endpoint: str, access: str, secret: str, options: dict[str, Any]) -> AsyncClient:

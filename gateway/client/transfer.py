@@ -125,7 +125,7 @@ def put_directory(
     except BaseException:
         api.abort_commit(repo, opened.id)
         raise
-    return api.finish_commit(repo, opened.id, message)  # type: ignore[no-any-return]
+    return api.finish_commit(repo, opened.id, message)
 
 
 def exists(s3: Any, bucket: str, key: str) -> bool:

@@ -185,6 +185,12 @@ class Target:
     ref: str | None
     path: str
 
+    @property
+    def name(self) -> str:
+        """The ref, for targets parsed with need_ref=True."""
+        assert self.ref is not None
+        return self.ref
+
 
 def target(text: str, need_ref: bool = False, allow_path: bool = True) -> Target:
     """Parse `REPO[@REF][:PATH]`."""

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import (
@@ -59,7 +60,7 @@ def progress_bar(total: int, what: str, quiet: bool) -> Iterator[transfer.Progre
         yield advance
 
 
-def _s3() -> object:
+def _s3() -> Any:
     s = Settings.load()
     endpoint, access, secret = s.require()
     return transfer.s3_client(endpoint, access, secret, s.region)
@@ -99,7 +100,8 @@ def put(
             key = transfer.file_key(local, t.path)
             with progress_bar(local.stat().st_size, f"put {local.name}", quiet) as advance:
                 transfer.upload_files(s3, f"{t.repo}.{t.ref}", [(local, key)], advance)
-            commit = api.get_branch(t.repo, t.ref).head
+            # The version of what we wrote is the commit that wrote it.
+            commit = s3.head_object(Bucket=f"{t.repo}.{t.ref}", Key=key)["VersionId"]
             keys = 1
     if output is Output.json:
         print_json({"commit": commit, "files": keys})

@@ -159,7 +159,7 @@ def commit_start(
     """Start an open commit; prints the bucket whose writes become ONE commit."""
     t = target(where, need_ref=True, allow_path=False)
     with client() as api:
-        opened = api.start_commit(t.repo, t.ref, idle_minutes * 60 if idle_minutes else None)
+        opened = api.start_commit(t.repo, t.name, idle_minutes * 60 if idle_minutes else None)
     if output is Output.json:
         print_json(opened)
     else:
@@ -177,7 +177,7 @@ def commit_finish(
     """Finish an open commit: everything written to it becomes one commit."""
     t = target(where, need_ref=True, allow_path=False)
     with client() as api:
-        commit = api.finish_commit(t.repo, t.ref, message)
+        commit = api.finish_commit(t.repo, t.name, message)
     if output is Output.json:
         print_json({"commit": commit})
     else:
@@ -189,7 +189,7 @@ def commit_abort(where: str = typer.Argument(..., metavar="REPO@COMMIT")) -> Non
     """Abort an open commit: nothing written to it is committed."""
     t = target(where, need_ref=True, allow_path=False)
     with client() as api:
-        api.abort_commit(t.repo, t.ref)
+        api.abort_commit(t.repo, t.name)
     out.print(f"aborted {t.repo}@{t.ref}")
 
 
@@ -228,7 +228,7 @@ def merge(
         fail("--strategy is ours or theirs", EXIT_USAGE)
     branch = into.partition("@")[2] if "@" in into else into
     with client() as api:
-        result = api.merge(t.repo, t.ref, branch, strategy, message)
+        result = api.merge(t.repo, t.name, branch, strategy, message)
     if output is Output.json:
         print_json(result)
         return
@@ -251,7 +251,7 @@ def revert(
     """
     t = target(commit, need_ref=True, allow_path=False)
     with client() as api:
-        made = api.revert(t.repo, t.ref, branch, message)
+        made = api.revert(t.repo, t.name, branch, message)
     if output is Output.json:
         print_json({"commit": made})
     else:

@@ -100,7 +100,7 @@ def branch_create(
     t = target(new, need_ref=True, allow_path=False)
     ref = _ref_in(t.repo, source)
     with client() as api:
-        branch = api.create_branch(t.repo, t.ref, ref)
+        branch = api.create_branch(t.repo, t.name, ref)
     if output is Output.json:
         print_json(branch)
     else:
@@ -141,7 +141,7 @@ def branch_delete(name: str = typer.Argument(..., metavar="REPO@BRANCH")) -> Non
     """Delete a branch (its commits stay in the history of other refs)."""
     t = target(name, need_ref=True, allow_path=False)
     with client() as api:
-        api.delete_branch(t.repo, t.ref)
+        api.delete_branch(t.repo, t.name)
     out.print(f"deleted branch {t.repo}@{t.ref}")
 
 
@@ -158,12 +158,12 @@ def branch_reset(
 ) -> None:
     """Move a branch's head to another commit (compare-and-set with --expect)."""
     t = target(name, need_ref=True, allow_path=False)
+    ref = _ref_in(t.repo, to) or to
     with client() as api:
         if expect is None:
-            branch = api.reset_branch(t.repo, t.ref, _ref_in(t.repo, to))
+            branch = api.reset_branch(t.repo, t.name, ref)
         else:
-            expected = None if expect == "none" else expect
-            branch = api.reset_branch(t.repo, t.ref, _ref_in(t.repo, to), expected)
+            branch = api.reset_branch(t.repo, t.name, ref, None if expect == "none" else expect)
     if output is Output.json:
         print_json(branch)
     else:
@@ -181,7 +181,7 @@ def tag_create(
     """Name a commit, for good: usable anywhere a ref is (images@v1)."""
     t = target(name, need_ref=True, allow_path=False)
     with client() as api:
-        tag = api.create_tag(t.repo, t.ref, _ref_in(t.repo, source))
+        tag = api.create_tag(t.repo, t.name, _ref_in(t.repo, source))
     if output is Output.json:
         print_json(tag)
     else:
@@ -206,5 +206,5 @@ def tag_delete(name: str = typer.Argument(..., metavar="REPO@TAG")) -> None:
     """Delete a tag (the commit stays)."""
     t = target(name, need_ref=True, allow_path=False)
     with client() as api:
-        api.delete_tag(t.repo, t.ref)
+        api.delete_tag(t.repo, t.name)
     out.print(f"deleted tag {t.repo}@{t.ref}")
