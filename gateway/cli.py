@@ -6,7 +6,6 @@ import typer
 
 from gateway import commands
 from gateway import config as cfgmod
-from gateway.server import serve as run_server
 
 app = typer.Typer(
     name="loxo",
@@ -109,6 +108,8 @@ def serve(
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)
         raise typer.Exit(2) from None
+    from gateway.server import serve as run_server  # the client commands never load it
+
     raise typer.Exit(run_server(cfg))
 
 

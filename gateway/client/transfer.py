@@ -98,7 +98,17 @@ def upload_files(
     s3: Any, bucket: str, files: list[tuple[Path, str]], progress: Progress | None = None
 ) -> None:
     def one(item: tuple[Path, str]) -> None:
-        s3.upload_file(str(item[0]), bucket, item[1], Config=TRANSFER, Callback=progress)
+        local, key = item
+        size = local.stat().st_size
+        if size >= TRANSFER.multipart_threshold:
+            s3.upload_file(str(local), bucket, key, Config=TRANSFER, Callback=progress)
+            return
+        # One PutObject: the transfer manager's per-call setup (a thread pool
+        # per file) costs more than a small file's upload.
+        with local.open("rb") as f:
+            s3.put_object(Bucket=bucket, Key=key, Body=f)
+        if progress is not None:
+            progress(size)
 
     with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
         for _ in pool.map(one, files):
@@ -159,19 +169,28 @@ def download(
     keys = list(walk_keys(s3, bucket, prefix))
     if not keys:
         raise FileNotFoundError(f"nothing at {path or '/'}")
-    jobs: list[tuple[str, Path]] = []
-    for key, _size in keys:
+    jobs: list[tuple[str, int, Path]] = []
+    for key, size in keys:
         target = local.joinpath(*key[len(prefix) :].split("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
-        jobs.append((key, target))
+        jobs.append((key, size, target))
 
-    def one(job: tuple[str, Path]) -> None:
-        s3.download_file(bucket, job[0], str(job[1]), Config=TRANSFER, Callback=progress)
+    def one(job: tuple[str, int, Path]) -> None:
+        key, size, target = job
+        if size >= TRANSFER.multipart_threshold:
+            s3.download_file(bucket, key, str(target), Config=TRANSFER, Callback=progress)
+            return
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        with target.open("wb") as f:
+            for piece in body.iter_chunks(1024 * 1024):
+                f.write(piece)
+        if progress is not None:
+            progress(size)
 
     with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
         for _ in pool.map(one, jobs):
             pass
-    return [t for _, t in jobs]
+    return [t for _, _, t in jobs]
 
 
 def total_size(s3: Any, bucket: str, path: str) -> int:

@@ -22,7 +22,6 @@ from versioning.chunkstore.base import (
 )
 from versioning.chunkstore.cache import DiskCache
 from versioning.chunkstore.local import LocalChunkStore
-from versioning.chunkstore.s3 import S3ChunkStore, S3StoreError
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
@@ -118,6 +117,8 @@ def open_store(
         or os.environ.get("AWS_ENDPOINT_URL")
         or None
     )
+    from versioning.chunkstore.s3 import S3ChunkStore  # aioboto3 loads slowly: only when used
+
     return S3ChunkStore(
         bucket,
         prefix,
@@ -126,3 +127,13 @@ def open_store(
         cache_dir=cache_dir,
         cache_bytes=cache_bytes,
     )
+
+
+def __getattr__(name: str) -> object:
+    # The S3 store (and aioboto3) load on first use: the `loxo` client
+    # commands import the configuration module, never the S3 store.
+    if name in ("S3ChunkStore", "S3StoreError"):
+        from versioning.chunkstore import s3
+
+        return getattr(s3, name)
+    raise AttributeError(name)
