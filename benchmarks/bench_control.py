@@ -250,7 +250,7 @@ def main() -> int:
                 f"C4p log --path, {args.commits} commits",
                 "API log --path",
                 t_path,
-                "git log -- PATH",
+                "git log -- PATH (empty commits)",
                 t_gpath,
             )
         )
