@@ -13,6 +13,9 @@ app = typer.Typer(
     "it; the other commands drive a running one (see `loxo config set`).",
     no_args_is_help=True,
     add_completion=False,
+    epilog="Examples: loxo serve  |  loxo config set --endpoint http://127.0.0.1:9000 "
+    "--from-data-dir ./loxo-data  |  loxo repo create images  |  "
+    "loxo put ./labels images@main:labels  |  loxo log images@main",
 )
 
 

@@ -278,6 +278,7 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     (dom.TagNotFound, NoSuchBucket),
     (dom.OpenCommitNotFound, NoSuchBucket),
     (dom.InvalidRef, InvalidBucketName),
+    (dom.InvalidCursor, InvalidArgument),
     (dom.AmbiguousRef, InvalidBucketName),
     (dom.RepoExists, BucketAlreadyOwnedByYou),
     (dom.BranchExists, BucketAlreadyOwnedByYou),

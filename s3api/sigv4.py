@@ -178,8 +178,13 @@ def parse(
     path: str,
     query: list[tuple[str, str]],
     headers: Mapping[str, str],
+    *,
+    any_service: bool = False,
 ) -> SignedRequest | None:
     """Read the SigV4 signature a request carries; None when it carries none (anonymous).
+
+    The credential scope must name the service "s3", unless ``any_service``
+    (loxo's control API takes any signer's service name).
 
     ``headers`` maps lower-cased names to values; ``query`` holds decoded
     (name, value) pairs in request order. Raises an S3Error, and nothing else,
@@ -196,15 +201,17 @@ def parse(
             ArgumentName="Authorization",
         )
     if authorization is not None:
-        return _parse_header_auth(authorization, headers)
+        return _parse_header_auth(authorization, headers, any_service)
     if query_v4:
-        return _parse_query_auth(query, headers)
+        return _parse_query_auth(query, headers, any_service)
     if "AWSAccessKeyId" in names or "Signature" in names:
         raise InvalidRequest(_UNSUPPORTED)
     return None
 
 
-def _parse_header_auth(authorization: str, headers: Mapping[str, str]) -> SignedRequest:
+def _parse_header_auth(
+    authorization: str, headers: Mapping[str, str], any_service: bool = False
+) -> SignedRequest:
     text = authorization.strip()
     if not text.startswith(ALGORITHM):
         raise InvalidRequest(_UNSUPPORTED)
@@ -222,7 +229,7 @@ def _parse_header_auth(authorization: str, headers: Mapping[str, str]) -> Signed
         raise AuthorizationHeaderMalformed(
             f"The authorization header is malformed; missing {', '.join(missing)}."
         )
-    credential = _parse_credential(fields["Credential"], AuthorizationHeaderMalformed)
+    credential = _parse_credential(fields["Credential"], AuthorizationHeaderMalformed, any_service)
     signed_headers = _parse_signed_headers(fields["SignedHeaders"], AuthorizationHeaderMalformed)
     signature = _parse_signature(fields["Signature"], AuthorizationHeaderMalformed)
 
@@ -270,7 +277,9 @@ def _parse_auth_fields(rest: str) -> dict[str, str]:
     return fields
 
 
-def _parse_query_auth(query: list[tuple[str, str]], headers: Mapping[str, str]) -> SignedRequest:
+def _parse_query_auth(
+    query: list[tuple[str, str]], headers: Mapping[str, str], any_service: bool = False
+) -> SignedRequest:
     params: dict[str, str] = {}
     for name, value in query:
         if name in _QUERY_AUTH_PARAMS or name == _Q_CONTENT_SHA256:
@@ -283,7 +292,9 @@ def _parse_query_auth(query: list[tuple[str, str]], headers: Mapping[str, str]) 
         raise AuthorizationQueryParametersError(_MISSING_QUERY_PARAMS)
     if params[_Q_ALGORITHM] != ALGORITHM:
         raise AuthorizationQueryParametersError('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
-    credential = _parse_credential(params[_Q_CREDENTIAL], AuthorizationQueryParametersError)
+    credential = _parse_credential(
+        params[_Q_CREDENTIAL], AuthorizationQueryParametersError, any_service
+    )
     signed_headers = _parse_signed_headers(
         params[_Q_SIGNED_HEADERS], AuthorizationQueryParametersError
     )
@@ -315,7 +326,7 @@ def _parse_query_auth(query: list[tuple[str, str]], headers: Mapping[str, str]) 
     )
 
 
-def _parse_credential(value: str, error: type[S3Error]) -> Credential:
+def _parse_credential(value: str, error: type[S3Error], any_service: bool = False) -> Credential:
     parts = value.strip().rsplit("/", 4)
     expected = 'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request"'
     if len(parts) != 5 or not all(parts):
@@ -325,7 +336,7 @@ def _parse_credential(value: str, error: type[S3Error]) -> Credential:
         raise error(f'Invalid credential date "{date}". This date is not the expected format.')
     if terminator != TERMINATOR:
         raise error(f'The Credential is mal-formed; incorrect terminal "{terminator}". {expected}.')
-    if service != SERVICE:
+    if service != SERVICE and not any_service:
         raise error(
             f'The Credential is mal-formed; incorrect service "{service}". '
             f'This endpoint belongs to "{SERVICE}".'
@@ -522,8 +533,13 @@ def verify(
     query: list[tuple[str, str]],
     headers: Mapping[str, str],
     now: datetime | None = None,
+    *,
+    double_encoded: bool = False,
 ) -> None:
     """Check the request's time window and signature; return quietly or raise an S3Error.
+
+    With ``double_encoded``, a signature over the path encoded twice (as
+    non-S3 signers compute it) is accepted too.
 
     ``path`` is the raw, still percent-encoded request path. The signature is
     checked against S3's canonical URI; if that fails and the raw path differs
@@ -549,6 +565,15 @@ def verify(
         raw = canonical_request(req, method, path, query, headers, raw_path=True)
         raw_to_sign = string_to_sign(req, hashlib.sha256(_utf8(raw)).hexdigest())
         if hmac.compare_digest(_sign(key, raw_to_sign), req.signature):
+            return
+    if double_encoded and "%" in path:
+        # Signers for services other than S3 encode the already-encoded path
+        # once more (the SigV4 default).
+        twice = canonical_request(
+            req, method, _uri_encode(path, safe="/"), query, headers, raw_path=True
+        )
+        twice_to_sign = string_to_sign(req, hashlib.sha256(_utf8(twice)).hexdigest())
+        if hmac.compare_digest(_sign(key, twice_to_sign), req.signature):
             return
     raise SignatureDoesNotMatch(
         AWSAccessKeyId=req.credential.access_key,

@@ -19,7 +19,13 @@ from versioning.ids import CommitId
 from versioning.log import Change as PathChange
 from versioning.metadata import OpenCommitRecord, now_us
 from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag
-from versioning.repository import Versioning, check_branch_name, check_repo_name, new_version
+from versioning.repository import (
+    DEFAULT_BRANCH,
+    Versioning,
+    check_branch_name,
+    check_repo_name,
+    new_version,
+)
 
 DEFAULT_OPEN_IDLE_SECONDS = 3600.0
 MERGE_ATTEMPTS = 10
@@ -83,10 +89,10 @@ class Control:
 
     # -- repos -----------------------------------------------------------------
 
-    async def create_repo(self, name: str, default_branch: str = "main") -> Repo:
+    async def create_repo(self, name: str) -> Repo:
+        """A repo with an empty default branch, `main` (the S3 bucket `name`)."""
         check_repo_name(name)
-        check_branch_name(default_branch)
-        return await self.meta.create_repo(name, default_branch)
+        return await self.meta.create_repo(name, DEFAULT_BRANCH)
 
     async def list_repos(self, after: str = "", limit: int = 1000) -> list[Repo]:
         return await self.meta.repos_page(after, limit)
@@ -125,11 +131,13 @@ class Control:
         return await self.meta.list_branches(repo, after, limit)
 
     async def get_branch(self, repo: str, name: str) -> Branch:
+        _visible(repo, name)
         return await self.meta.get_branch(repo, name)
 
     async def delete_branch(self, repo: str, name: str) -> None:
         """Delete a branch whatever it holds (its commits stay reachable from
         other refs, or become garbage); not the default branch."""
+        _visible(repo, name)
         info = await self.meta.get_repo(repo)
         if name == info.default_branch:
             raise errors.DefaultBranchInUse(
@@ -146,6 +154,7 @@ class Control:
     ) -> Branch:
         """Move the head to what `target` names; with `expected`, only if the
         head is still that (HeadMoved otherwise)."""
+        _visible(repo, name)
         commit = await self.resolve(repo, target)
         if not await self.meta.reset_branch(repo, name, commit, expected):
             current = (await self.meta.get_branch(repo, name)).head
@@ -197,17 +206,27 @@ class Control:
         until: int | None = None,
     ) -> AsyncIterator[tuple[CommitId, Commit, str]]:
         """(id, commit, cursor after it) newest first."""
-        if cursor:
-            try:
-                frontier = log.decode_cursor(cursor)
-            except ValueError as exc:
-                raise errors.InvalidRef(str(exc)) from None
-            for cid in frontier:
-                await self.meta.get_commit(cid, repo=repo)
+        if cursor is not None:
+            frontier = await self.cursor_commits(repo, cursor)
         else:
             frontier = [await self.resolve(repo, ref)]
         async for commit, cid, after in log.walk(self.meta, frontier, path, since, until):
             yield cid, commit, log.encode_cursor(after)
+
+    async def cursor_commits(self, repo: str, cursor: str) -> list[CommitId]:
+        """The commits a log or history cursor names; InvalidCursor unless
+        every one is a commit of `repo`."""
+        try:
+            found = log.decode_cursor(cursor)
+            if not found or any(len(c) != 16 for c in found):
+                raise ValueError
+            for cid in found:
+                await self.meta.get_commit(cid, repo=repo)
+        except (ValueError, errors.CommitNotFound):
+            raise errors.InvalidCursor(
+                f"cursor {cursor!r} was not handed out by this listing; start without one"
+            ) from None
+        return found
 
     async def diff(
         self, repo: str, a: str | None, b: str | None, prefix: str = "", after: str = ""
@@ -233,6 +252,7 @@ class Control:
     async def start_commit(
         self, repo: str, branch: str, idle_seconds: float | None = None, author: str | None = None
     ) -> OpenCommitRecord:
+        _visible(repo, branch)
         head = (await self.meta.get_branch(repo, branch)).head
         record = OpenCommitRecord(
             id=CommitId(os.urandom(16)),
@@ -318,6 +338,7 @@ class Control:
         """Merge what `source` names into branch `into`: fast-forward when the
         target's head is an ancestor of it, else a merge commit with two
         parents. Conflicts without a strategy raise MergeConflict."""
+        _visible(repo, into)
         theirs = await self.resolve(repo, source)
         for _ in range(MERGE_ATTEMPTS):
             head = (await self.meta.get_branch(repo, into)).head
@@ -381,6 +402,7 @@ class Control:
         cid, commit = await self._commit(repo, target)
         if branch is None:
             branch = (await self.meta.get_repo(repo)).default_branch
+        _visible(repo, branch)
         parent = await self.meta.get_commit(commit.parents[0]) if commit.parents else None
         for _ in range(MERGE_ATTEMPTS):
             head = (await self.meta.get_branch(repo, branch)).head
@@ -414,3 +436,10 @@ class Control:
             except errors.HeadMoved:
                 continue
         raise errors.ConcurrentUpdate(f"{repo}@{branch} kept moving during the revert")
+
+
+def _visible(repo: str, branch: str) -> None:
+    """Open commits' staging branches ("_open-...") are not branches to the
+    API: reading, moving or deleting one would lose what was written to it."""
+    if branch.startswith("_"):
+        raise errors.BranchNotFound(f"{repo}@{branch}")

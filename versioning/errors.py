@@ -47,6 +47,10 @@ class InvalidRef(VersioningError):
     """A ref that does not parse."""
 
 
+class InvalidCursor(VersioningError):
+    """A pagination cursor this listing did not hand out."""
+
+
 class AmbiguousRef(VersioningError):
     """A commit prefix that matches more than one commit."""
 

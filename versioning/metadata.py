@@ -51,6 +51,10 @@ class _LRU:
         while len(self._data) > self.capacity:
             self._data.popitem(last=False)
 
+    def drop_where(self, predicate: Callable[[Any], bool]) -> None:
+        for key in [k for k, v in self._data.items() if predicate(v)]:
+            del self._data[key]
+
 
 class _ByteLRU:
     """A map of byte strings bounded by their total size, least recently used out."""
@@ -232,6 +236,12 @@ class Metadata:
             status = await conn.execute("DELETE FROM repos WHERE name = $1", name)
             if status != "DELETE 1":
                 raise errors.RepoNotFound(name)
+        self._forget_repo(name)
+
+    def _forget_repo(self, name: str) -> None:
+        """Drop a deleted repo's cached commits: a new repo of the same name
+        must not see them (commits are cached with the repo they belong to)."""
+        self._commits.drop_where(lambda c: c.origin.get("repo") == name)
 
     # -- branches ----------------------------------------------------------
 
@@ -498,6 +508,7 @@ class Metadata:
                 await conn.execute("DELETE FROM uploads WHERE repo = $1", repo)
                 await conn.execute("DELETE FROM commits WHERE repo = $1", repo)
                 await conn.execute("DELETE FROM repos WHERE name = $1", repo)
+                self._forget_repo(repo)
             else:
                 await conn.execute(
                     "DELETE FROM uploads WHERE repo = $1 AND branch = $2", repo, name

@@ -37,7 +37,7 @@ def authenticate(
             400, "invalid_request", "x-amz-content-sha256 does not match the request body"
         )
     try:
-        signed = sigv4.parse(method, raw_path, query, headers)
+        signed = sigv4.parse(method, raw_path, query, headers, any_service=True)
         if signed is None:
             raise ApiError(
                 401,
@@ -48,7 +48,7 @@ def authenticate(
         secret = secrets(signed.credential.access_key)
         if secret is None:
             raise ApiError(403, "access_denied", "the access key is not known to this server")
-        sigv4.verify(signed, secret, method, raw_path, query, headers)
+        sigv4.verify(signed, secret, method, raw_path, query, headers, double_encoded=True)
     except S3Error as err:
         raise ApiError(403, "access_denied", err.message) from None
     return signed.credential.access_key

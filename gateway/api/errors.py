@@ -46,6 +46,7 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.TagExists, 409, "tag_exists"),
     (dom.InvalidName, 400, "invalid_name"),
     (dom.InvalidRef, 400, "invalid_ref"),
+    (dom.InvalidCursor, 400, "invalid_request"),
     (dom.AmbiguousRef, 400, "ambiguous_ref"),
     (dom.DefaultBranchInUse, 409, "default_branch"),
     (dom.BranchNotEmpty, 409, "branch_not_empty"),

@@ -159,17 +159,14 @@ async def list_repos(ctl: Control, call: Call) -> Any:
 @op(
     "POST",
     "/repos",
-    "Create a repo (with its default branch, empty)",
-    body={"name": "repo name", "default_branch": "default: main"},
+    "Create a repo with an empty default branch, main (bucket NAME is that branch)",
+    body={"name": "repo name"},
     required=("name",),
     returns="Repo",
     status=201,
 )
 async def create_repo(ctl: Control, call: Call) -> Any:
-    repo = await ctl.create_repo(
-        call.text("name") or "", call.text("default_branch", False) or "main"
-    )
-    return encode.repo(repo)
+    return encode.repo(await ctl.create_repo(call.text("name") or ""))
 
 
 @op(
@@ -443,13 +440,15 @@ async def path_history(ctl: Control, call: Call) -> Any:
     if not path:
         raise bad_request("history needs the query parameter path")
     limit = call.limit()
-    after = call.q("cursor")
-    versions = await ctl.history(call.params["repo"], call.q("ref"), path)
+    repo = call.params["repo"]
+    cursor = call.q("cursor")
+    after = (await ctl.cursor_commits(repo, cursor))[0] if cursor is not None else None
+    versions = await ctl.history(repo, call.q("ref"), path)
     items: list[dict[str, Any]] = []
     skipping = after is not None
     async for cid, entry in versions:
         if skipping:
-            skipping = cid.hex() != after
+            skipping = cid != after
             continue
         if len(items) == limit:
             return page(items, items[-1]["commit"])

@@ -148,8 +148,9 @@ class AsyncClient:
 
     # -- repos ---------------------------------------------------------------
 
-    async def create_repo(self, name: str, default_branch: str = "main") -> Repo:
-        body = {"name": name, "default_branch": default_branch}
+    async def create_repo(self, name: str) -> Repo:
+        """A repo with an empty default branch, main."""
+        body = {"name": name}
         return Repo.from_json(await self.request("POST", _path("repos"), body=body))
 
     async def list_repos(self) -> AsyncIterator[Repo]:
@@ -200,6 +201,9 @@ class AsyncClient:
     async def list_tags(self, repo: str) -> AsyncIterator[Tag]:
         async for item in self.pages(_path("repos", repo, "tags")):
             yield Tag.from_json(item)
+
+    async def get_tag(self, repo: str, name: str) -> Tag:
+        return Tag.from_json(await self.request("GET", _path("repos", repo, "tags", name)))
 
     async def delete_tag(self, repo: str, name: str) -> None:
         await self.request("DELETE", _path("repos", repo, "tags", name))
@@ -350,6 +354,7 @@ class Client:
     reset_branch = _blocking(AsyncClient.reset_branch)
     create_tag = _blocking(AsyncClient.create_tag)
     list_tags = _iterating(AsyncClient.list_tags)
+    get_tag = _blocking(AsyncClient.get_tag)
     delete_tag = _blocking(AsyncClient.delete_tag)
     log = _iterating(AsyncClient.log)
     inspect = _blocking(AsyncClient.inspect)

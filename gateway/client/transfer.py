@@ -125,10 +125,23 @@ def put_directory(
     message: str,
     progress: Progress | None = None,
 ) -> str | None:
-    """Upload a directory's files under `path` as ONE commit; the commit id
-    (None when it changed nothing). On any failure the open commit is aborted
-    and the branch is untouched."""
+    """Upload a directory's files under `path` as ONE commit (see put_files)."""
     files = [(f, join_key(path, rel)) for f, rel in local_files(root)]
+    return put_files(api, s3, files, repo, branch, message, progress)
+
+
+def put_files(
+    api: Client,
+    s3: Any,
+    files: list[tuple[Path, str]],
+    repo: str,
+    branch: str,
+    message: str,
+    progress: Progress | None = None,
+) -> str | None:
+    """Upload (file, key) pairs as ONE commit with `message`, through an open
+    commit; the commit id (None when it changed nothing). On any failure the
+    open commit is aborted and the branch is untouched."""
     opened = api.start_commit(repo, branch)
     try:
         upload_files(s3, opened.bucket, files, progress)

@@ -23,9 +23,11 @@ from typing import Any, NoReturn
 
 import httpx
 import typer
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from gateway.client import Client, LoxoError
 
@@ -104,7 +106,8 @@ class Settings:
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    # The message is text, never markup: "[repo_not_found]" must print as is.
+    err.print(Text.assemble(("error:", "red"), " ", message))
     raise typer.Exit(code)
 
 
@@ -166,17 +169,27 @@ def client() -> Iterator[Client]:
     except httpx.TransportError as exc:
         fail(f"cannot reach loxo at {endpoint}: {exc}", EXIT_UNAVAILABLE)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        mapped = EXIT_NOT_FOUND if status == 404 else EXIT_AUTH if status == 403 else EXIT_ERROR
-        fail(f"S3: {error.get('Message') or code} [{code}]", mapped)
+        _s3_failure(exc)
+    except S3UploadFailedError as exc:
+        # boto3's transfer manager wraps the S3 error it met.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ClientError):
+            _s3_failure(cause)
+        fail(f"S3: {exc}", EXIT_ERROR)
     except BotoCoreError as exc:
         fail(f"S3: {exc}", EXIT_UNAVAILABLE)
     except FileNotFoundError as exc:
         fail(str(exc), EXIT_NOT_FOUND)
     finally:
         api.close()
+
+
+def _s3_failure(exc: ClientError) -> NoReturn:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    mapped = EXIT_NOT_FOUND if status == 404 else EXIT_AUTH if status == 403 else EXIT_ERROR
+    fail(f"S3: {error.get('Message') or code} [{code}]", mapped)
 
 
 @dataclass(frozen=True, slots=True)

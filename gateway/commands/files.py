@@ -99,9 +99,15 @@ def put(
         else:
             key = transfer.file_key(local, t.path)
             with progress_bar(local.stat().st_size, f"put {local.name}", quiet) as advance:
-                transfer.upload_files(s3, f"{t.repo}.{t.ref}", [(local, key)], advance)
-            # The version of what we wrote is the commit that wrote it.
-            commit = s3.head_object(Bucket=f"{t.repo}.{t.ref}", Key=key)["VersionId"]
+                if message:
+                    # S3 has no commit message: an open commit carries it.
+                    commit = transfer.put_files(
+                        api, s3, [(local, key)], t.repo, t.name, message, advance
+                    )
+                else:
+                    transfer.upload_files(s3, f"{t.repo}.{t.name}", [(local, key)], advance)
+                    # The version of what we wrote is the commit that wrote it.
+                    commit = s3.head_object(Bucket=f"{t.repo}.{t.name}", Key=key)["VersionId"]
             keys = 1
     if output is Output.json:
         print_json({"commit": commit, "files": keys})

@@ -27,12 +27,11 @@ tag_app = typer.Typer(help="Immutable names for commits.", no_args_is_help=True)
 @repo_app.command("create", epilog="Example: loxo repo create images")
 def repo_create(
     name: str,
-    default_branch: str = typer.Option("main", help="Name of the first branch."),
     output: Output = OUTPUT,
 ) -> None:
-    """Create a repo with an empty default branch."""
+    """Create a repo with an empty default branch, main."""
     with client() as api:
-        repo = api.create_repo(name, default_branch)
+        repo = api.create_repo(name)
     if output is Output.json:
         print_json(repo)
     else:
@@ -110,14 +109,14 @@ def branch_create(
         )
 
 
-def _ref_in(repo: str, text: str | None) -> str | None:
-    """A --from value: REF, or REPO@REF of the same repo."""
+def _ref_in(repo: str, text: str | None, option: str = "--from") -> str | None:
+    """An option's ref: REF, or REPO@REF of the same repo."""
     if text is None:
         return None
     if "@" in text:
         other, _, ref = text.partition("@")
         if other != repo:
-            fail(f"--from {text}: refs must be in repo {repo}", EXIT_USAGE)
+            fail(f"{option} {text}: refs must be in repo {repo}", EXIT_USAGE)
         return ref
     return text
 
@@ -158,7 +157,7 @@ def branch_reset(
 ) -> None:
     """Move a branch's head to another commit (compare-and-set with --expect)."""
     t = target(name, need_ref=True, allow_path=False)
-    ref = _ref_in(t.repo, to) or to
+    ref = _ref_in(t.repo, to, "--to") or to
     with client() as api:
         if expect is None:
             branch = api.reset_branch(t.repo, t.name, ref)

@@ -1,0 +1,659 @@
+"""The `loxo` client commands end to end: real `python -m gateway.cli`
+subprocesses against the session's live loxo server (control API and S3),
+as a user would run them.
+
+Every test works in repos of its own (the `server` fixture is shared), and
+every invocation gets its settings either from a config file written by
+`loxo config set` or from LOXO_* variables (see `Cli`). Independent
+invocations run a few at a time (`parallel`): each costs ~1-2 s of start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import subprocess
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import Database, LoxoServer, free_port
+from tests.conftest import loxo_cli as loxo
+
+COMMIT_ID = re.compile(r"^[0-9a-f]{32}$")
+MASK = "********"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def unique(prefix: str = "cli") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass(frozen=True)
+class Cli:
+    """`loxo ARGS` with a fixed extra environment; checks the exit code."""
+
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        proc = loxo(*args, env=self.env)
+        assert proc.returncode == code, (
+            f"`loxo {' '.join(args)}` exited with {proc.returncode}, expected {code}\n"
+            f"--- stdout ---\n{proc.stdout[-3000:]}\n--- stderr ---\n{proc.stderr[-3000:]}"
+        )
+        if code != 0:
+            # A failure is one clear message, never a stack trace.
+            assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+            assert proc.stderr.strip(), f"`loxo {' '.join(args)}` failed without a message"
+        return proc
+
+    def json(self, *args: str) -> Any:
+        proc = self(*args, "-o", "json")
+        try:
+            return json.loads(proc.stdout)
+        except ValueError as exc:
+            raise AssertionError(
+                f"`loxo {' '.join(args)} -o json` printed no JSON: {exc}\n{proc.stdout}"
+            ) from None
+
+    def with_env(self, **extra: str) -> Cli:
+        return Cli({**self.env, **extra})
+
+
+def parallel(*jobs: Callable[[], Any]) -> list[Any]:
+    """Run independent CLI invocations concurrently; their results, in order."""
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        return [f.result() for f in futures]
+
+
+def env_cli(server: LoxoServer, tmp_path: Path, **overrides: str) -> Cli:
+    """Settings from LOXO_* variables (and a config file path that holds nothing)."""
+    env = {
+        "LOXO_CONFIG": str(tmp_path / "cfg.json"),
+        "LOXO_ENDPOINT": server.endpoint,
+        "LOXO_ACCESS_KEY": server.access_key or "",
+        "LOXO_SECRET_KEY": server.secret_key or "",
+    }
+    env.update(overrides)
+    return Cli(env)
+
+
+@pytest.fixture
+def cli(server: LoxoServer, tmp_path: Path) -> Cli:
+    return env_cli(server, tmp_path)
+
+
+def committed(stdout: str) -> str:
+    """The commit id in `put`'s "... (commit <id>)" line."""
+    found = re.search(r"\(commit ([0-9a-f]{32})\)", stdout)
+    assert found, f"no commit id in {stdout!r}"
+    return found.group(1)
+
+
+def keys(s3: Any, bucket: str, prefix: str = "") -> set[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+def body(s3: Any, bucket: str, key: str) -> bytes:
+    return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def missing(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        return int(exc.response["ResponseMetadata"]["HTTPStatusCode"]) == 404
+    return False
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """A table's rows below the header, split on whitespace."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert lines, "no table printed"
+    return [line.split() for line in lines[1:]]
+
+
+def fields(stdout: str) -> dict[str, str]:
+    """`NAME   value` lines (config show, inspect) as a dict."""
+    result = {}
+    for line in stdout.splitlines():
+        if line.strip():
+            name, _, value = line.strip().partition(" ")
+            result[name] = value.strip()
+    return result
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+# --------------------------------------------------------------------------- 1. a session
+
+
+def test_new_user_session(server: LoxoServer, tmp_path: Path) -> None:
+    """A new user configures the CLI once, then versions a dataset with it:
+    every step's output is checked, and the data with boto3."""
+    s3 = server.client()
+    cfg = tmp_path / "cfg.json"
+    cli = Cli({"LOXO_CONFIG": str(cfg)})  # only the config file: no LOXO_* settings
+    name = unique("session")
+
+    # -- configure ----------------------------------------------------------------------
+    saved = cli(
+        "config",
+        "set",
+        "--endpoint",
+        server.endpoint,
+        "--access-key",
+        server.access_key or "",
+        "--secret-key",
+        server.secret_key or "",
+    )
+    assert str(cfg) in saved.stdout
+    assert json.loads(cfg.read_text()) == {
+        "endpoint": server.endpoint,
+        "access_key": server.access_key,
+        "secret_key": server.secret_key,
+        "region": "us-east-1",
+    }
+    assert stat.S_IMODE(cfg.stat().st_mode) == 0o600, "the file holds a secret"
+    shown = cli("config", "show")
+    assert server.secret_key and server.secret_key not in shown.stdout
+    assert fields(shown.stdout) == {
+        "file": str(cfg),
+        "endpoint": server.endpoint,
+        "access_key": server.access_key,
+        "secret_key": MASK,
+        "region": "us-east-1",
+    }
+
+    # -- a repo and a dataset, as ONE commit ----------------------------------------------
+    created = cli("repo", "create", name)
+    assert created.stdout.strip() == f"created repo {name} (bucket {name}, branch main)"
+
+    dataset = tmp_path / "dataset"
+    files = {
+        "a.csv": b"id,label\n1,cat\n2,dog\n",
+        "sub/b.txt": b"hello from sub\n",
+        "sub/with space.txt": b"spaces are fine\n",
+        "sub/deep/c.bin": os.urandom(40 * 1024),  # beyond the inline limit: chunks
+    }
+    write_tree(dataset, files)
+    put = cli("put", str(dataset), f"{name}@main:data", "-m", "initial dataset")
+    first = committed(put.stdout)
+    assert put.stdout.startswith(f"4 files -> {name}@main:data "), put.stdout
+    log = cli.json("log", f"{name}@main")
+    assert [c["id"] for c in log] == [first], "a directory put is exactly ONE commit"
+    assert log[0]["message"] == "initial dataset"
+    assert log[0]["parents"] == []
+    assert keys(s3, f"{name}.main") == {f"data/{rel}" for rel in files}, (
+        "a directory's contents land under PATH (data/a.csv), not PATH/dataset/a.csv"
+    )
+
+    # -- a branch: one file changed, one added ---------------------------------------------
+    branched = cli("branch", "create", f"{name}@dev", "--from", f"{name}@main")
+    assert branched.stdout.strip() == (
+        f"created branch {name}@dev at {first[:12]} (bucket {name}.dev)"
+    )
+    new_x = b"x,y\n3,4\n"
+    new_a = b"id,label\n1,cat\n2,dog\n3,bird\n"
+    (tmp_path / "x.csv").write_bytes(new_x)
+    (tmp_path / "a2.csv").write_bytes(new_a)
+    added = committed(cli("put", str(tmp_path / "x.csv"), f"{name}@dev:data/x.csv").stdout)
+    changed = committed(cli("put", str(tmp_path / "a2.csv"), f"{name}@dev:data/a.csv").stdout)
+    assert len({first, added, changed}) == 3
+
+    diff = cli("diff", f"{name}@main", f"{name}@dev")
+    assert diff.stdout.splitlines() == [
+        f"~ data/a.csv  ({len(files['a.csv'])} B -> {len(new_a)} B)",
+        f"+ data/x.csv  ({len(new_x)} B)",
+    ]
+
+    merged = cli("merge", f"{name}@dev", "--into", "main")
+    assert merged.stdout.strip() == f"fast-forward: {name}@main is at {changed}"
+    assert body(s3, f"{name}.main", "data/a.csv") == new_a
+
+    # -- reading it back (independent reads, run side by side) --------------------------------
+    out = tmp_path / "out"
+    log_t, inspect_t, get_t, ls_t, old_a, history_t = parallel(
+        lambda: cli("log", f"{name}@main"),
+        lambda: cli("inspect", f"{name}@main"),
+        lambda: cli("get", f"{name}@main:data", str(out)),
+        lambda: cli("ls", f"{name}@main:data/"),
+        lambda: cli("cat", f"{name}@main~1:data/a.csv"),
+        lambda: cli("history", f"{name}@main:data/a.csv"),
+    )
+    rows = table_rows(log_t.stdout)
+    assert [r[0] for r in rows] == [changed[:12], added[:12], first[:12]]
+    assert [" ".join(r[4:]) for r in rows] == [
+        "PutObject data/a.csv",
+        "PutObject data/x.csv",
+        "initial dataset",
+    ]
+
+    info = fields(inspect_t.stdout)
+    assert info["commit"] == changed
+    assert info["parents"] == added
+    assert info["message"] == "PutObject data/a.csv"
+    assert info["changes"] == "0 added, 1 modified, 0 deleted"
+    assert info["objects"].startswith("5 ("), info["objects"]
+
+    expected = {**files, "a.csv": new_a, "x.csv": new_x}
+    got = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert got == expected, "get gives back every file, byte for byte"
+    total = sum(len(v) for v in expected.values())
+    assert get_t.stdout.strip() == f"5 files ({total / 1024:.1f} KiB) -> {out}"
+
+    listed = {r[-1]: r for r in table_rows(ls_t.stdout)}
+    assert set(listed) == {"data/sub/", "data/a.csv", "data/x.csv"}
+    assert listed["data/sub/"][0] == "DIR"
+    assert listed["data/a.csv"][:2] == [str(len(new_a)), "B"]
+    assert listed["data/x.csv"][:2] == [str(len(new_x)), "B"]
+
+    assert old_a.stdout.encode() == files["a.csv"], "main~1 is before the change"
+
+    versions = table_rows(history_t.stdout)
+    assert [v[0] for v in versions] == [changed[:12], first[:12]]
+    assert [v[3:5] for v in versions] == [[str(len(new_a)), "B"], [str(len(files["a.csv"])), "B"]]
+
+    # -- a tag keeps what a branch moves past; revert brings a file back -----------------------
+    tagged = cli("tag", "create", f"{name}@v1", "--from", f"{name}@main")
+    assert tagged.stdout.strip() == f"tagged {changed} as {name}@v1"
+    s3.delete_object(Bucket=f"{name}.main", Key="data/x.csv")  # a commit on main
+    assert missing(s3, f"{name}.main", "data/x.csv")
+    assert cli("cat", f"{name}@v1:data/x.csv").stdout.encode() == new_x
+
+    reverted = cli("revert", f"{name}@main").stdout.strip()
+    assert COMMIT_ID.match(reverted), reverted
+    assert body(s3, f"{name}.main", "data/x.csv") == new_x, "revert undid the delete"
+
+    # -- and away with it ------------------------------------------------------------------
+    deleted = cli("repo", "delete", name, "--yes")
+    assert deleted.stdout.strip() == f"deleted repo {name}"
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket=name)
+
+
+# --------------------------------------------------------------------------- 2. -o json
+
+
+def test_json_output_of_every_command(server: LoxoServer, db: Database, tmp_path: Path) -> None:
+    s3 = server.client()
+    cli = env_cli(server, tmp_path)
+    name = unique("json")
+
+    repo = cli.json("repo", "create", name)
+    assert repo["name"] == name and repo["default_branch"] == "main"
+    assert isinstance(repo["created"], str) and repo["created"].endswith("Z")
+
+    tree = tmp_path / "tree"
+    write_tree(tree, {"one.txt": b"one\n", "sub/two.txt": b"two two\n"})
+    put_dir = cli.json("put", str(tree), f"{name}@main:d")
+    assert put_dir["files"] == 2 and COMMIT_ID.match(put_dir["commit"])
+    c1 = put_dir["commit"]
+
+    branch = cli.json("branch", "create", f"{name}@dev", "--from", f"{name}@main")
+    assert {k: branch[k] for k in ("repo", "name", "head")} == {
+        "repo": name,
+        "name": "dev",
+        "head": c1,
+    }
+
+    new = b"brand new\n"
+    (tmp_path / "new.txt").write_bytes(new)
+    put_file = cli.json("put", str(tmp_path / "new.txt"), f"{name}@dev:d/new.txt")
+    assert put_file["files"] == 1
+    c2 = put_file["commit"]
+    assert COMMIT_ID.match(c2) and c2 != c1
+    assert db.branch_head(name, "dev") == c2
+
+    out = tmp_path / "out"
+    diff, branches, history, ls, log, inspect, shown, got = parallel(
+        lambda: cli.json("diff", f"{name}@main", f"{name}@dev"),
+        lambda: cli.json("branch", "list", name),
+        lambda: cli.json("history", f"{name}@dev:d/new.txt"),
+        lambda: cli.json("ls", f"{name}@dev:d/"),
+        lambda: cli.json("log", f"{name}@dev"),
+        lambda: cli.json("inspect", f"{name}@dev"),
+        lambda: cli.json("config", "show"),
+        lambda: cli.json("get", f"{name}@dev:d", str(out)),
+    )
+    assert diff == [
+        {"path": "d/new.txt", "change": "added", "size_before": None, "size_after": len(new)}
+    ]
+    assert {b["name"]: b["head"] for b in branches} == {"main": c1, "dev": c2}
+    assert all(b["repo"] == name for b in branches)
+    assert len(history) == 1
+    assert history[0]["commit"] == c2 and history[0]["deleted"] is False
+    assert history[0]["size"] == len(new)
+    assert history[0]["etag"] == hashlib.md5(new).hexdigest()
+    assert history[0]["message"] == "PutObject d/new.txt"
+    assert sorted((i["path"], i["is_dir"], i["size"]) for i in ls) == [
+        ("d/new.txt", False, len(new)),
+        ("d/one.txt", False, 4),
+        ("d/sub/", True, 0),
+    ]
+    assert all(isinstance(i["modified"], str) for i in ls if not i["is_dir"])
+    assert [c["id"] for c in log] == [c2, c1]
+    assert [c["parents"] for c in log] == [[c1], []]
+    assert log[0]["origin"]["branch"] == "dev"
+    assert inspect["id"] == c2 and inspect["parents"] == [c1]
+    assert inspect["changes"] == {"added": 1, "modified": 0, "deleted": 0}
+    assert inspect["objects"] == 3 and inspect["size"] == 4 + 8 + len(new)
+    assert shown == {
+        "file": str(tmp_path / "cfg.json"),
+        "endpoint": server.endpoint,
+        "access_key": server.access_key,
+        "secret_key": MASK,
+        "region": "us-east-1",
+    }
+    assert sorted(got["files"]) == sorted(
+        str(out / rel) for rel in ("new.txt", "one.txt", "sub/two.txt")
+    )
+    assert got["bytes"] == 4 + 8 + len(new)
+
+    merged = cli.json("merge", f"{name}@dev", "--into", "main")
+    assert merged == {"outcome": "fast-forward", "commit": c2, "conflicts": []}
+
+    described, repos, tag = parallel(
+        lambda: cli.json("repo", "describe", name),
+        lambda: cli.json("repo", "list"),
+        lambda: cli.json("tag", "create", f"{name}@v1", "--from", f"{name}@main"),
+    )
+    assert described["name"] == name and described["branches"] == 2
+    assert described["last_commit"] == c2
+    assert described["objects"] == 3 and described["size"] == 4 + 8 + len(new)
+    mine = [r for r in repos if r["name"] == name]
+    assert len(mine) == 1 and mine[0]["default_branch"] == "main"
+    assert {k: tag[k] for k in ("repo", "name", "commit")} == {
+        "repo": name,
+        "name": "v1",
+        "commit": c2,
+    }
+
+    reverted = cli.json("revert", f"{name}@main")
+    c3 = reverted["commit"]
+    assert COMMIT_ID.match(c3) and c3 not in (c1, c2)
+    assert db.branch_head(name) == c3
+    assert missing(s3, f"{name}.main", "d/new.txt"), "the revert undid the add"
+
+    reset = cli.json("branch", "reset", f"{name}@main", "--to", f"{name}@main~1")
+    assert reset["name"] == "main" and reset["head"] == c2
+    assert db.branch_head(name) == c2
+
+    opened = cli.json("commit", "start", f"{name}@main")
+    assert COMMIT_ID.match(opened["id"])
+    assert opened["repo"] == name and opened["branch"] == "main"
+    assert opened["bucket"] == f"{name}.{opened['id']}"
+    assert opened["base"] == c2 and opened["finishing"] is False
+    s3.put_object(Bucket=opened["bucket"], Key="d/late.txt", Body=b"late\n")
+    open_list, tags = parallel(
+        lambda: cli.json("commit", "list", name),
+        lambda: cli.json("tag", "list", name),
+    )
+    assert [(o["id"], o["bucket"]) for o in open_list] == [(opened["id"], opened["bucket"])]
+    assert [(t["name"], t["commit"]) for t in tags] == [("v1", c2)]
+    finished = cli.json("commit", "finish", f"{name}@{opened['id']}", "-m", "late")
+    c4 = finished["commit"]
+    assert COMMIT_ID.match(c4) and c4 not in (c1, c2, c3)
+    assert db.branch_head(name) == c4
+    assert body(s3, f"{name}.main", "d/late.txt") == b"late\n"
+
+
+# --------------------------------------------------------------------------- 3. exit codes
+
+
+def test_exit_codes(server: LoxoServer, db: Database, tmp_path: Path) -> None:
+    s3 = server.client()
+    cli = env_cli(server, tmp_path)
+    name = unique("codes")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="data/a.csv", Body=b"base\n")
+    cli("branch", "create", f"{name}@dev")
+    s3.put_object(Bucket=f"{name}.main", Key="data/a.csv", Body=b"main side\n")
+    s3.put_object(Bucket=f"{name}.dev", Key="data/a.csv", Body=b"dev side\n")
+    main_head = db.branch_head(name)
+    local = tmp_path / "f.txt"
+    local.write_bytes(b"f\n")
+
+    wrong_secret = cli.with_env(LOXO_SECRET_KEY="not-the-secret-key")
+    home = tmp_path / "home"
+    home.mkdir()
+    unconfigured = Cli({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")})
+    closed = cli.with_env(LOXO_ENDPOINT=f"http://127.0.0.1:{free_port()}")
+    conflict, _, _, _, undeleted, nocolon, _, _, no_config, unreachable = parallel(
+        lambda: cli("merge", f"{name}@dev", "--into", "main", code=4),
+        lambda: cli("inspect", f"{unique('nosuchrepo')}@main", code=3),
+        lambda: cli("cat", f"{name}@main:data/missing.csv", code=3),
+        lambda: cli("repo", "create", name, code=4),
+        lambda: cli("repo", "delete", name, code=2),
+        lambda: cli("put", str(local), "nocolon", code=2),
+        lambda: wrong_secret("repo", "list", code=5),
+        lambda: wrong_secret("cat", f"{name}@main:data/a.csv", code=5),
+        lambda: unconfigured("repo", "list", code=5),
+        lambda: closed("repo", "list", code=6),
+    )
+    assert "data/a.csv" in conflict.stderr, "a merge conflict names the conflicting path"
+    assert conflict.stdout == ""
+    assert "--yes" in undeleted.stderr
+    assert "nocolon" in nocolon.stderr
+    assert "loxo config set" in no_config.stderr
+    assert "cannot reach loxo" in unreachable.stderr
+    # Nothing above changed anything.
+    assert db.branch_head(name) == main_head, "a conflicting merge writes nothing"
+    assert body(s3, f"{name}.main", "data/a.csv") == b"main side\n"
+    s3.head_bucket(Bucket=name)  # `repo delete` without --yes deleted nothing
+
+    ours = cli("merge", f"{name}@dev", "--into", "main", "--strategy", "ours")
+    merge_commit = db.branch_head(name)
+    assert merge_commit != main_head
+    assert ours.stdout.splitlines() == [
+        f"merged: {name}@main is at {merge_commit}",
+        "  conflict settled (ours): data/a.csv (both-changed)",
+    ]
+    assert body(s3, f"{name}.main", "data/a.csv") == b"main side\n"
+
+    # A new conflict on the same path, settled the other way.
+    s3.put_object(Bucket=f"{name}.main", Key="data/a.csv", Body=b"main again\n")
+    s3.put_object(Bucket=f"{name}.dev", Key="data/a.csv", Body=b"dev again\n")
+    theirs = cli.json("merge", f"{name}@dev", "--into", "main", "--strategy", "theirs")
+    assert theirs["outcome"] == "merged"
+    assert theirs["conflicts"] == [{"path": "data/a.csv", "kind": "both-changed"}]
+    assert db.branch_head(name) == theirs["commit"]
+    assert body(s3, f"{name}.main", "data/a.csv") == b"dev again\n"
+
+
+# --------------------------------------------------------------------------- 4. open commits
+
+
+def test_open_commits(server: LoxoServer, db: Database, cli: Cli) -> None:
+    s3 = server.client()
+    name = unique("open")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="seed.txt", Body=b"seed\n")
+    base = db.branch_head(name)
+
+    keep_bucket, drop_bucket = parallel(
+        lambda: cli("commit", "start", f"{name}@main").stdout.strip(),
+        lambda: cli("commit", "start", f"{name}@main").stdout.strip(),
+    )
+    keep_id, drop_id = keep_bucket.partition(".")[2], drop_bucket.partition(".")[2]
+    assert keep_bucket == f"{name}.{keep_id}" and COMMIT_ID.match(keep_id), keep_bucket
+    assert drop_bucket == f"{name}.{drop_id}" and COMMIT_ID.match(drop_id), drop_bucket
+
+    written = {f"batch/{i:02d}.txt": f"object {i}\n".encode() for i in range(20)}
+    for key, data in written.items():
+        s3.put_object(Bucket=keep_bucket, Key=key, Body=data)
+    s3.put_object(Bucket=drop_bucket, Key="dropped.txt", Body=b"never committed\n")
+
+    assert db.branch_head(name) == base, "nothing is committed before finish"
+    assert keys(s3, f"{name}.main") == {"seed.txt"}
+    listed = cli("commit", "list", name)
+    rows = {r[0]: r for r in table_rows(listed.stdout)}
+    assert set(rows) == {keep_id, drop_id}
+    assert all(r[1:3] == ["main", f"{name}.{r[0]}"] for r in rows.values())
+
+    finished = cli("commit", "finish", f"{name}@{keep_id}", "-m", "twenty at once")
+    commit = finished.stdout.strip()
+    assert COMMIT_ID.match(commit), finished.stdout
+    assert db.branch_head(name) == commit
+    aborted = cli("commit", "abort", f"{name}@{drop_id}")
+    assert aborted.stdout.strip() == f"aborted {name}@{drop_id}"
+    assert db.branch_head(name) == commit, "abort leaves the branch alone"
+
+    log, still_open = parallel(
+        lambda: cli.json("log", f"{name}@main"),
+        lambda: cli.json("commit", "list", name),
+    )
+    assert [c["id"] for c in log] == [commit, base], "20 writes, ONE commit"
+    assert log[0]["message"] == "twenty at once" and log[0]["parents"] == [base]
+    assert still_open == []
+    assert keys(s3, f"{name}.main") == {"seed.txt", *written}
+    assert all(body(s3, f"{name}.main", k) == v for k, v in list(written.items())[::7])
+    assert missing(s3, f"{name}.main", "dropped.txt")
+
+
+# --------------------------------------------------------------------------- 5. reset --expect
+
+
+def test_branch_reset_expect(server: LoxoServer, db: Database, cli: Cli) -> None:
+    s3 = server.client()
+    name = unique("reset")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="k", Body=b"1")
+    first = db.branch_head(name)
+    s3.put_object(Bucket=name, Key="k", Body=b"2")
+    second = db.branch_head(name)
+    assert first and second and first != second
+
+    wrong = "0" * 32
+    refused = cli(
+        "branch", "reset", f"{name}@main", "--to", f"{name}@main~1", "--expect", wrong, code=4
+    )
+    assert second in refused.stderr, "the refusal says where the head is"
+    assert db.branch_head(name) == second
+    moved = cli("branch", "reset", f"{name}@main", "--to", f"{name}@main~1", "--expect", second)
+    assert moved.stdout.strip() == f"{name}@main is now at {first}"
+    assert db.branch_head(name) == first
+    assert body(s3, name, "k") == b"1"
+
+
+# --------------------------------------------------------------------------- 6. env vs file
+
+
+def test_environment_overrides_config_file(server: LoxoServer, tmp_path: Path) -> None:
+    name = unique("envover")
+    server.client().create_bucket(Bucket=name)
+    cfg = tmp_path / "cfg.json"
+    only_file = Cli({"LOXO_CONFIG": str(cfg)})
+    only_file(
+        "config",
+        "set",
+        "--endpoint",
+        f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "--access-key",
+        server.access_key or "",
+        "--secret-key",
+        "a-wrong-secret-key",
+    )
+    right_endpoint = only_file.with_env(LOXO_ENDPOINT=server.endpoint)
+    both_right = right_endpoint.with_env(LOXO_SECRET_KEY=server.secret_key or "")
+    _, _, described, shown = parallel(
+        lambda: only_file("repo", "describe", name, code=6),
+        lambda: right_endpoint("repo", "describe", name, code=5),
+        lambda: both_right.json("repo", "describe", name),
+        lambda: both_right.json("config", "show"),
+    )
+    assert described["name"] == name and described["branches"] == 1
+    assert shown["endpoint"] == server.endpoint and shown["secret_key"] == MASK
+    # The variables override, they don't rewrite the file.
+    assert json.loads(cfg.read_text())["secret_key"] == "a-wrong-secret-key"
+
+
+# --------------------------------------------------------------------------- 7. help
+
+
+@pytest.mark.parametrize(
+    "command", [(), ("put",), ("merge",), ("commit", "start")], ids=lambda c: " ".join(c) or "loxo"
+)
+def test_help_shows_an_example(command: tuple[str, ...]) -> None:
+    helped = Cli()(*command, "--help")
+    assert "Usage:" in helped.stdout
+    assert "Example" in helped.stdout, f"`loxo {' '.join(command)} --help` shows no example"
+
+
+# --------------------------------------------------------------------------- 8. put to a folder
+
+
+def test_put_file_to_folder(server: LoxoServer, db: Database, cli: Cli, tmp_path: Path) -> None:
+    s3 = server.client()
+    name = unique("folder")
+    s3.create_bucket(Bucket=name)
+    local = tmp_path / "cat.png"
+    local.write_bytes(b"\x89PNG not really\n")
+    put = cli("put", str(local), f"{name}@main:raw/images/")
+    head = db.branch_head(name)
+    assert put.stdout.strip() == f"1 file -> {name}@main:raw/images/ (commit {head})"
+    assert keys(s3, name) == {"raw/images/cat.png"}
+    assert body(s3, name, "raw/images/cat.png") == local.read_bytes()
+
+
+# --------------------------------------------------------------------------- product bugs
+
+
+def test_put_file_uses_the_message(server: LoxoServer, cli: Cli, tmp_path: Path) -> None:
+    """`-m` is "The commit message." for a single file too."""
+    name = unique("message")
+    server.client().create_bucket(Bucket=name)
+    local = tmp_path / "f.txt"
+    local.write_bytes(b"f\n")
+    cli("put", str(local), f"{name}@main:f.txt", "-m", "my own message")
+    log = cli.json("log", name)
+    assert [c["message"] for c in log] == ["my own message"]
+
+
+@pytest.mark.parametrize("size", [1024, 9_000_000], ids=["small", "multipart"])
+def test_put_file_failures_are_clean(
+    server: LoxoServer, cli: Cli, tmp_path: Path, size: int
+) -> None:
+    """A single-file put that S3 refuses exits like every other command:
+    5 for bad keys, 3 for a missing branch, with a message, not a traceback;
+    for a file big enough for a multipart upload (>= 8 MiB) too."""
+    name = unique("putfail")
+    server.client().create_bucket(Bucket=name)
+    local = tmp_path / "f.bin"
+    local.write_bytes(os.urandom(size))
+    parallel(
+        lambda: cli.with_env(LOXO_SECRET_KEY="wrong")("put", str(local), f"{name}@main:f", code=5),
+        lambda: cli("put", str(local), f"{name}@nosuchbranch:f", code=3),
+    )
+    assert keys(server.client(), name) == set()
+
+
+def test_error_messages_keep_the_error_code(cli: Cli) -> None:
+    """fail() prints "<message> [<code>]"; the code must survive the output."""
+    gone = unique("nosuchrepo")
+    proc = cli("inspect", f"{gone}@main", code=3)
+    assert "[repo_not_found]" in proc.stderr, proc.stderr
+
+
+def test_reset_to_another_repo_names_the_option(cli: Cli) -> None:
+    proc = cli("branch", "reset", "one-repo@main", "--to", "other-repo@main", code=2)
+    assert "--to other-repo@main" in proc.stderr, proc.stderr
+    assert "--from" not in proc.stderr, "`branch reset` has no --from option"
