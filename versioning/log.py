@@ -44,11 +44,13 @@ async def changes(
 ) -> AsyncIterator[Change]:
     """Paths whose entry differs between two trees, in path order; only those
     starting with `prefix`, and only those after `after_path` (a cursor)."""
-    async for key, old, new in tree.diff(meta, before, after):
-        if key <= after_path or not key.startswith(prefix):
-            if prefix and key > prefix and not key.startswith(prefix):
-                return
+    # Keys after `after_path` are those >= after_path + NUL, the least character.
+    start = max(prefix, after_path + "\x00" if after_path else "")
+    async for key, old, new in tree.diff(meta, before, after, start):
+        if key == after_path:
             continue
+        if not key.startswith(prefix):
+            return  # past the prefix: keys come in order
         yield Change(key, old, new)
 
 
@@ -63,11 +65,8 @@ async def changed_path(meta: Metadata, commit: Commit, path: str) -> bool:
         if old != new:
             return True
     folder = path if path.endswith("/") else path + "/"
-    async for key, _old, _new in tree.diff(meta, before, after):
-        if key.startswith(folder):
-            return True
-        if key > folder and not key.startswith(folder):
-            return False
+    async for key, _old, _new in tree.diff(meta, before, after, folder):
+        return key.startswith(folder)
     return False
 
 

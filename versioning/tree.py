@@ -458,8 +458,10 @@ async def apply(
 
 # -- diff ----------------------------------------------------------------------
 
-# A work item: ("n", level, node id) for a subtree or ("e", key, entry).
-_Work: TypeAlias = tuple[str, Any, Any]
+# A work item: ("n", level, node id, max key) for a subtree, or
+# ("e", key, entry, key) for an entry; the last field is the greatest key the
+# item covers, so a walk seeking past a key drops whole subtrees unread.
+_Work: TypeAlias = tuple[str, Any, Any, str]
 
 
 async def _expand(src: NodeSource, node_id: NodeId, stack: list[_Work]) -> None:
@@ -467,18 +469,27 @@ async def _expand(src: NodeSource, node_id: NodeId, stack: list[_Work]) -> None:
     node = await src.get_node(node_id)
     if node.level == 0:
         stack.extend(
-            ("e", k, v) for k, v in zip(reversed(node.keys), reversed(node.values), strict=True)
+            ("e", k, v, k) for k, v in zip(reversed(node.keys), reversed(node.values), strict=True)
         )
     else:
         lvl = node.level - 1
-        stack.extend(("n", lvl, cast(ChildRef, v).node) for v in reversed(node.values))
+        stack.extend(
+            ("n", lvl, cast(ChildRef, v).node, k)
+            for k, v in zip(reversed(node.keys), reversed(node.values), strict=True)
+        )
+
+
+def _skip_before(stack: list[_Work], start: str) -> None:
+    while stack and stack[-1][3] < start:
+        stack.pop()
 
 
 async def diff(
-    src: NodeSource, a: Root, b: Root
+    src: NodeSource, a: Root, b: Root, start: str = ""
 ) -> AsyncIterator[tuple[str, ObjectEntry | None, ObjectEntry | None]]:
-    """(key, entry in a or None, entry in b or None) for every key whose entry
-    differs between the two trees, in key order."""
+    """(key, entry in a or None, entry in b or None) for every key >= start
+    whose entry differs between the two trees, in key order. Seeking to
+    `start` costs O(log N) node reads, not the changes before it."""
     if a == b:
         return
     sa: list[_Work] = []
@@ -487,7 +498,12 @@ async def diff(
         await _expand(src, a, sa)
     if b is not None:
         await _expand(src, b, sb)
-    while sa or sb:
+    while True:
+        if start:
+            _skip_before(sa, start)
+            _skip_before(sb, start)
+        if not sa and not sb:
+            return
         if not sb:
             ta = sa.pop()
             if ta[0] == "n":

@@ -19,6 +19,8 @@ from botocore.exceptions import ClientError
 from gateway.client import Client, LoxoError
 from tests.conftest import LoxoServer, run_async
 from versioning.catalog import MOVE_LOCK
+from versioning.ids import CommitId
+from versioning.metadata import Metadata
 
 
 def api_for(srv: LoxoServer, **options: float) -> Client:
@@ -264,3 +266,48 @@ def test_ref_moves_wait_for_a_running_gc(server: LoxoServer, api: Client) -> Non
 
 async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+def test_a_finish_cut_short_after_freezing_completes_later(
+    make_server: Callable[..., LoxoServer],
+) -> None:
+    """Finishing first freezes the staging branch, then commits. A server
+    that dies in between leaves a frozen open commit: its writes are a gc
+    root, the branch is untouched, and finishing again completes it."""
+    srv = make_server()
+    s3 = srv.client()
+    assert srv.dsn is not None
+    dsn = srv.dsn
+    with api_for(srv) as client:
+        repo = fresh_repo(client)
+        s3.put_object(Bucket=repo, Key="base.txt", Body=b"base")
+        head = client.get_branch(repo, "main").head
+        opened = client.start_commit(repo)
+        big = bytes(range(256)) * 8192
+        s3.put_object(Bucket=opened.bucket, Key="big.bin", Body=big)
+
+        async def freeze() -> None:
+            # The first step of finish, as the server runs it, then no more.
+            meta = await Metadata.connect(dsn, min_size=1, max_size=1)
+            try:
+                await meta.freeze_open_commit(repo, CommitId(bytes.fromhex(opened.id)))
+            finally:
+                await meta.close()
+
+        run_async(freeze())
+        srv.stop(signal.SIGKILL)
+        srv.restart()
+        s3 = srv.client()
+    with api_for(srv) as client:
+        assert client.get_branch(repo, "main").head == head
+        [frozen] = client.list_open_commits(repo)
+        assert frozen.finishing
+        # Writes to a freezing open commit are refused, never lost.
+        with pytest.raises(ClientError):
+            s3.put_object(Bucket=opened.bucket, Key="late.txt", Body=b"late")
+        gc = srv.maintenance("gc", "--grace-minutes", "0")
+        assert gc.returncode == 0, gc.stderr
+        commit = client.finish_commit(repo, opened.id, "finished after the crash")
+        assert client.inspect(repo, commit).changes == {"added": 1, "modified": 0, "deleted": 0}
+        assert s3.get_object(Bucket=repo, Key="big.bin")["Body"].read() == big
+        assert list(client.list_open_commits(repo)) == []

@@ -270,10 +270,15 @@ def test_diff_matches_dict_diff(bits: int, sc: tuple[int, list[Any]], data: st.D
         i = data.draw(st.integers(0, len(history) - 1))
         j = data.draw(st.integers(0, len(history) - 1))
         pairs.append((i, j))
+        keys = sorted({k for _, m in history for k in m})
         for i, j in pairs:
             (ra, ma), (rb, mb) = history[i], history[j]
             got = await collect(tree.diff(src, ra, rb))
             assert got == dict_diff(ma, mb)
+            # Seeking: the same changes from `start` on, whatever start is.
+            start = data.draw(st.sampled_from([*keys, "", "\uffff"]) | st.text(max_size=4))
+            got = await collect(tree.diff(src, ra, rb, start))
+            assert got == [d for d in dict_diff(ma, mb) if d[0] >= start]
 
     with fanout(bits):
         run(body)
@@ -436,6 +441,16 @@ def test_cost_diff_and_iterate(big: tuple[MemoryNodeSource, NodeId, Model, int])
         got = await collect(tree.diff(src, root, new_root))
         assert got == [(key, model[key], entry(10**7)), (key + "x", None, entry(3))]
         assert src.fetches < 60
+
+        # Seeking past every change but the last reads about one path down.
+        src.fetches = 0
+        got = await collect(tree.diff(src, root, new_root, key + "\0"))
+        assert got == [(key + "x", None, entry(3))]
+        assert src.fetches <= 2 * levels + 4
+        # Seeking past all of them reads no more.
+        src.fetches = 0
+        assert await collect(tree.diff(src, root, new_root, key + "y")) == []
+        assert src.fetches <= 2 * levels + 4
 
         src.fetches = 0
         it = tree.iterate(src, root, keys[N_COST // 2] + "\0")
