@@ -18,8 +18,11 @@ from gateway.commands.common import (
     short,
     table,
     target,
+    to_json,
     when,
 )
+
+INSPECT_ONLY = ("objects", "size", "changes")
 
 commit_app = typer.Typer(
     help="Open commits: many writes, ONE commit (start, finish, abort, list).",
@@ -46,7 +49,8 @@ def log(
         commits = api.log(t.repo, t.ref, path, since, until)
         shown = list(itertools.islice(commits, limit) if limit else commits)
     if output is Output.json:
-        print_json(shown)
+        # objects, size and changes are inspect's (a log does not compute them)
+        print_json([{k: v for k, v in to_json(c).items() if k not in INSPECT_ONLY} for c in shown])
         return
     table(
         ["COMMIT", "TIME", "AUTHOR", "MESSAGE"],

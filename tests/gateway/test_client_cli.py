@@ -657,3 +657,25 @@ def test_reset_to_another_repo_names_the_option(cli: Cli) -> None:
     proc = cli("branch", "reset", "one-repo@main", "--to", "other-repo@main", code=2)
     assert "--to other-repo@main" in proc.stderr, proc.stderr
     assert "--from" not in proc.stderr, "`branch reset` has no --from option"
+
+
+def test_progress_bars_show_rate_and_eta_on_a_terminal(
+    server: LoxoServer, cli: Cli, tmp_path: Path
+) -> None:
+    """On a terminal (TTY_COMPATIBLE=1 makes rich treat stderr as one) put
+    and get draw a bar with bytes, rate and time left; piped, they print none."""
+    name = unique("progress")
+    server.client().create_bucket(Bucket=name)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(12 * 1024 * 1024))
+    tty = cli.with_env(TTY_COMPATIBLE="1", COLUMNS="120")
+    put = tty("put", str(big), f"{name}@main:big.bin")
+    assert "put big.bin" in put.stderr
+    assert re.search(r"12\.\d/12\.\d MB", put.stderr), put.stderr  # bytes done / total
+    assert re.search(r"\d+(\.\d+)? [kMG]?B/s", put.stderr), put.stderr  # the rate
+    assert re.search(r"\d:\d\d:\d\d", put.stderr), put.stderr  # time left
+    got = tty("get", f"{name}@main:big.bin", str(tmp_path / "back.bin"))
+    assert re.search(r"\d+(\.\d+)? [kMG]?B/s", got.stderr), got.stderr
+    assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    piped = cli("put", str(big), f"{name}@main:again.bin")
+    assert "B/s" not in piped.stderr
