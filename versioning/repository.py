@@ -161,6 +161,8 @@ class Versioning:
                 info = await self.meta.get_repo(repo)
             if name == info.default_branch:
                 return await self.meta.get_branch(repo, name)
+        if await self.meta.get_tag(repo, name) is not None:
+            raise errors.TagExists(f"{repo}@{name} is a tag; branches and tags share names")
         source = await self.meta.get_branch(repo, info.default_branch)
         return await self.meta.create_branch(repo, name, source.head)
 
@@ -212,6 +214,17 @@ class Versioning:
     async def branch_view(self, repo: str, name: str) -> View:
         branch = await self.meta.get_branch(repo, name)
         return await self._view_of(repo, name, branch.head)
+
+    async def named_view(self, repo: str, name: str) -> View:
+        """A branch's view or, when `name` is a tag, the tagged commit's
+        (read-only) view. BranchNotFound when it is neither."""
+        try:
+            return await self.branch_view(repo, name)
+        except errors.BranchNotFound:
+            tag = await self.meta.get_tag(repo, name)
+            if tag is None:
+                raise
+            return await self._view_of(repo, None, tag.commit)
 
     async def snapshot_view(self, repo: str, commit_hex: str) -> View:
         """The commit `commit_hex` names, read-only; or, when it is an open

@@ -51,7 +51,8 @@ async def view_of(ctx: Context, req: S3Request) -> View:
         if ref.commit is not None:
             return await ctx.versioning.snapshot_view(ref.repo, ref.commit)
         assert ref.branch is not None
-        return await ctx.versioning.branch_view(ref.repo, ref.branch)
+        # `repo.name` is a branch, or a tag (read-only, like a snapshot).
+        return await ctx.versioning.named_view(ref.repo, ref.branch)
     except dom.NotFound:
         raise NoSuchBucket(BucketName=req.bucket_name or "") from None
 
@@ -66,7 +67,7 @@ async def write_view(ctx: Context, req: S3Request) -> View:
     try:
         await ctx.versioning.require_branch(ref.repo, ref.branch)
     except dom.NotFound:
-        raise NoSuchBucket(BucketName=req.bucket_name or "") from None
+        return await view_of(ctx, req)  # a tag (the caller refuses it), or NoSuchBucket
     return View(ref.repo, ref.branch, None, None)
 
 

@@ -96,8 +96,8 @@ async def source_of(ctx: Context, src: CopySource) -> tuple[View, ObjectEntry]:
     """The source object's view and entry: NoSuchBucket, NoSuchKey otherwise."""
     ref = parse_bucket(src.bucket)
     try:
-        if ref.branch is not None:
-            await ctx.versioning.require_branch(ref.repo, ref.branch)
+        if ref.branch is not None and src.version is not None:
+            await ctx.versioning.named_view(ref.repo, ref.branch)  # the bucket must exist
         commit = src.version or ref.commit
         if commit is not None:
             try:
@@ -109,7 +109,7 @@ async def source_of(ctx: Context, src: CopySource) -> tuple[View, ObjectEntry]:
                 raise NoSuchVersion(Key=src.key, VersionId=src.version) from None
         else:
             assert ref.branch is not None
-            view = await ctx.versioning.branch_view(ref.repo, ref.branch)
+            view = await ctx.versioning.named_view(ref.repo, ref.branch)
     except (dom.RepoNotFound, dom.BranchNotFound):
         raise NoSuchBucket(BucketName=src.bucket) from None
     try:

@@ -311,3 +311,30 @@ def test_a_finish_cut_short_after_freezing_completes_later(
         assert client.inspect(repo, commit).changes == {"added": 1, "modified": 0, "deleted": 0}
         assert s3.get_object(Bucket=repo, Key="big.bin")["Body"].read() == big
         assert list(client.list_open_commits(repo)) == []
+
+
+def test_a_tag_is_a_read_only_bucket(server: LoxoServer, api: Client) -> None:
+    """Tags are usable wherever a ref is, S3 included: `repo.<tag>`."""
+    repo = fresh_repo(api)
+    s3 = server.client()
+    s3.put_object(Bucket=repo, Key="a.txt", Body=b"v1")
+    api.create_tag(repo, "v1", "main")
+    s3.put_object(Bucket=repo, Key="a.txt", Body=b"v2")
+    bucket = f"{repo}.v1"
+    assert s3.get_object(Bucket=bucket, Key="a.txt")["Body"].read() == b"v1"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["a.txt"]
+    s3.copy_object(Bucket=repo, Key="copy.txt", CopySource={"Bucket": bucket, "Key": "a.txt"})
+    assert s3.get_object(Bucket=repo, Key="copy.txt")["Body"].read() == b"v1"
+    for write in (
+        lambda: s3.put_object(Bucket=bucket, Key="b.txt", Body=b"x"),
+        lambda: s3.delete_object(Bucket=bucket, Key="a.txt"),
+        lambda: s3.create_multipart_upload(Bucket=bucket, Key="m.bin"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            write()
+        assert caught.value.response["Error"]["Code"] == "AccessDenied"
+    # A branch cannot take a tag's name, through S3 either.
+    with pytest.raises(ClientError) as caught:
+        s3.create_bucket(Bucket=bucket)
+    assert caught.value.response["Error"]["Code"] == "BucketAlreadyOwnedByYou"
+    assert s3.get_object(Bucket=bucket, Key="a.txt")["Body"].read() == b"v1"
