@@ -122,6 +122,15 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+# Body fields that are not plain strings.
+FIELD_TYPES: dict[str, dict[str, Any]] = {
+    "idle_seconds": {"type": "number", "exclusiveMinimum": 0},
+    "expected_head": _SN,
+    "from": _SN,
+    "strategy": {"enum": ["ours", "theirs", None]},
+}
+
+
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -174,7 +183,8 @@ def document() -> dict[str, Any]:
                         "schema": {
                             "type": "object",
                             "properties": {
-                                k: {**_S, "description": v} for k, v in operation.body.items()
+                                k: {**FIELD_TYPES.get(k, _S), "description": v}
+                                for k, v in operation.body.items()
                             },
                             "required": list(operation.required),
                         }

@@ -21,3 +21,13 @@ def test_every_error_code_is_documented() -> None:
     codes = {code for _, _, code in domain_codes()} | {code for _, code, _ in API_CODES}
     missing = sorted(c for c in codes if f"| `{c}` |" not in DOC)
     assert not missing, f"docs/api.md lacks the error codes {missing}"
+
+
+def test_the_openapi_document_is_valid_openapi_3_1() -> None:
+    from openapi_spec_validator import validate
+
+    from gateway.api.openapi import document
+
+    doc = document()
+    assert doc["openapi"] == "3.1.0"
+    validate(doc)  # type: ignore[arg-type]
