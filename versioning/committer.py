@@ -154,6 +154,7 @@ class Committer:
         outcome: dict[int, CommitId | BaseException | None] = {}
         uploads: list[str] = []
         opens: list[CommitId] = []
+        extra_parents: list[CommitId] = []
         contents: list[Manifest] = []
         referenced: set[ContentId] = set()
         for index, change in enumerate(batch):
@@ -211,6 +212,7 @@ class Committer:
                 uploads.append(change.consume_upload)
             if change.consume_open is not None:
                 opens.append(change.consume_open)
+            extra_parents.extend(change.extra_parents)
             contents.extend(change.contents)
             referenced.update(v.content for v in edits.values() if v is not None)
             outcome[index] = commit.id
@@ -226,6 +228,7 @@ class Committer:
                 consume_uploads=uploads,
                 consume_open=opens,
                 contents=contents,
+                extra_parents=extra_parents,
                 histories=histories,
                 referenced=referenced,
             )

@@ -117,7 +117,7 @@ class Control:
     async def create_branch(self, repo: str, name: str, source: str | None = None) -> Branch:
         """A branch at what `source` names (None: the default branch's head,
         which may be no commit at all)."""
-        check_branch_name(name)
+        check_branch_name(name, repo)
         await self._check_new_ref_name(repo, name)
         if source is None:
             info = await self.meta.get_repo(repo)
@@ -167,7 +167,7 @@ class Control:
     # -- tags ------------------------------------------------------------------
 
     async def create_tag(self, repo: str, name: str, source: str | None) -> Tag:
-        check_branch_name(name)
+        check_branch_name(name, repo)
         await self._check_new_ref_name(repo, name)
         return await self.meta.create_tag(repo, name, await self.resolve(repo, source))
 
@@ -300,17 +300,24 @@ class Control:
         if not edits:
             await self.meta.delete_open_commit(repo, record.id)
             return None
-        return await self.v.committer.submit(
-            repo,
-            record.branch,
-            Change(
-                edits=edits,
-                message=message,
-                author=record.author,
-                origin={"op": "commit", "open_commit": record.id.hex(), **(origin or {})},
-                consume_open=record.id,
-            ),
-        )
+        try:
+            return await self.v.committer.submit(
+                repo,
+                record.branch,
+                Change(
+                    edits=edits,
+                    message=message,
+                    author=record.author,
+                    origin={"op": "commit", "open_commit": record.id.hex(), **(origin or {})},
+                    consume_open=record.id,
+                ),
+            )
+        except errors.BranchNotFound:
+            # The branch went away meanwhile: this can never be finished.
+            await self.meta.delete_open_commit(repo, record.id)
+            raise errors.BranchNotFound(
+                f"{repo}@{record.branch} was deleted; open commit {record.id.hex()} is aborted"
+            ) from None
 
     async def abort_commit(self, repo: str, ident: str) -> None:
         record = await self.open_commit(repo, ident)
@@ -319,10 +326,7 @@ class Control:
 
     async def expire_open_commits(self) -> list[OpenCommitRecord]:
         """Abort open commits idle for longer than their limit."""
-        expired = await self.meta.idle_open_commits(now_us())
-        for record in expired:
-            await self.meta.delete_open_commit(record.repo, record.id)
-        return expired
+        return await self.meta.expire_open_commits(now_us())
 
     # -- merge and revert ------------------------------------------------------------
 

@@ -7,9 +7,10 @@ the only mutable pointers; they move by compare-and-set.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -260,6 +261,18 @@ class Metadata:
         )
         return [_branch(r) for r in rows]
 
+    @contextlib.asynccontextmanager
+    async def _ref_move(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that points a ref at a commit (see _guard_target)."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+        except asyncpg.DeadlockDetectedError:
+            # Two moves each holding the ref the other's target is named by.
+            raise errors.ConcurrentUpdate(
+                "a concurrent ref move got in the way; try again"
+            ) from None
+
     async def _guard_target(self, conn: asyncpg.Connection, repo: str, target: CommitId) -> None:
         """Check, inside a ref move's transaction, that `target` is a commit
         of `repo` and that gc cannot sweep it (catalog.MOVE_LOCK)."""
@@ -276,7 +289,7 @@ class Metadata:
     async def create_branch_at(self, repo: str, name: str, head: CommitId | None) -> Branch:
         """Create a branch at any commit of the repo (gc-safe, see _guard_target)."""
         created = now_us()
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._ref_move() as conn:
             if head is not None:
                 await self._guard_target(conn, repo, head)
             try:
@@ -299,7 +312,7 @@ class Metadata:
         """Move a branch head to `target`; with `expected` (a commit id or None
         for an empty branch) only if the head is still that. False when the
         expectation failed."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._ref_move() as conn:
             await self._guard_target(conn, repo, target)
             if expected is ...:
                 status = await conn.execute(
@@ -326,7 +339,7 @@ class Metadata:
 
     async def create_tag(self, repo: str, name: str, commit: CommitId) -> Tag:
         created = now_us()
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._ref_move() as conn:
             await self._guard_target(conn, repo, commit)
             try:
                 await conn.execute(
@@ -370,7 +383,7 @@ class Metadata:
 
     async def create_open_commit(self, record: OpenCommitRecord) -> None:
         """Record an open commit and create its staging branch at `base`."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._ref_move() as conn:
             if record.base is not None:
                 await self._guard_target(conn, record.repo, record.base)
             await conn.execute(
@@ -438,28 +451,41 @@ class Metadata:
 
     async def delete_open_commit(self, repo: str, commit_id: CommitId) -> bool:
         """Abort: drop the open commit, its staging branch and its uploads."""
-        staging = OpenCommitRecord.staging_name(commit_id)
         async with self.pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                "DELETE FROM open_commits WHERE id = $1 AND repo = $2", commit_id, repo
-            )
-            await conn.execute("DELETE FROM branches WHERE repo = $1 AND name = $2", repo, staging)
-            await conn.execute("DELETE FROM uploads WHERE repo = $1 AND branch = $2", repo, staging)
-        return bool(status == "DELETE 1")
+            return await _drop_open_commit(conn, repo, commit_id)
 
-    async def idle_open_commits(self, now: int) -> list[OpenCommitRecord]:
-        """Open commits (not being finished) nothing was written to for longer
-        than their idle limit: since creation, or since their staging head's
-        last commit."""
-        rows = await self.pool.fetch(
-            f"SELECT {', '.join('o.' + c for c in _OPEN_COLUMNS.split(', '))} "
-            "FROM open_commits o "
-            "LEFT JOIN branches b ON b.repo = o.repo AND b.name = '_open-' || encode(o.id, 'hex') "
-            "LEFT JOIN commits c ON c.id = b.head "
-            "WHERE NOT o.finishing AND greatest(o.created, coalesce(c.time, 0)) < $1 - o.idle_us",
-            now,
-        )
-        return [_open_commit(r) for r in rows]
+    async def expire_open_commits(self, now: int) -> list[OpenCommitRecord]:
+        """Abort the open commits (not being finished) nothing was written to
+        for longer than their idle limit (see _OPEN_ACTIVITY). Each is judged
+        again with its staging branch locked, so a write committing meanwhile
+        either counts as activity or fails; it is never acknowledged and
+        then dropped."""
+        idle = f"NOT o.finishing AND {_OPEN_ACTIVITY} < $1 - o.idle_us"
+        candidates = await self.pool.fetch(f"SELECT o.id FROM open_commits o WHERE {idle}", now)
+        expired: list[OpenCommitRecord] = []
+        for candidate in candidates:
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    f"SELECT {_OPEN_COLUMNS} FROM open_commits WHERE id = $1 FOR UPDATE",
+                    candidate["id"],
+                )
+                if row is None:
+                    continue
+                record = _open_commit(row)
+                await conn.execute(
+                    "SELECT 1 FROM branches WHERE repo = $1 AND name = $2 FOR UPDATE",
+                    record.repo,
+                    record.staging,
+                )
+                still = await conn.fetchval(
+                    f"SELECT count(*) FROM open_commits o WHERE o.id = $2 AND {idle}",
+                    now,
+                    record.id,
+                )
+                if still:
+                    await _drop_open_commit(conn, record.repo, record.id)
+                    expired.append(record)
+        return expired
 
     async def get_branch(self, repo: str, name: str) -> Branch:
         row = await self.pool.fetchrow(
@@ -469,7 +495,7 @@ class Metadata:
         )
         if row is None:
             await self.get_repo(repo)  # raises RepoNotFound when the repo is missing
-            raise errors.BranchNotFound(f"{repo}.{name}")
+            raise errors.BranchNotFound(f"{repo}@{name}")
         return _branch(row)
 
     async def create_branch(self, repo: str, name: str, head: CommitId | None) -> Branch:
@@ -513,6 +539,11 @@ class Metadata:
                 await conn.execute(
                     "DELETE FROM uploads WHERE repo = $1 AND branch = $2", repo, name
                 )
+                # Its open commits go with it: they could never be finished.
+                for row in await conn.fetch(
+                    "SELECT id FROM open_commits WHERE repo = $1 AND branch = $2", repo, name
+                ):
+                    await _drop_open_commit(conn, repo, CommitId(row["id"]))
         return True
 
     async def commit_chain(
@@ -528,6 +559,7 @@ class Metadata:
         contents: Sequence[Manifest] = (),
         histories: Sequence[tuple[CommitId, NodeId | None, int]] = (),
         referenced: Iterable[ContentId] = (),
+        extra_parents: Iterable[CommitId] = (),
     ) -> bool:
         """Persist a chain of commits and move the branch head from `old_head`
         to the last one, atomically. Returns False (writing nothing) when the
@@ -549,33 +581,45 @@ class Metadata:
         version_rows = list(versions)
         unique_contents = {m.id: m for m in contents}
         others = sorted({c for c in referenced if c not in unique_contents})
-        row = await self.pool.fetchrow(
-            _COMMIT_CHAIN,
-            repo,
-            branch,
-            old_head,
-            commits[-1].id,
-            list(consume_uploads),
-            node_ids,
-            [nodes[n].encode() for n in node_ids],
-            [c.id for c in commits],
-            [repo] * len(commits),
-            [c.time for c in commits],
-            [c.encode() for c in commits],
-            [v[0] for v in version_rows],
-            [v[1] for v in version_rows],
-            list(unique_contents),
-            [m.size for m in unique_contents.values()],
-            [m.encode() for m in unique_contents.values()],
-            [h[0] for h in histories],
-            [h[1] for h in histories],
-            [h[2] for h in histories],
-            now_us(),
-            [m.has_chunks for m in unique_contents.values()],
-            others,
-            list(consume_open),
-        )
+        try:
+            row = await self.pool.fetchrow(
+                _COMMIT_CHAIN,
+                repo,
+                branch,
+                old_head,
+                commits[-1].id,
+                list(consume_uploads),
+                node_ids,
+                [nodes[n].encode() for n in node_ids],
+                [c.id for c in commits],
+                [repo] * len(commits),
+                [c.time for c in commits],
+                [c.encode() for c in commits],
+                [v[0] for v in version_rows],
+                [v[1] for v in version_rows],
+                list(unique_contents),
+                [m.size for m in unique_contents.values()],
+                [m.encode() for m in unique_contents.values()],
+                [h[0] for h in histories],
+                [h[1] for h in histories],
+                [h[2] for h in histories],
+                now_us(),
+                [m.has_chunks for m in unique_contents.values()],
+                others,
+                list(consume_open),
+                list(extra_parents),
+                MOVE_LOCK,
+            )
+        except asyncpg.DeadlockDetectedError:
+            # Two merges locking each other's source head: PostgreSQL aborted
+            # this one; returning False makes the committer rebuild and retry.
+            return False
         assert row is not None
+        if not row[2]:
+            raise errors.Busy(
+                "garbage collection is running, and the commit being merged is not a branch "
+                "head or tag, so nothing may refer to it until gc finishes; try again shortly"
+            )
         if row[1] != len(others):
             raise errors.ContentGone(
                 "an object body this write refers to was garbage-collected meanwhile "
@@ -845,9 +889,36 @@ _OPEN_COLUMNS = "id, repo, branch, base, created, idle_us, author, frozen, finis
 _GUARD_TARGET = """
 SELECT EXISTS (SELECT 1 FROM commits WHERE id = $2 AND repo = $1) AS known,
        pg_try_advisory_xact_lock_shared($3)
-       OR EXISTS (SELECT 1 FROM branches WHERE repo = $1 AND head = $2)
-       OR EXISTS (SELECT 1 FROM tags WHERE repo = $1 AND commit_id = $2) AS safe
+       OR EXISTS (SELECT 1 FROM branches WHERE repo = $1 AND head = $2 FOR SHARE)
+       OR EXISTS (SELECT 1 FROM tags WHERE repo = $1 AND commit_id = $2 FOR SHARE) AS safe
 """
+# (FOR SHARE: the ref that names the target cannot be moved or deleted until
+# this transaction commits, so a gc that reads its roots after that sees
+# either that ref or the moved one.)
+
+# When an open commit last saw a write: its start, its staging head's commit,
+# or a multipart upload (or part) into it. `o` is the open_commits row.
+_OPEN_ACTIVITY = """greatest(
+    o.created,
+    coalesce((SELECT c.time FROM branches b JOIN commits c ON c.id = b.head
+              WHERE b.repo = o.repo AND b.name = '_open-' || encode(o.id, 'hex')), 0),
+    coalesce((SELECT max(greatest(u.created, coalesce(
+                  (SELECT max(p.created) FROM upload_parts p WHERE p.upload_id = u.id), 0)))
+              FROM uploads u
+              WHERE u.repo = o.repo AND u.branch = '_open-' || encode(o.id, 'hex')), 0)
+)"""
+
+
+async def _drop_open_commit(conn: asyncpg.Connection, repo: str, commit_id: CommitId) -> bool:
+    """Delete an open commit with its staging branch and uploads (inside the
+    caller's transaction); whether it existed."""
+    staging = OpenCommitRecord.staging_name(commit_id)
+    status = await conn.execute(
+        "DELETE FROM open_commits WHERE id = $1 AND repo = $2", commit_id, repo
+    )
+    await conn.execute("DELETE FROM branches WHERE repo = $1 AND name = $2", repo, staging)
+    await conn.execute("DELETE FROM uploads WHERE repo = $1 AND branch = $2", repo, staging)
+    return bool(status == "DELETE 1")
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -859,13 +930,31 @@ WITH kept AS (
     -- Lock the re-used contents against a concurrent gc DELETE: once locked,
     -- gc's re-check sees them touched below and spares them.
     SELECT id FROM contents WHERE id = ANY($22::bytea[]) FOR KEY SHARE
+), ups AS (
+    -- Locked, so an abort either deletes them first (and this fails) or
+    -- waits and then finds them consumed.
+    SELECT id FROM uploads WHERE id = ANY($5::text[]) FOR UPDATE
+), opened AS (
+    SELECT id FROM open_commits WHERE id = ANY($23::bytea[]) AND finishing FOR UPDATE
+), guard AS (
+    -- A merge's other parents must survive a running gc, as a ref move's
+    -- target must (see _GUARD_TARGET).
+    SELECT CASE WHEN cardinality($24::bytea[]) = 0 THEN true
+           ELSE pg_try_advisory_xact_lock_shared($25)
+                OR (SELECT count(*) FROM unnest($24::bytea[]) AS x(id)
+                    WHERE EXISTS (SELECT 1 FROM branches b
+                                  WHERE b.repo = $1 AND b.head = x.id FOR SHARE)
+                       OR EXISTS (SELECT 1 FROM tags t
+                                  WHERE t.repo = $1 AND t.commit_id = x.id FOR SHARE))
+                   = cardinality($24::bytea[])
+           END AS ok
 ), upd AS (
     UPDATE branches SET head = $4
     WHERE repo = $1 AND name = $2 AND head IS NOT DISTINCT FROM $3
-      AND (SELECT count(*) FROM uploads WHERE id = ANY($5::text[])) = cardinality($5::text[])
+      AND (SELECT count(*) FROM ups) = cardinality($5::text[])
       AND (SELECT count(*) FROM kept) = cardinality($22::bytea[])
-      AND (SELECT count(*) FROM open_commits WHERE id = ANY($23::bytea[]) AND finishing)
-          = cardinality($23::bytea[])
+      AND (SELECT count(*) FROM opened) = cardinality($23::bytea[])
+      AND (SELECT ok FROM guard)
     RETURNING 1
 ), consumed AS (
     DELETE FROM uploads WHERE id = ANY($5::text[]) AND EXISTS (SELECT 1 FROM upd)
@@ -904,7 +993,7 @@ WITH kept AS (
     WHERE EXISTS (SELECT 1 FROM upd)
     ON CONFLICT DO NOTHING
 )
-SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM kept)
+SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM kept), (SELECT ok FROM guard)
 """
 
 _TOUCH_CHUNKS = """

@@ -50,17 +50,35 @@ BRANCH_SEEN_SECONDS = 2.0
 REJOIN_MAX_PARTS = 1000
 
 
+# A repo's buckets are `repo`, `repo.<branch or tag>` and `repo.<32-hex
+# commit>`, and S3 bucket names are 3 to 63 characters: so a repo name is at
+# most 30, and a branch or tag name fits the rest of 63.
+MAX_BUCKET = 63
+MAX_REPO = MAX_BUCKET - 1 - 32
+MIN_REPO = 3
+
+
 def check_repo_name(name: str) -> None:
     if not NAME.match(name):
         raise errors.InvalidName(
             f"invalid repo name {name!r}: use lowercase letters, digits and hyphens"
         )
+    if not MIN_REPO <= len(name) <= MAX_REPO:
+        raise errors.InvalidName(
+            f"invalid repo name {name!r}: use {MIN_REPO} to {MAX_REPO} characters (its "
+            f"snapshot buckets, {name}.<32-hex commit id>, must fit S3's 63)"
+        )
 
 
-def check_branch_name(name: str) -> None:
+def check_branch_name(name: str, repo: str = "") -> None:
     if not NAME.match(name):
         raise errors.InvalidName(
             f"invalid branch name {name!r}: use lowercase letters, digits and hyphens"
+        )
+    if repo and len(repo) + 1 + len(name) > MAX_BUCKET:
+        raise errors.InvalidName(
+            f"branch or tag name {name!r} is too long for repo {repo}: the bucket "
+            f"{repo}.{name} would be over {MAX_BUCKET} characters"
         )
     if COMMIT_HEX.match(name):
         raise errors.InvalidName(f"branch name {name!r} would read as a commit id")
@@ -149,7 +167,7 @@ class Versioning:
         """Create `repo.name` from the repo's default branch head, creating the
         repo first when `create_repo` is set and it does not exist."""
         check_repo_name(repo)
-        check_branch_name(name)
+        check_branch_name(name, repo)
         try:
             info = await self.meta.get_repo(repo)
         except errors.RepoNotFound:

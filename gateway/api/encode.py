@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,9 @@ from versioning.ids import CommitId
 from versioning.log import Change
 from versioning.metadata import OpenCommitRecord
 from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag
+
+# Years 1 to 9999 of datetime, in Unix seconds (a bound, not a calendar).
+MAX_SECONDS = 253_402_300_799
 
 
 def time_text(us: int | None) -> str | None:
@@ -23,13 +27,15 @@ def time_text(us: int | None) -> str | None:
 def parse_time(text: str) -> int:
     """ISO 8601 (a zone-less time is UTC) or Unix seconds, to microseconds."""
     try:
-        return int(float(text) * 1_000_000)
+        seconds = float(text)
     except ValueError:
-        pass
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    if not math.isfinite(seconds) or abs(seconds) > MAX_SECONDS:
+        raise ValueError(f"time out of range: {text!r}")
+    return int(seconds * 1_000_000)
 
 
 def hex_or_none(cid: CommitId | None) -> str | None:

@@ -22,6 +22,7 @@ from versioning.control import Control
 from versioning.ids import CommitId
 
 DEFAULT_LIMIT = 1000
+MAX_IDLE_SECONDS = 365 * 24 * 3600
 MAX_LIMIT = 10_000
 
 
@@ -487,8 +488,12 @@ async def start_commit(ctl: Control, call: Call) -> Any:
     repo = call.params["repo"]
     branch = call.text("branch", False) or (await ctl.meta.get_repo(repo)).default_branch
     idle = call.field("idle_seconds", False)
-    if idle is not None and (not isinstance(idle, int | float) or idle <= 0):
-        raise bad_request("idle_seconds must be a positive number")
+    if idle is not None and (
+        isinstance(idle, bool)
+        or not isinstance(idle, int | float)
+        or not 0 < idle <= MAX_IDLE_SECONDS
+    ):
+        raise bad_request(f"idle_seconds must be a number of seconds in (0, {MAX_IDLE_SECONDS}]")
     record = await ctl.start_commit(repo, branch, idle, author=call.text("author", False))
     return encode.open_commit(record)
 

@@ -217,9 +217,11 @@ class AsyncClient:
         path: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        page_size: int | None = None,
     ) -> AsyncIterator[Commit]:
+        """Commits newest first, fetched `page_size` (default 1000) at a time."""
         params = {"ref": ref, "path": path, "since": since, "until": until}
-        async for item in self.pages(_path("repos", repo, "commits"), params):
+        async for item in self.pages(_path("repos", repo, "commits"), params, page_size):
             yield Commit.from_json(item)
 
     async def inspect(self, repo: str, ref: str | None = None) -> Commit:

@@ -9,6 +9,7 @@ all. A directory's contents land under the destination path, as with
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from botocore.exceptions import ClientError
 from gateway.client.api import Client, LoxoError
 
 FILES_AT_ONCE = 8
+DEFAULT_BRANCH = "main"  # what a bare repo name means
 TRANSFER = TransferConfig(
     multipart_threshold=8 * 1024 * 1024,
     multipart_chunksize=8 * 1024 * 1024,
@@ -31,6 +33,10 @@ TRANSFER = TransferConfig(
 )
 # Called with the number of bytes moved since the last call.
 Progress = Callable[[int], None]
+
+
+class UnsafeKeys(ValueError):
+    """Object keys that cannot be written as files under the target folder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +63,18 @@ def s3_client(endpoint: str, access_key: str, secret_key: str, region: str = "us
 
 
 def bucket_for(api: Client, repo: str, ref: str | None) -> str:
-    """The S3 bucket that reads `repo@ref`: the branch's bucket for a plain
-    branch name, else the snapshot bucket of the commit the ref names."""
-    if ref is None:
-        return repo
-    if ref.replace("-", "").isalnum():
-        try:
-            api.get_branch(repo, ref)
-            return f"{repo}.{ref}"
-        except LoxoError as err:
-            if err.code != "branch_not_found":
-                raise
-    return f"{repo}.{api.inspect(repo, ref).id}"
+    """The S3 bucket that reads `repo@ref` as one snapshot: `repo.<commit
+    id>` of the commit the ref names now, so a listing and the downloads
+    after it see the same commit even while the branch moves. An empty
+    branch (no commit yet) is read through its own bucket."""
+    ref = ref or DEFAULT_BRANCH
+    try:
+        return f"{repo}.{api.inspect(repo, ref).id}"
+    except LoxoError as err:
+        if err.code != "ref_not_found" or ref is None:
+            raise
+        api.get_branch(repo, ref)  # branch_not_found unless it is an empty branch
+        return f"{repo}.{ref}"
 
 
 def local_files(root: Path) -> Iterator[tuple[Path, str]]:
@@ -145,10 +151,17 @@ def put_files(
     opened = api.start_commit(repo, branch)
     try:
         upload_files(s3, opened.bucket, files, progress)
-    except BaseException:
+        return api.finish_commit(repo, opened.id, message)
+    except LoxoError:
+        # The server refused to finish (or an upload): nothing is committed.
         api.abort_commit(repo, opened.id)
         raise
-    return api.finish_commit(repo, opened.id, message)
+    except BaseException:
+        # An upload failed, or the user interrupted: a finish may be under
+        # way only if it was sent, and then abort is refused harmlessly.
+        with contextlib.suppress(LoxoError):
+            api.abort_commit(repo, opened.id)
+        raise
 
 
 def exists(s3: Any, bucket: str, key: str) -> bool:
@@ -183,10 +196,22 @@ def download(
     if not keys:
         raise FileNotFoundError(f"nothing at {path or '/'}")
     jobs: list[tuple[str, int, Path]] = []
+    unsafe: list[str] = []
     for key, size in keys:
-        target = local.joinpath(*key[len(prefix) :].split("/"))
+        if key.endswith("/"):
+            continue  # a folder marker object, as consoles create: no file
+        parts = key[len(prefix) :].split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            unsafe.append(key)  # would land outside LOCAL, or nowhere
+            continue
+        jobs.append((key, size, local.joinpath(*parts)))
+    if unsafe:
+        raise UnsafeKeys(
+            f"refusing to download: {len(unsafe)} keys would not map to a file inside {local} "
+            f"(empty, '.' or '..' path segments), e.g. {unsafe[0]!r}; nothing was written"
+        )
+    for _, _, target in jobs:
         target.parent.mkdir(parents=True, exist_ok=True)
-        jobs.append((key, size, target))
 
     def one(job: tuple[str, int, Path]) -> None:
         key, size, target = job

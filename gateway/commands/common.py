@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gateway.client import Client, LoxoError
+from gateway.client.transfer import UnsafeKeys
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_AUTH, EXIT_UNAVAILABLE = (
     1,
@@ -180,6 +181,8 @@ def client() -> Iterator[Client]:
         fail(f"S3: {exc}", EXIT_UNAVAILABLE)
     except FileNotFoundError as exc:
         fail(str(exc), EXIT_NOT_FOUND)
+    except UnsafeKeys as exc:
+        fail(str(exc), EXIT_USAGE)
     finally:
         api.close()
 
@@ -188,7 +191,14 @@ def _s3_failure(exc: ClientError) -> NoReturn:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    mapped = EXIT_NOT_FOUND if status == 404 else EXIT_AUTH if status == 403 else EXIT_ERROR
+    if status == 404:
+        mapped = EXIT_NOT_FOUND
+    elif code == "AccessDenied":
+        mapped = EXIT_CONFLICT  # a write to something read-only (a snapshot, a tag)
+    elif status == 403:
+        mapped = EXIT_AUTH  # InvalidAccessKeyId, SignatureDoesNotMatch
+    else:
+        mapped = EXIT_ERROR
     fail(f"S3: {error.get('Message') or code} [{code}]", mapped)
 
 
@@ -216,6 +226,20 @@ def target(text: str, need_ref: bool = False, allow_path: bool = True) -> Target
     if need_ref and not at:
         fail(f"{text!r}: name the branch or commit too, as REPO@REF", EXIT_USAGE)
     return Target(repo, ref or None, path.lstrip("/"))
+
+
+def require_branch(api: Client, repo: str, name: str) -> None:
+    """Fail clearly, before any transfer, unless repo@name is a branch."""
+    try:
+        api.get_branch(repo, name)
+    except LoxoError as exc:
+        if exc.code != "branch_not_found":
+            raise
+        try:
+            api.get_tag(repo, name)
+        except LoxoError:
+            fail(f"{repo}@{name} is not a branch [branch_not_found]", EXIT_NOT_FOUND)
+        fail(f"{repo}@{name} is a tag, and tags are read-only: put to a branch", EXIT_CONFLICT)
 
 
 def to_json(value: Any) -> Any:

@@ -30,6 +30,7 @@ from gateway.commands.common import (
     human,
     out,
     print_json,
+    require_branch,
     table,
     target,
     when,
@@ -81,6 +82,7 @@ def put(
     t = target(dest, need_ref=True)
     s3 = _s3()
     with client() as api:
+        require_branch(api, t.repo, t.name)
         if local.is_dir():
             files = list(transfer.local_files(local))
             size = sum(f.stat().st_size for f, _ in files)

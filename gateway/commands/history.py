@@ -46,7 +46,7 @@ def log(
     """
     t = target(ref, allow_path=False)
     with client() as api:
-        commits = api.log(t.repo, t.ref, path, since, until)
+        commits = api.log(t.repo, t.ref, path, since, until, min(limit, 1000) or None)
         shown = list(itertools.islice(commits, limit) if limit else commits)
     if output is Output.json:
         # objects, size and changes are inspect's (a log does not compute them)

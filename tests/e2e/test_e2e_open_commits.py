@@ -338,3 +338,132 @@ def test_a_tag_is_a_read_only_bucket(server: LoxoServer, api: Client) -> None:
         s3.create_bucket(Bucket=bucket)
     assert caught.value.response["Error"]["Code"] == "BucketAlreadyOwnedByYou"
     assert s3.get_object(Bucket=bucket, Key="a.txt")["Body"].read() == b"v1"
+
+
+def hold_lock(dsn: str, sql: str, *args: object) -> tuple[threading.Event, threading.Thread]:
+    """Run `sql` in a transaction on its own connection and keep it open (its
+    locks held) until the returned event is set."""
+    release, held = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute(sql, *args)
+                held.set()
+                while not release.is_set():
+                    await _sleep(0.05)
+        finally:
+            await conn.close()
+
+    thread = threading.Thread(target=run_async, args=(hold(),))
+    thread.start()
+    assert held.wait(10)
+    return release, thread
+
+
+def test_a_merge_waits_for_gc_when_its_source_is_unnamed(server: LoxoServer, api: Client) -> None:
+    """A merge commit's second parent must survive a running gc as a ref
+    move's target must: refused while gc holds its lock, unless a ref names it."""
+    repo = fresh_repo(api)
+    s3 = server.client()
+    s3.put_object(Bucket=repo, Key="base.txt", Body=b"base")
+    api.create_branch(repo, "side")
+    s3.put_object(Bucket=f"{repo}.side", Key="side.txt", Body=b"1")
+    s3.put_object(Bucket=f"{repo}.side", Key="side.txt", Body=b"2")
+    s3.put_object(Bucket=repo, Key="main.txt", Body=b"m")  # main diverges: a real merge
+    head = api.get_branch(repo, "main").head
+    assert server.dsn is not None
+    release, holder = hold_lock(server.dsn, "SELECT pg_advisory_lock($1)", MOVE_LOCK)
+    try:
+        with api_for(server, busy_retry_seconds=0) as impatient:
+            with pytest.raises(LoxoError) as caught:
+                impatient.merge(repo, "side~1", "main")  # no ref names side~1
+            assert caught.value.code == "busy"
+            assert impatient.get_branch(repo, "main").head == head
+            merged = impatient.merge(repo, "side", "main")  # a branch head: safe
+            assert merged.outcome == "merged"
+    finally:
+        release.set()
+        holder.join()
+    assert api.inspect(repo, "main").parents == (head, api.get_branch(repo, "side").head)
+
+
+def test_abort_racing_a_finish_never_claims_what_landed(server: LoxoServer, api: Client) -> None:
+    """Whichever wins, the answers agree with the branch: a finish that
+    committed means the abort failed, and an abort that succeeded means
+    nothing landed."""
+    repo = fresh_repo(api)
+    s3 = server.client()
+    s3.put_object(Bucket=repo, Key="base.txt", Body=b"base")
+    opened = api.start_commit(repo)
+    s3.put_object(Bucket=opened.bucket, Key="racing.txt", Body=b"r")
+    assert server.dsn is not None
+    # Hold main's row, as another writer's commit in flight would: the
+    # finish's commit statement waits on it, holding the open commit's row.
+    release, holder = hold_lock(
+        server.dsn, "SELECT 1 FROM branches WHERE repo = $1 AND name = 'main' FOR UPDATE", repo
+    )
+    outcomes: dict[str, object] = {}
+
+    def finish() -> None:
+        try:
+            outcomes["finish"] = api.finish_commit(repo, opened.id, "race")
+        except LoxoError as exc:
+            outcomes["finish"] = exc.code
+
+    def abort() -> None:
+        with api_for(server) as other:
+            try:
+                other.abort_commit(repo, opened.id)
+                outcomes["abort"] = "aborted"
+            except LoxoError as exc:
+                outcomes["abort"] = exc.code
+
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    time.sleep(1.0)  # the finish is now waiting on main's row
+    aborter = threading.Thread(target=abort)
+    aborter.start()
+    time.sleep(1.0)
+    release.set()
+    holder.join()
+    finisher.join(30)
+    aborter.join(30)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=repo)["Contents"]}
+    landed = "racing.txt" in keys
+    if landed:
+        assert isinstance(outcomes["finish"], str) and len(outcomes["finish"]) == 32
+        assert outcomes["abort"] == "open_commit_not_found", outcomes
+    else:
+        assert outcomes["abort"] == "aborted", outcomes
+        assert outcomes["finish"] == "open_commit_not_found", outcomes
+    assert list(api.list_open_commits(repo)) == []
+
+
+def test_multipart_activity_keeps_an_open_commit_alive(server: LoxoServer, api: Client) -> None:
+    repo = fresh_repo(api)
+    s3 = server.client()
+    opened = api.start_commit(repo, idle_seconds=3)
+    upload = s3.create_multipart_upload(Bucket=opened.bucket, Key="slow.bin")
+    part = b"p" * (5 * 1024 * 1024)
+    parts = []
+    for n in range(1, 6):  # ~8 s of parts, one every 1.6 s: never 3 s idle
+        time.sleep(1.6)
+        etag = s3.upload_part(
+            Bucket=opened.bucket,
+            Key="slow.bin",
+            UploadId=upload["UploadId"],
+            PartNumber=n,
+            Body=part,
+        )["ETag"]
+        parts.append({"ETag": etag, "PartNumber": n})
+    s3.complete_multipart_upload(
+        Bucket=opened.bucket,
+        Key="slow.bin",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": parts},
+    )
+    commit = api.finish_commit(repo, opened.id, "slow upload")
+    assert commit is not None
+    assert s3.head_object(Bucket=repo, Key="slow.bin")["ContentLength"] == 5 * len(part)

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode
 import botocore.exceptions
 import httpx
 import pytest
-from botocore.auth import S3SigV4Auth, SigV4Auth, SigV4QueryAuth
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -1402,6 +1402,12 @@ def test_presigned_url(server: Any, loxo: Client) -> None:
     assert [b["name"] for b in presigned.json()["items"]] == ["main"]
     broken = aws.url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
     api_error(httpx.get(broken), 403, "access_denied")
+    # S3's presigner signs UNSIGNED-PAYLOAD instead of the empty body's hash.
+    s3_style = AWSRequest(method="GET", url=server.endpoint + p("repos", name, "branches"))
+    S3SigV4QueryAuth(creds, "s3", REGION, expires=60).add_auth(s3_style)
+    assert "UNSIGNED-PAYLOAD" not in s3_style.url  # (it is implied, not sent)
+    presigned = httpx.get(s3_style.url)
+    assert presigned.status_code == 200, presigned.text
 
 
 def test_curl_aws_sigv4(server: Any, loxo: Client) -> None:
@@ -1531,3 +1537,59 @@ def test_async_client(server: Any, s3: Any) -> None:
             assert info.value.code == "repo_not_found"
 
     asyncio.run(scenario())
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def test_names_fit_s3_bucket_names(loxo: Client) -> None:
+    """A repo's snapshot bucket repo.<32 hex> must fit 63 characters, and so
+    must repo.<branch or tag>."""
+    fails(400, "invalid_name", loxo.create_repo, "r" * 31)
+    fails(400, "invalid_name", loxo.create_repo, "ab")
+    name = unique("n") + "x" * 12
+    assert len(name) <= 30
+    loxo.create_repo(name)
+    longest = "b" * (63 - len(name) - 1)
+    assert loxo.create_branch(name, longest).name == longest
+    fails(400, "invalid_name", loxo.create_branch, name, longest + "b")
+    fails(400, "invalid_name", loxo.create_tag, name, longest + "t")
+
+
+def test_out_of_range_values_are_bad_requests(server: Any, repo: str) -> None:
+    for bad in ("inf", "nan", "1e300", "-1e300"):
+        response = call(server, "GET", p("repos", repo, "commits"), params={"since": bad})
+        api_error(response, 400, "invalid_request")
+    for idle in (True, 1e300, -1, 0, "5"):
+        response = call(
+            server, "POST", p("repos", repo, "open-commits"), **json_body({"idle_seconds": idle})
+        )
+        api_error(response, 400, "invalid_request")
+
+
+def test_a_body_must_be_signed(server: Any, repo: str) -> None:
+    body = json.dumps({"name": "unsigned-tag"}).encode()
+    response = call(
+        server,
+        "POST",
+        p("repos", repo, "tags"),
+        body=body,
+        headers={"content-type": "application/json", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"},
+        s3_signer=False,  # botocore's S3 signer would replace the header with the hash
+    )
+    api_error(response, 400, "invalid_request")
+    assert call(server, "GET", p("repos", repo, "tags", "unsigned-tag")).status_code == 404
+
+
+def test_deleting_a_branch_aborts_its_open_commits(server: Any, loxo: Client, s3: Any) -> None:
+    repo = unique()
+    loxo.create_repo(repo)
+    loxo.create_branch(repo, "side")
+    opened = loxo.start_commit(repo, "side")
+    put(s3, opened.bucket, "k", b"v")
+    loxo.delete_branch(repo, "side")
+    assert list(loxo.list_open_commits(repo)) == []
+    fails(404, "open_commit_not_found", loxo.finish_commit, repo, opened.id, "late")
+    # A new branch of the same name does not inherit it.
+    loxo.create_branch(repo, "side")
+    assert loxo.get_branch(repo, "side").head is None

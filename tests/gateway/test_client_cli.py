@@ -679,3 +679,39 @@ def test_progress_bars_show_rate_and_eta_on_a_terminal(
     assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
     piped = cli("put", str(big), f"{name}@main:again.bin")
     assert "B/s" not in piped.stderr
+
+
+def test_get_refuses_keys_that_escape_the_target(
+    server: LoxoServer, cli: Cli, tmp_path: Path
+) -> None:
+    name = unique("escape")
+    s3 = server.client()
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="p/ok.txt", Body=b"ok")
+    s3.put_object(Bucket=name, Key="p/../../escaped.txt", Body=b"evil")
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    got = cli("get", f"{name}@main:p", str(work / "out"), code=2)
+    assert "'..'" in got.stderr and "nothing was written" in got.stderr
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "a" / "escaped.txt").exists()
+    assert not (work / "out").exists()
+    # A folder marker key (as S3 consoles make) is skipped, not an error.
+    s3.delete_object(Bucket=name, Key="p/../../escaped.txt")
+    s3.put_object(Bucket=name, Key="p/sub/", Body=b"")
+    cli("get", f"{name}@main:p", str(work / "out"))
+    assert sorted(x.name for x in (work / "out").rglob("*") if x.is_file()) == ["ok.txt"]
+
+
+def test_writing_to_a_tag_is_a_conflict(server: LoxoServer, cli: Cli, tmp_path: Path) -> None:
+    name = unique("tagged")
+    s3 = server.client()
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="a.txt", Body=b"a")
+    cli("tag", "create", f"{name}@v1", "--from", f"{name}@main")
+    local = tmp_path / "q.txt"
+    local.write_bytes(b"q")
+    for source in (local, tmp_path):
+        put = cli("put", str(source), f"{name}@v1:q", code=4)
+        assert "is a tag" in put.stderr and "read-only" in put.stderr
+    missing = cli("put", str(local), f"{name}@nosuch:q", code=3)
+    assert "not a branch" in missing.stderr

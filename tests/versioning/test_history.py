@@ -63,7 +63,7 @@ def test_history_matches_a_model(env: _Env) -> None:
     class History(RuleBasedStateMachine):
         @initialize()
         def setup(self) -> None:
-            self.repo = f"h{next(_repos)}"
+            self.repo = f"hist{next(_repos)}"
             run(svc.create_repo(self.repo))
             # key -> [(commit, etag or None for a delete)], newest first
             self.model: dict[str, list[tuple[CommitId, str | None]]] = {}
