@@ -290,6 +290,7 @@ class Metadata:
         """Create a branch at any commit of the repo (gc-safe, see _guard_target)."""
         created = now_us()
         async with self._ref_move() as conn:
+            await _claim_name(conn, repo, name, "tags")
             if head is not None:
                 await self._guard_target(conn, repo, head)
             try:
@@ -340,6 +341,7 @@ class Metadata:
     async def create_tag(self, repo: str, name: str, commit: CommitId) -> Tag:
         created = now_us()
         async with self._ref_move() as conn:
+            await _claim_name(conn, repo, name, "branches")
             await self._guard_target(conn, repo, commit)
             try:
                 await conn.execute(
@@ -497,22 +499,6 @@ class Metadata:
             await self.get_repo(repo)  # raises RepoNotFound when the repo is missing
             raise errors.BranchNotFound(f"{repo}@{name}")
         return _branch(row)
-
-    async def create_branch(self, repo: str, name: str, head: CommitId | None) -> Branch:
-        created = now_us()
-        try:
-            await self.pool.execute(
-                "INSERT INTO branches (repo, name, head, created) VALUES ($1, $2, $3, $4)",
-                repo,
-                name,
-                head,
-                created,
-            )
-        except asyncpg.UniqueViolationError:
-            raise errors.BranchExists(f"{repo}.{name}") from None
-        except asyncpg.ForeignKeyViolationError:
-            raise errors.RepoNotFound(repo) from None
-        return Branch(repo, name, head, created)
 
     async def delete_branch(self, repo: str, name: str, expected_head: CommitId | None) -> bool:
         """Delete the branch if its head is still `expected_head`; drop the repo
@@ -907,6 +893,21 @@ _OPEN_ACTIVITY = """greatest(
               FROM uploads u
               WHERE u.repo = o.repo AND u.branch = '_open-' || encode(o.id, 'hex')), 0)
 )"""
+
+
+async def _claim_name(conn: asyncpg.Connection, repo: str, name: str, other: str) -> None:
+    """Inside a transaction creating a branch or tag `name`: serialize ref
+    creation in the repo and refuse a name the other kind (`other`: the
+    table "tags" or "branches") already has. Branches and tags share one
+    namespace, so a ref never names two things."""
+    locked = await conn.fetchval(
+        "SELECT 1 FROM repos WHERE name = $1 FOR NO KEY UPDATE", repo
+    )  # (FOR NO KEY UPDATE: the inserts' foreign-key checks do not wait on it)
+    if locked is None:
+        raise errors.RepoNotFound(repo)
+    if await conn.fetchval(f"SELECT 1 FROM {other} WHERE repo = $1 AND name = $2", repo, name):
+        kind = errors.TagExists if other == "tags" else errors.BranchExists
+        raise kind(f"{repo}@{name} is a {'tag' if other == 'tags' else 'branch'}")
 
 
 async def _drop_open_commit(conn: asyncpg.Connection, repo: str, commit_id: CommitId) -> bool:

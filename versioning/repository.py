@@ -179,10 +179,9 @@ class Versioning:
                 info = await self.meta.get_repo(repo)
             if name == info.default_branch:
                 return await self.meta.get_branch(repo, name)
-        if await self.meta.get_tag(repo, name) is not None:
-            raise errors.TagExists(f"{repo}@{name} is a tag; branches and tags share names")
         source = await self.meta.get_branch(repo, info.default_branch)
-        return await self.meta.create_branch(repo, name, source.head)
+        # Guarded like every ref move: gc cannot sweep the head meanwhile.
+        return await self.meta.create_branch_at(repo, name, source.head)
 
     async def list_branches(self) -> list[Branch]:
         """Every repo's branches (not open commits' staging branches)."""

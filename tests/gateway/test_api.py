@@ -1593,3 +1593,27 @@ def test_deleting_a_branch_aborts_its_open_commits(server: Any, loxo: Client, s3
     # A new branch of the same name does not inherit it.
     loxo.create_branch(repo, "side")
     assert loxo.get_branch(repo, "side").head is None
+
+
+def test_a_branch_and_a_tag_racing_for_one_name(server: Any, s3: Any) -> None:
+    """Branches and tags share one namespace even when created at once."""
+
+    async def scenario() -> None:
+        async with AsyncClient(server.endpoint, server.access_key, server.secret_key) as loxo:
+            name = unique()
+            await loxo.create_repo(name)
+            await asyncio.to_thread(put, s3, name, "k", b"v")
+            for round_ in range(5):
+                ref = f"both-{round_}"
+                results = await asyncio.gather(
+                    loxo.create_branch(name, ref, "main"),
+                    loxo.create_tag(name, ref, "main"),
+                    return_exceptions=True,
+                )
+                won = [r for r in results if not isinstance(r, BaseException)]
+                lost = [r for r in results if isinstance(r, BaseException)]
+                assert len(won) == 1, results
+                assert isinstance(lost[0], LoxoError)
+                assert lost[0].code in ("branch_exists", "tag_exists"), lost[0]
+
+    asyncio.run(scenario())
