@@ -8,25 +8,20 @@ object", and by full entry equality where a side's entry is simply taken.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from versioning import merge, tree
+from tests.versioning.trees import Edits, Model, fanout, put, read, run, step
+from versioning import merge
 from versioning.ids import CommitId, ContentId, VersionId
 from versioning.merge import Conflict, Strategy
 from versioning.model import Commit, ObjectEntry
-from versioning.tree import MemoryNodeSource, Root
+from versioning.tree import MemoryNodeSource
 
-T = TypeVar("T")
-Model = dict[str, ObjectEntry]
-Edits = dict[str, ObjectEntry | None]
 Identity = tuple[bytes, str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
 SETTINGS = settings(
@@ -36,24 +31,6 @@ SETTINGS = settings(
 )
 
 STRATEGIES: list[Strategy | None] = [None, Strategy.OURS, Strategy.THEIRS]
-
-
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        return await coro_fn()
-
-    return asyncio.run(main())
-
-
-@contextmanager
-def fanout(bits: int) -> Iterator[None]:
-    """Small fanouts give multi-level trees from a handful of keys."""
-    old = tree.FANOUT_BITS
-    tree.FANOUT_BITS = bits
-    try:
-        yield
-    finally:
-        tree.FANOUT_BITS = old
 
 
 # -- object identities and writes ------------------------------------------------
@@ -107,26 +84,6 @@ def ident(e: ObjectEntry | None) -> Identity | None:
         tuple(sorted(e.metadata.items())),
         tuple(sorted(e.headers.items())),
     )
-
-
-def step(model: Model, edits: Edits) -> Model:
-    out = dict(model)
-    for k, v in edits.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = v
-    return out
-
-
-async def put(src: MemoryNodeSource, root: Root, edits: Edits) -> Root:
-    new_root, nodes = await tree.apply(src, root, edits)
-    src.add(nodes)
-    return new_root
-
-
-async def read(src: MemoryNodeSource, root: Root) -> Model:
-    return {k: v async for k, v in tree.iterate(src, root)}
 
 
 def kind(ours: ObjectEntry | None, theirs: ObjectEntry | None) -> str:

@@ -2,52 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.versioning.trees import Edits, Model, collect, fanout, put, run, step
 from versioning import tree
 from versioning.ids import ContentId, NodeId, VersionId, short_hash
 from versioning.model import ObjectEntry, pack
 from versioning.tree import ChildRef, MemoryNodeSource, Node, Root
-
-T = TypeVar("T")
-Model = dict[str, ObjectEntry]
-Edits = dict[str, ObjectEntry | None]
 
 SETTINGS = settings(
     max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        return await coro_fn()
-
-    return asyncio.run(main())
-
-
-async def collect(it: AsyncIterator[T]) -> list[T]:
-    return [x async for x in it]
-
-
-@contextmanager
-def fanout(bits: int) -> Iterator[None]:
-    """Small fanouts give deep trees from few keys, exercising every level."""
-    old = tree.FANOUT_BITS
-    tree.FANOUT_BITS = bits
-    try:
-        yield
-    finally:
-        tree.FANOUT_BITS = old
 
 
 def entry(n: int, size: int | None = None) -> ObjectEntry:
@@ -134,22 +106,6 @@ def resolve(batch: Any, model: Model) -> Edits:
     if isinstance(batch, tuple):
         return {k: None for k in model if k.startswith(batch[1])}
     return dict(batch)
-
-
-def step(model: Model, edits: Edits) -> Model:
-    out = dict(model)
-    for k, v in edits.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = v
-    return out
-
-
-async def put(src: MemoryNodeSource, root: Root, edits: Edits) -> Root:
-    new_root, nodes = await tree.apply(src, root, edits)
-    src.add(nodes)
-    return new_root
 
 
 async def build(src: MemoryNodeSource, model: Model) -> Root:
