@@ -76,18 +76,10 @@ def main() -> int:
     scratch = b.PgScratch.create(args.pg_admin_url)
     port = b.free_port()
     env = dict(os.environ, PYTHONPATH=str(b.REPO_ROOT))
-    cmd = [
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--data-dir",
-        str(work / "data"),
-        "--database-url",
-        scratch.url,
-    ]
+    loxo = [sys.executable, "-m", "gateway.cli"]
+    git_commit = [git, "-c", "user.name=b", "-c", "user.email=b@b", "commit"]
+    cmd = [*loxo, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(work / "data")]
+    cmd += ["--database-url", scratch.url]
     server = b.Server(
         "loxo",
         cmd,
@@ -110,7 +102,6 @@ def main() -> int:
         PYTHONPATH=str(b.REPO_ROOT),
     )
     server.env = dict(env, LOXO_ACCESS_KEY=b.ACCESS_KEY, LOXO_SECRET_KEY=b.SECRET_KEY)
-    loxo = [sys.executable, "-m", "gateway.cli"]
     rows: list[tuple[str, str, float, str, float]] = []
     server.start()
     try:
@@ -172,11 +163,7 @@ def main() -> int:
                 list(pool.map(one, paths))
             commit = api.finish_commit(tree_repo, opened.id, f"v{version}")
             run([git, "add", "-A"], client_env, gitdir)
-            run(
-                [git, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", f"v{version}"],
-                client_env,
-                gitdir,
-            )
+            run([*git_commit, "-qm", f"v{version}"], client_env, gitdir)
             assert commit is not None
             return commit
 
@@ -206,37 +193,8 @@ def main() -> int:
         run([git, "init", "-q"], client_env, logdir)
         for i in range(args.commits):
             s3.put_object(Bucket=log_repo, Key="counter.txt", Body=str(i).encode())
-        run(
-            [
-                git,
-                "-c",
-                "user.name=b",
-                "-c",
-                "user.email=b@b",
-                "commit",
-                "--allow-empty",
-                "-qm",
-                "c0",
-            ],
-            client_env,
-            logdir,
-        )
-        for i in range(1, args.commits):
-            run(
-                [
-                    git,
-                    "-c",
-                    "user.name=b",
-                    "-c",
-                    "user.email=b@b",
-                    "commit",
-                    "--allow-empty",
-                    "-qm",
-                    f"c{i}",
-                ],
-                client_env,
-                logdir,
-            )
+        for i in range(args.commits):
+            run([*git_commit, "--allow-empty", "-qm", f"c{i}"], client_env, logdir)
         t_log, count = timed(lambda: sum(1 for _ in api.log(log_repo)))
         t_glog, out = timed(lambda: run([git, "log", "--oneline"], client_env, logdir))
         assert count == args.commits == len(out.splitlines())
