@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import asyncpg
 import pytest
@@ -51,6 +52,45 @@ def put_many(s3: object, bucket: str, count: int, prefix: str = "f") -> dict[str
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, bodies.items()))
     return bodies
+
+
+def hold_lock(dsn: str, sql: str, *args: object) -> tuple[threading.Event, threading.Thread]:
+    """Run `sql` in a transaction on its own connection and keep it open (its
+    locks held) until the returned event is set."""
+    release, held = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute(sql, *args)
+                held.set()
+                while not release.is_set():
+                    await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+    thread = threading.Thread(target=run_async, args=(hold(),))
+    thread.start()
+    assert held.wait(10)
+    return release, thread
+
+
+def upload_in_parts(
+    s3: Any, bucket: str, key: str, part: bytes, count: int, pause: float = 0.0
+) -> None:
+    """A multipart upload of `count` copies of `part`, `pause` s before each."""
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    parts = []
+    for n in range(1, count + 1):
+        time.sleep(pause)
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=part)[
+            "ETag"
+        ]
+        parts.append({"ETag": etag, "PartNumber": n})
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
 
 
 def test_many_puts_become_one_commit(server: LoxoServer, api: Client) -> None:
@@ -100,25 +140,7 @@ def test_multipart_and_copy_inside_an_open_commit(server: LoxoServer, api: Clien
     s3.put_object(Bucket=repo, Key="src.bin", Body=b"s" * 1000)
     opened = api.start_commit(repo)
     part = b"p" * (5 * 1024 * 1024)
-    upload = s3.create_multipart_upload(Bucket=opened.bucket, Key="big.bin")
-    etags = [
-        s3.upload_part(
-            Bucket=opened.bucket,
-            Key="big.bin",
-            UploadId=upload["UploadId"],
-            PartNumber=n,
-            Body=part,
-        )["ETag"]
-        for n in (1, 2)
-    ]
-    s3.complete_multipart_upload(
-        Bucket=opened.bucket,
-        Key="big.bin",
-        UploadId=upload["UploadId"],
-        MultipartUpload={
-            "Parts": [{"ETag": e, "PartNumber": n} for n, e in zip((1, 2), etags, strict=True)]
-        },
-    )
+    upload_in_parts(s3, opened.bucket, "big.bin", part, 2)
     s3.copy_object(
         Bucket=opened.bucket, Key="copy.bin", CopySource={"Bucket": repo, "Key": "src.bin"}
     )
@@ -228,24 +250,8 @@ def test_ref_moves_wait_for_a_running_gc(server: LoxoServer, api: Client) -> Non
     head = api.get_branch(repo, "main").head
     old = api.inspect(repo, "main~2").id
     assert server.dsn is not None
-    dsn = server.dsn
-
-    async def hold(release: threading.Event, held: threading.Event) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute("SELECT pg_advisory_lock($1)", MOVE_LOCK)
-            held.set()
-            while not release.is_set():
-                await _sleep(0.05)
-            await conn.execute("SELECT pg_advisory_unlock($1)", MOVE_LOCK)
-        finally:
-            await conn.close()
-
-    release, held = threading.Event(), threading.Event()
-    holder = threading.Thread(target=run_async, args=(hold(release, held),))
-    holder.start()
+    release, holder = hold_lock(server.dsn, "SELECT pg_advisory_lock($1)", MOVE_LOCK)
     try:
-        assert held.wait(10)
         with api_for(server, busy_retry_seconds=0) as impatient:
             with pytest.raises(LoxoError) as caught:
                 impatient.create_branch(repo, "old", "main~2")
@@ -262,10 +268,6 @@ def test_ref_moves_wait_for_a_running_gc(server: LoxoServer, api: Client) -> Non
         release.set()
         holder.join()
     assert api.get_branch(repo, "main").head == head
-
-
-async def _sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)
 
 
 def test_a_finish_cut_short_after_freezing_completes_later(
@@ -338,28 +340,6 @@ def test_a_tag_is_a_read_only_bucket(server: LoxoServer, api: Client) -> None:
         s3.create_bucket(Bucket=bucket)
     assert caught.value.response["Error"]["Code"] == "BucketAlreadyOwnedByYou"
     assert s3.get_object(Bucket=bucket, Key="a.txt")["Body"].read() == b"v1"
-
-
-def hold_lock(dsn: str, sql: str, *args: object) -> tuple[threading.Event, threading.Thread]:
-    """Run `sql` in a transaction on its own connection and keep it open (its
-    locks held) until the returned event is set."""
-    release, held = threading.Event(), threading.Event()
-
-    async def hold() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            async with conn.transaction():
-                await conn.execute(sql, *args)
-                held.set()
-                while not release.is_set():
-                    await _sleep(0.05)
-        finally:
-            await conn.close()
-
-    thread = threading.Thread(target=run_async, args=(hold(),))
-    thread.start()
-    assert held.wait(10)
-    return release, thread
 
 
 def test_a_merge_waits_for_gc_when_its_source_is_unnamed(server: LoxoServer, api: Client) -> None:
@@ -445,25 +425,9 @@ def test_multipart_activity_keeps_an_open_commit_alive(server: LoxoServer, api: 
     repo = fresh_repo(api)
     s3 = server.client()
     opened = api.start_commit(repo, idle_seconds=3)
-    upload = s3.create_multipart_upload(Bucket=opened.bucket, Key="slow.bin")
     part = b"p" * (5 * 1024 * 1024)
-    parts = []
-    for n in range(1, 6):  # ~8 s of parts, one every 1.6 s: never 3 s idle
-        time.sleep(1.6)
-        etag = s3.upload_part(
-            Bucket=opened.bucket,
-            Key="slow.bin",
-            UploadId=upload["UploadId"],
-            PartNumber=n,
-            Body=part,
-        )["ETag"]
-        parts.append({"ETag": etag, "PartNumber": n})
-    s3.complete_multipart_upload(
-        Bucket=opened.bucket,
-        Key="slow.bin",
-        UploadId=upload["UploadId"],
-        MultipartUpload={"Parts": parts},
-    )
+    # ~8 s of parts, one every 1.6 s: never 3 s idle
+    upload_in_parts(s3, opened.bucket, "slow.bin", part, 5, pause=1.6)
     commit = api.finish_commit(repo, opened.id, "slow upload")
     assert commit is not None
     assert s3.head_object(Bucket=repo, Key="slow.bin")["ContentLength"] == 5 * len(part)
