@@ -246,12 +246,16 @@ class Versioning:
     async def snapshot_view(self, repo: str, commit_hex: str) -> View:
         """The commit `commit_hex` names, read-only; or, when it is an open
         commit's id, the open commit's staging branch (writable)."""
-        staging = await self.open_staging(repo, commit_hex)
-        if staging is not None:
-            return await self.branch_view(repo, staging)
         await self.meta.get_repo(repo)
-        commit_id = CommitId(bytes.fromhex(commit_hex))
-        return await self._view_of(repo, None, commit_id)
+        try:
+            return await self._view_of(repo, None, CommitId(bytes.fromhex(commit_hex)))
+        except errors.CommitNotFound:
+            # Not a commit (commits are cached once read, so a snapshot read
+            # never pays this lookup): perhaps an open commit's random id.
+            staging = await self.open_staging(repo, commit_hex)
+            if staging is None:
+                raise
+            return await self.branch_view(repo, staging)
 
     async def open_staging(self, repo: str, commit_hex: str) -> str | None:
         """The staging branch of the open commit `commit_hex`, if it is one

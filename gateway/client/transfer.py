@@ -164,14 +164,19 @@ def put_files(
         raise
 
 
-def exists(s3: Any, bucket: str, key: str) -> bool:
+def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """HeadObject's answer, or None when there is no such object."""
     try:
-        s3.head_object(Bucket=bucket, Key=key)
+        return s3.head_object(Bucket=bucket, Key=key)  # type: ignore[no-any-return]
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
+            return None
         raise
-    return True
+
+
+def _as_object(s3: Any, bucket: str, path: str) -> dict[str, Any] | None:
+    """The object `path` names, when it names one rather than a folder."""
+    return head(s3, bucket, path) if path and not path.endswith("/") else None
 
 
 def walk_keys(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
@@ -181,21 +186,26 @@ def walk_keys(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
             yield item["Key"], item["Size"]
 
 
-def download(
-    s3: Any, bucket: str, path: str, local: Path, progress: Progress | None = None
-) -> list[Path]:
-    """Download one object, or every object under the folder `path`, to
-    `local` (a folder's contents land inside `local`); the files written."""
-    if path and not path.endswith("/") and exists(s3, bucket, path):
+@dataclass(frozen=True, slots=True)
+class Job:
+    key: str
+    size: int
+    target: Path
+
+
+def plan_download(s3: Any, bucket: str, path: str, local: Path) -> list[Job]:
+    """What downloading one object, or every object under the folder `path`,
+    to `local` writes (a folder's contents land inside `local`). Listed once,
+    before any byte moves, so unsafe keys refuse the whole download."""
+    obj = _as_object(s3, bucket, path)
+    if obj is not None:
         target = local / Path(path).name if local.is_dir() else local
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, path, str(target), Config=TRANSFER, Callback=progress)
-        return [target]
+        return [Job(path, int(obj["ContentLength"]), target)]
     prefix = path if not path or path.endswith("/") else path + "/"
     keys = list(walk_keys(s3, bucket, prefix))
     if not keys:
         raise FileNotFoundError(f"nothing at {path or '/'}")
-    jobs: list[tuple[str, int, Path]] = []
+    jobs: list[Job] = []
     unsafe: list[str] = []
     for key, size in keys:
         if key.endswith("/"):
@@ -204,46 +214,42 @@ def download(
         if any(part in ("", ".", "..") for part in parts):
             unsafe.append(key)  # would land outside LOCAL, or nowhere
             continue
-        jobs.append((key, size, local.joinpath(*parts)))
+        jobs.append(Job(key, size, local.joinpath(*parts)))
     if unsafe:
         raise UnsafeKeys(
             f"refusing to download: {len(unsafe)} keys would not map to a file inside {local} "
             f"(empty, '.' or '..' path segments), e.g. {unsafe[0]!r}; nothing was written"
         )
-    for _, _, target in jobs:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    return jobs
 
-    def one(job: tuple[str, int, Path]) -> None:
-        key, size, target = job
-        if size >= TRANSFER.multipart_threshold:
-            s3.download_file(bucket, key, str(target), Config=TRANSFER, Callback=progress)
+
+def download(s3: Any, bucket: str, jobs: list[Job], progress: Progress | None = None) -> None:
+    """Run planned downloads, several files at once."""
+    for job in jobs:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+
+    def one(job: Job) -> None:
+        if job.size >= TRANSFER.multipart_threshold:
+            s3.download_file(bucket, job.key, str(job.target), Config=TRANSFER, Callback=progress)
             return
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        with target.open("wb") as f:
+        body = s3.get_object(Bucket=bucket, Key=job.key)["Body"]
+        with job.target.open("wb") as f:
             for piece in body.iter_chunks(1024 * 1024):
                 f.write(piece)
         if progress is not None:
-            progress(size)
+            progress(job.size)
 
     with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
         for _ in pool.map(one, jobs):
             pass
-    return [t for _, _, t in jobs]
-
-
-def total_size(s3: Any, bucket: str, path: str) -> int:
-    if path and not path.endswith("/") and exists(s3, bucket, path):
-        return int(s3.head_object(Bucket=bucket, Key=path)["ContentLength"])
-    prefix = path if not path or path.endswith("/") else path + "/"
-    return sum(size for _, size in walk_keys(s3, bucket, prefix))
 
 
 def listing(s3: Any, bucket: str, path: str) -> Iterator[Listed]:
     """A folder's entries, one level deep (folders end with '/')."""
     prefix = path if not path or path.endswith("/") else path + "/"
-    if path and not path.endswith("/") and exists(s3, bucket, path):
-        head = s3.head_object(Bucket=bucket, Key=path)
-        yield Listed(path, False, int(head["ContentLength"]), head["LastModified"])
+    obj = _as_object(s3, bucket, path)
+    if obj is not None:
+        yield Listed(path, False, int(obj["ContentLength"]), obj["LastModified"])
         return
     pages = s3.get_paginator("list_objects_v2").paginate(
         Bucket=bucket, Prefix=prefix, Delimiter="/"

@@ -159,8 +159,9 @@ def exit_code_for(code: str, status: int) -> int:
 @contextlib.contextmanager
 def client() -> Iterator[Client]:
     """A connected client; API and transport errors become messages and exit codes."""
-    endpoint, access, secret = Settings.load().require()
-    api = Client(endpoint, access, secret, region=Settings.load().region)
+    settings = Settings.load()
+    endpoint, access, secret = settings.require()
+    api = Client(endpoint, access, secret, region=settings.region)
     try:
         yield api
     except LoxoError as exc:

@@ -134,9 +134,11 @@ def get(
     s3 = _s3()
     with client() as api:
         bucket = transfer.bucket_for(api, t.repo, t.ref)
-        size = transfer.total_size(s3, bucket, t.path)
+        jobs = transfer.plan_download(s3, bucket, t.path, local)
+        size = sum(job.size for job in jobs)
         with progress_bar(size, f"get {t.path or '/'}", quiet) as advance:
-            written = transfer.download(s3, bucket, t.path, local, advance)
+            transfer.download(s3, bucket, jobs, advance)
+        written = [job.target for job in jobs]
     if output is Output.json:
         print_json({"files": [str(p) for p in written], "bytes": size})
     else:
