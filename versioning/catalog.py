@@ -33,7 +33,7 @@ GC_LOCK = 0x6C6F786F_6763  # "loxo" "gc"
 # sweep; a ref move (branch created at, or reset to, an arbitrary commit; a
 # tag) takes it shared for its transaction. A commit no root reached at the
 # mark may be swept, so pointing a ref at it while gc runs must not happen
-# (Metadata.move_ref), unless a ref points at it already.
+# (Metadata._guard_target), unless a ref points at it already.
 MOVE_LOCK = 0x6C6F786F_6D76  # "loxo" "mv"
 
 

@@ -243,10 +243,6 @@ class Control:
         head = await self.resolve(repo, ref)
         return log.path_history(self.meta, head, path)
 
-    async def read_view(self, repo: str, ref: str | None) -> tuple[CommitId, tree.Root]:
-        cid, commit = await self._commit(repo, ref)
-        return cid, log.tree_of(commit)
-
     # -- open commits --------------------------------------------------------------
 
     async def start_commit(
