@@ -40,7 +40,7 @@ random targets (a different key, prefix or commit pair each time):
   * `service`: steady state. One service with the server's default caches,
     warmed by --warmup operations, then --reps timed ones; node reads and
     round trips are the mean per operation (cache misses only).
-  * `service cold`: --cold-reps operations, each on a fresh Metadata (empty
+  * `service cold`: --cold-reps operations, each on a fresh Database (empty
     caches, as tests/versioning/test_scale.py counts): every node is read
     from PostgreSQL; counts are the median per operation.
   * `http`: the same through `loxo serve` (hand-signed requests over one
@@ -87,13 +87,14 @@ if str(REPO_ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 
 from s3api.operations.listing import list_page  # noqa: E402
-from tests.versioning.counting import CountingMetadata  # noqa: E402
+from tests.versioning.counting import CountingDatabase  # noqa: E402
 from versioning import errors, tree  # noqa: E402
 from versioning.chunkstore.local import LocalChunkStore  # noqa: E402
+from versioning.db import Database  # noqa: E402
 from versioning.ids import CommitId  # noqa: E402
-from versioning.metadata import Metadata  # noqa: E402
 from versioning.model import ObjectEntry  # noqa: E402
-from versioning.repository import ObjectAttrs, Versioning, View  # noqa: E402
+from versioning.repository import Versioning  # noqa: E402
+from versioning.views import ObjectAttrs, View, new_entry  # noqa: E402
 
 PAGE = 1000
 OLD = 10  # the "old" commit of a history branch: the 10th after the base
@@ -212,15 +213,15 @@ class Loader:
         if self._entry is None:
             content, result = await self.svc.store_content(_one_piece(b"bench scale body"))
             md5 = result.md5.hex()
-            self._entry = lambda: self.svc.make_entry(content, result.size, md5, ATTRS)
+            self._entry = lambda: self.new_entry(content, result.size, md5, ATTRS)
         return self._entry()
 
     async def _repo(self, repo: str) -> tuple[View, CommitId | None]:
         try:
-            await self.svc.get_repo(repo)
+            await self.svc.branches.get_repo(repo)
         except errors.RepoNotFound:
-            await self.svc.create_repo(repo)
-        branch = await self.svc.get_branch(repo, "main")
+            await self.svc.branches.create_repo(repo)
+        branch = await self.svc.branches.get_branch(repo, "main")
         return await self.svc.branch_view(repo, "main"), branch.head
 
     async def _count(self, view: View) -> int:
@@ -246,7 +247,7 @@ class Loader:
         data.put_branch = f"put-{self.stamp}"
         data.http_branch = f"hput-{self.stamp}"
         for name in (data.put_branch, data.http_branch):
-            await self.svc.create_branch(data.repo, name)
+            await self.svc.branches.ensure_branch(data.repo, name)
 
     async def files(self, scale: str, n: int, pairs: int) -> Dataset:
         t0 = time.perf_counter()
@@ -258,12 +259,12 @@ class Loader:
         if have:
             log(f"{data.repo}: resuming at {have:,} files")
         await self._load_files(view, have, n, data.repo)
-        head = (await self.svc.get_branch(data.repo, "main")).head
+        head = (await self.svc.branches.get_branch(data.repo, "main")).head
         assert head is not None
         data.old = head.hex()
         # A chain of commits, each changing k random paths of its parent.
         diffs = f"diffs-{self.stamp}"
-        await self.svc.create_branch(data.repo, diffs)
+        await self.svc.branches.ensure_branch(data.repo, diffs)
         dview = await self.svc.branch_view(data.repo, diffs)
         rng = random.Random(n)
         changes = []
@@ -285,10 +286,10 @@ class Loader:
         view, head = await self._repo(data.repo)
         if head is None:
             await self._load_files(view, 0, PAGE, f"{data.repo} base")
-            head = (await self.svc.get_branch(data.repo, "main")).head
+            head = (await self.svc.branches.get_branch(data.repo, "main")).head
         assert head is not None
         # Generation 1 is the base commit; history commit j has generation j + 2.
-        done = (await self.svc.meta.get_history(head))[1] - 1
+        done = (await self.svc.db.objects.get_history(head))[1] - 1
         if done > h:
             raise SystemExit(f"{data.repo} holds {done} commits, more than {h}: use --fresh")
         if done:
@@ -323,7 +324,7 @@ class Loader:
     async def _commits_by_generation(self, repo: str, last: int) -> dict[int, str]:
         """main's commits by generation. Side branches (PUT targets of earlier
         runs) start at main's loaded head, so their generations are > last."""
-        rows = await self.svc.meta.pool.fetch(
+        rows = await self.svc.db.pool.fetch(
             "SELECT h.generation, h.commit_id FROM commit_history h "
             "JOIN commits c ON c.id = h.commit_id WHERE c.repo = $1 AND h.generation <= $2",
             repo,
@@ -347,10 +348,10 @@ def _rng(data: Dataset, op: str, i: int) -> random.Random:
 
 async def op_put(svc: Versioning, data: Dataset, i: int) -> None:
     # s3api's PutObject: check the branch, store the body, commit.
-    await svc.require_branch(data.repo, data.put_branch)
+    await svc.branches.require_branch(data.repo, data.put_branch)
     view = View(data.repo, data.put_branch, None, None)
     content, result = await svc.store_content(_one_piece(b"new object %d" % i), register=False)
-    entry = svc.make_entry(content, result.size, result.md5.hex(), ATTRS)
+    entry = new_entry(content, result.size, result.md5.hex(), ATTRS)
     key = file_key(_rng(data, "put", i).randrange(data.files)) + f".put{i}"
     commit = await svc.commit(view, {key: entry}, "PutObject", {}, contents=[result.manifest])
     assert commit is not None
@@ -360,14 +361,14 @@ async def op_list(svc: Versioning, data: Dataset, i: int) -> None:
     view = await svc.branch_view(data.repo, "main")
     prefix = dir_prefix(_rng(data, "list", i).randrange(data.files // PAGE))
     page = await list_page(svc, view, prefix, "/", "", PAGE)
-    assert len(page.contents) == PAGE, (prefix, len(page.contents))
+    assert len(page.items) == PAGE, (prefix, len(page.items))
 
 
 async def op_diff(svc: Versioning, data: Dataset, i: int) -> None:
     a, b = data.diff_pairs[i % len(data.diff_pairs)]
     va = await svc.snapshot_view(data.repo, a)
     vb = await svc.snapshot_view(data.repo, b)
-    changed = [k async for k, _, _ in tree.diff(svc.meta, va.root, vb.root)]
+    changed = [k async for k, _, _ in tree.diff(svc.db.objects, va.root, vb.root)]
     assert len(changed) == data.k, (a, b, len(changed))
 
 
@@ -404,17 +405,17 @@ async def measure_service(
     """([steady small, steady big], [cold small, cold big]).
 
     Steady: one service per dataset with the default caches, warmed up; its
-    counts are the mean per operation. Cold: a fresh Metadata (empty caches)
+    counts are the mean per operation. Cold: a fresh Database (empty caches)
     per operation; its counts are the median. Small and big operations
     alternate, so load from other processes on the machine hits both alike."""
-    metas = [CountingMetadata(pool) for _ in pair]  # default cache sizes, like a server
+    metas = [CountingDatabase(pool) for _ in pair]  # default cache sizes, like a server
     services = [Versioning(m, store) for m in metas]
     for i in range(args.warmup):
         for svc, data in zip(services, pair, strict=True):
             await op(svc, data, i)
     for meta in metas:
         meta.counting.statements.clear()
-        meta.node_visits = 0
+        meta.counted_objects.node_visits = 0
     latencies: list[list[float]] = [[], []]
     for i in range(args.warmup, args.warmup + args.reps):
         for n, (svc, data) in enumerate(zip(services, pair, strict=True)):
@@ -430,7 +431,7 @@ async def measure_service(
     start = args.warmup + args.reps
     for i in range(start, start + args.cold_reps):
         for n, data in enumerate(pair):
-            fresh = CountingMetadata(pool)
+            fresh = CountingDatabase(pool)
             fresh_svc = Versioning(fresh, store)
             t0 = time.perf_counter()
             await op(fresh_svc, data, i)
@@ -626,13 +627,13 @@ def make_row(
 async def _load_and_measure(
     args: argparse.Namespace, dsn: str, chunks: Path
 ) -> tuple[list[Dataset], list[dict[str, Any]]]:
-    base = await Metadata.connect(dsn, min_size=1, max_size=4)
+    base = await Database.connect(dsn, min_size=1, max_size=4)
     try:
         store = LocalChunkStore(chunks)
         # Loading keeps a small node cache: a million decoded entries would
         # otherwise stay in memory for nothing.
         loader = Loader(
-            Versioning(Metadata(base.pool, node_cache_size=2_000), store),
+            Versioning(Database(base.pool, node_cache_size=2_000), store),
             args.bulk,
             args.k,
             f"{int(time.time()):x}",

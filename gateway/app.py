@@ -34,13 +34,13 @@ from gateway.credentials import Credentials
 from s3api.app import S3App, bucket_from_host
 from s3api.operations.common import Context
 from versioning import gc
-from versioning.catalog import Catalog
 from versioning.chunker import StreamChunker
 from versioning.chunkstore import open_store
 from versioning.chunkstore.base import ChunkStore
 from versioning.control import Control
-from versioning.metadata import Metadata
+from versioning.db import Database
 from versioning.repository import Versioning
+from versioning.services import build
 
 log = logging.getLogger("loxo")
 CONTROL_PREFIX = "/_loxo/"
@@ -65,7 +65,7 @@ class LoxoApp:
         self.cfg = cfg
         self.creds = creds
         self.dsn = dsn
-        self.meta: Metadata | None = None
+        self.db: Database | None = None
         self.store: ChunkStore | None = None
         self.s3: S3App | None = None
         self.control = Starlette(routes=[Route("/_loxo/health", self._health)])
@@ -80,8 +80,8 @@ class LoxoApp:
         return None
 
     async def _health(self, request: Request) -> JSONResponse:
-        assert self.meta is not None
-        await self.meta.pool.fetchval("SELECT 1")
+        assert self.db is not None
+        await self.db.ping()
         return JSONResponse({"status": "ok"})
 
     async def startup(self) -> None:
@@ -91,18 +91,19 @@ class LoxoApp:
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="loxo-io")
         )
         self.store = open_chunk_store(self.cfg)
-        self.meta = await Metadata.connect(self.dsn)
-        versioning = Versioning(
-            self.meta,
+        self.db = await Database.connect(self.dsn)
+        services = build(
+            self.db,
             self.store,
             inline_max=self.cfg.inline_max,
             chunker_factory=functools.partial(
                 StreamChunker, self.cfg.chunk_avg, self.cfg.chunk_min, self.cfg.chunk_max
             ),
             ingest_memory=self.cfg.ingest_memory,
+            open_idle_seconds=self.cfg.open_commit_idle_minutes * 60,
         )
+        versioning, control = services.versioning, services.control
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
-        control = Control(versioning, self.cfg.open_commit_idle_minutes * 60)
         self.api = ControlApi(control, self._secret_for)
         if self.cfg.upload_expiry_hours > 0:
             self._expiry = asyncio.create_task(self._expire_uploads(versioning))
@@ -112,8 +113,8 @@ class LoxoApp:
 
     async def _collect_garbage(self) -> None:
         """A gc pass every gc_interval_hours (the first one interval after start)."""
-        assert self.meta is not None and self.store is not None
-        catalog = Catalog(self.meta.pool)
+        assert self.db is not None and self.store is not None
+        catalog = self.db.catalog()
         while True:
             await asyncio.sleep(self.cfg.gc_interval_hours * 3600)
             try:
@@ -130,7 +131,7 @@ class LoxoApp:
         interval = min(max(max_idle / 10, EXPIRY_MIN_INTERVAL), EXPIRY_MAX_INTERVAL)
         while True:
             try:
-                expired = await versioning.expire_uploads(int(max_idle * 1_000_000))
+                expired = await versioning.uploads.expire(int(max_idle * 1_000_000))
                 if expired:
                     log.info(
                         "aborted %d multipart uploads idle for over %g hours",
@@ -146,7 +147,7 @@ class LoxoApp:
         sets at start: so look often (one small query)."""
         while True:
             try:
-                for record in await control.expire_open_commits():
+                for record in await control.open_commits.expire():
                     log.info(
                         "aborted open commit %s of %s@%s: idle for over %g s",
                         record.id.hex(),
@@ -164,8 +165,8 @@ class LoxoApp:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self.meta is not None:
-            await self.meta.close()
+        if self.db is not None:
+            await self.db.close()
         if self.store is not None:
             await self.store.close()
 

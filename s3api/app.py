@@ -21,7 +21,6 @@ from s3api.errors import (
     AccessDenied,
     InvalidAccessKeyId,
     InvalidArgument,
-    InvalidBucketName,
     MethodNotAllowed,
     NotImplementedErr,
     S3Error,
@@ -219,7 +218,10 @@ class S3App:
 
     async def _handle(self, req: S3Request) -> Response:
         self._authenticate(req)
-        action = routing.route(req.method, req.bucket_name, req.key, req.query.keys())
+        headers = req.extra["headers"]
+        action = routing.header_action(
+            routing.route(req.method, req.bucket_name, req.key, req.query.keys()), headers
+        )
         if action == "NotImplemented":
             raise NotImplementedErr(
                 "This sub-resource is not implemented by loxo: "
@@ -228,16 +230,13 @@ class S3App:
         if action == "MethodNotAllowed":
             raise MethodNotAllowed()
         if req.bucket_name is not None:
-            try:
-                bucket_of(req)
-            except InvalidBucketName:
-                raise
-        unsupported = routing.unsupported_header(action, req.extra["headers"])
+            bucket_of(req)  # InvalidBucketName before anything else
+        unsupported = routing.unsupported_header(action, headers)
         if unsupported is not None:
             name, value = unsupported
             raise NotImplementedErr(
                 f"loxo does not implement the {name} header with the value {value.strip()!r} "
-                f"on {routing.header_action(action, req.extra['headers'])}",
+                f"on {action}",
                 Header=name,
             )
         handler = ACTIONS[action]

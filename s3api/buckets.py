@@ -11,24 +11,22 @@ import re
 from dataclasses import dataclass
 
 from s3api.errors import InvalidBucketName
+from versioning.ids import is_commit_hex
 
 _PART = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_COMMIT = re.compile(r"^[0-9a-f]{32}$")
-DEFAULT_BRANCH = "main"
 
 
 @dataclass(frozen=True, slots=True)
 class BucketRef:
     repo: str
-    branch: str | None  # None when the bucket names a snapshot
+    branch: str | None  # None for the default branch, or when the bucket names a snapshot
     commit: str | None  # 32-hex commit id of a snapshot
-    explicit_branch: bool  # the name spelled out the branch
 
     @property
     def name(self) -> str:
         if self.commit is not None:
             return f"{self.repo}.{self.commit}"
-        return f"{self.repo}.{self.branch}" if self.explicit_branch else self.repo
+        return f"{self.repo}.{self.branch}" if self.branch is not None else self.repo
 
 
 def parse_bucket(name: str) -> BucketRef:
@@ -45,8 +43,8 @@ def parse_bucket(name: str) -> BucketRef:
             BucketName=name,
         )
     if len(parts) == 1:
-        return BucketRef(parts[0], DEFAULT_BRANCH, None, False)
+        return BucketRef(parts[0], None, None)
     repo, rest = parts
-    if _COMMIT.match(rest):
-        return BucketRef(repo, None, rest, True)
-    return BucketRef(repo, rest, None, True)
+    if is_commit_hex(rest):
+        return BucketRef(repo, None, rest)
+    return BucketRef(repo, rest, None)

@@ -286,9 +286,6 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     (dom.InvalidName, InvalidBucketName),
     (dom.BranchNotEmpty, BucketNotEmpty),
     (dom.ReadOnlyRef, AccessDenied),
-    (dom.InvalidPart, InvalidPart),
-    (dom.InvalidPartOrder, InvalidPartOrder),
-    (dom.EntityTooSmall, EntityTooSmall),
     (dom.PreconditionFailed, PreconditionFailed),
     (dom.ConcurrentUpdate, ServiceUnavailable),
     # Control-API outcomes no S3 action produces; retryable if one ever did.

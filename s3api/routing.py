@@ -68,7 +68,7 @@ _BUCKET: list[tuple[str, str | None, str]] = [
 ]
 
 # PutObject and UploadPart with x-amz-copy-source are CopyObject and
-# UploadPartCopy: their handlers dispatch on the header.
+# UploadPartCopy (header_action names them).
 _OBJECT: list[tuple[str, str | None, str]] = [
     ("GET", "acl", "GetObjectAcl"),
     ("PUT", "acl", "PutObjectAcl"),

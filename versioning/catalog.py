@@ -1,6 +1,6 @@
 """Whole-catalog scans and deletes: the SQL of garbage collection and fsck.
 
-Metadata serves requests, one object or one commit at a time; this module
+The stores in versioning/db serve requests, one object or one commit at a time; this module
 reads and deletes across every repo in bulk, in batches, for the maintenance
 passes. Deletes re-check `touched` against the pass's cutoff in the same
 statement, so a row a writer re-used meanwhile (see migration 0004) survives.
@@ -33,7 +33,7 @@ GC_LOCK = 0x6C6F786F_6763  # "loxo" "gc"
 # sweep; a ref move (branch created at, or reset to, an arbitrary commit; a
 # tag) takes it shared for its transaction. A commit no root reached at the
 # mark may be swept, so pointing a ref at it while gc runs must not happen
-# (Metadata._guard_target), unless a ref points at it already.
+# (db/ref_guard.guard_target), unless a ref points at it already.
 MOVE_LOCK = 0x6C6F786F_6D76  # "loxo" "mv"
 
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from versioning import errors, history, tree
+from versioning.clock import now_us
+from versioning.db import ChainWrite, Database
 from versioning.ids import CommitId, ContentId, NodeId, VersionId
-from versioning.metadata import Metadata, now_us
 from versioning.model import Commit, Manifest, ObjectEntry
 from versioning.tree import Node, Root
 
@@ -62,20 +63,20 @@ class Change:
 class _Overlay:
     """Tree nodes made in this attempt but not yet stored, over the stored ones."""
 
-    def __init__(self, meta: Metadata) -> None:
-        self.meta = meta
+    def __init__(self, stored: tree.NodeSource) -> None:
+        self.stored = stored
         self.nodes: dict[NodeId, Node] = {}
 
     async def get_node(self, node_id: NodeId) -> Node:
         node = self.nodes.get(node_id)
         if node is not None:
             return node
-        return await self.meta.get_node(node_id)
+        return await self.stored.get_node(node_id)
 
 
 class Committer:
-    def __init__(self, meta: Metadata) -> None:
-        self.meta = meta
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._queues: dict[tuple[str, str], list[Change]] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.conflicts = 0  # head moves lost to another process, each one a rebase
@@ -139,14 +140,14 @@ class Committer:
         if guessed:
             head = self._known_heads[key]
         else:
-            head = (await self.meta.get_branch(repo, branch)).head
+            head = (await self.db.refs.get_branch(repo, branch)).head
         root: Root = None
         if head is not None:
-            root = NodeId((await self.meta.get_commit(head)).tree or b"") or None
-        src = _Overlay(self.meta)
+            root = NodeId((await self.db.objects.get_commit(head)).tree or b"") or None
+        src = _Overlay(self.db.objects)
         parent = head
         history_root, generation = (
-            await self.meta.get_history(head) if head is not None else (None, 0)
+            await self.db.objects.get_history(head) if head is not None else (None, 0)
         )
         histories: list[tuple[CommitId, Root, int]] = []
         commits: list[Commit] = []
@@ -170,9 +171,9 @@ class Committer:
                     if change.consume_upload in uploads:
                         # An earlier change of this batch completes it.
                         raise errors.UploadNotFound(change.consume_upload)
-                    await self.meta.get_upload(change.consume_upload)
+                    await self.db.uploads.get_upload(change.consume_upload)
                 if change.consume_open is not None:
-                    record = await self.meta.get_open_commit(repo, change.consume_open)
+                    record = await self.db.open_commits.get_open_commit(repo, change.consume_open)
                     if record is None or not record.finishing or change.consume_open in opens:
                         raise errors.OpenCommitNotFound(change.consume_open.hex())
             except errors.VersioningError as exc:
@@ -218,24 +219,26 @@ class Committer:
             outcome[index] = commit.id
             parent, root = commit.id, new_root
         if commits:
-            ok = await self.meta.commit_chain(
-                repo,
-                branch,
-                head,
-                commits,
-                src.nodes,
-                versions,
-                consume_uploads=uploads,
-                consume_open=opens,
-                contents=contents,
-                extra_parents=extra_parents,
-                histories=histories,
-                referenced=referenced,
+            ok = await self.db.writer.commit_chain(
+                ChainWrite(
+                    repo=repo,
+                    branch=branch,
+                    old_head=head,
+                    commits=commits,
+                    nodes=src.nodes,
+                    versions=versions,
+                    consume_uploads=uploads,
+                    consume_open=opens,
+                    contents=contents,
+                    extra_parents=extra_parents,
+                    histories=histories,
+                    referenced=referenced,
+                )
             )
             if not ok:
                 return False
             self._known_heads[key] = commits[-1].id
-        elif guessed and (await self.meta.get_branch(repo, branch)).head != head:
+        elif guessed and (await self.db.refs.get_branch(repo, branch)).head != head:
             # Nothing was committed, so no compare-and-set proved that these
             # outcomes (no-ops, failed preconditions) were judged on the
             # current head: they were not. Judge them again.

@@ -87,18 +87,6 @@ class ReadOnlyRef(VersioningError):
     """A write aimed at something immutable, such as a commit snapshot."""
 
 
-class InvalidPart(VersioningError):
-    pass
-
-
-class InvalidPartOrder(VersioningError):
-    pass
-
-
-class EntityTooSmall(VersioningError):
-    pass
-
-
 class PreconditionFailed(VersioningError):
     pass
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from versioning.catalog import Catalog, batches
 from versioning.chunkstore.base import ChunkStore
+from versioning.clock import now_us
 from versioning.errors import CorruptData
 from versioning.ids import ChunkId
-from versioning.metadata import now_us
 from versioning.model import Manifest
 from versioning.reach import walk
 

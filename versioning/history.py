@@ -74,93 +74,26 @@ async def records_for(
 
 
 @dataclass(frozen=True, slots=True)
-class Version:
+class Record:
+    """One commit's change to one key: the entry it wrote, or a delete marker."""
+
     key: str
     commit: CommitId
-    entry: ObjectEntry  # a delete marker when is_delete_marker(entry)
-    is_latest: bool
+    entry: ObjectEntry  # a delete marker when self.deleted
+
+    @property
+    def deleted(self) -> bool:
+        return is_delete_marker(self.entry)
 
 
-@dataclass(slots=True)
-class VersionPage:
-    versions: list[Version]
-    prefixes: list[str]
-    truncated: bool
-    next_key_marker: str | None = None
-    next_version_marker: CommitId | None = None
-
-
-async def list_versions(
-    src: NodeSource,
-    root: Root,
-    prefix: str = "",
-    delimiter: str = "",
-    key_marker: str = "",
-    version_marker: CommitId | None = None,
-    max_keys: int = 1000,
-) -> VersionPage:
-    """One page of versions, S3's ListObjectVersions semantics: keys in order,
-    each key's versions newest first, resuming after (key_marker,
-    version_marker); a common prefix counts as one item."""
-    page = VersionPage([], [], False)
-    if key_marker and version_marker is not None:
-        # Resume inside key_marker's versions, after version_marker. Its
-        # generation is unknown here, so find it by scanning that key's
-        # records (a key's records are few next to the whole history).
-        seek = key_marker + SEPARATOR
-        skip_through: CommitId | None = version_marker
-    elif key_marker:
-        seek = key_marker + chr(1)  # past every record of key_marker
-        skip_through = None
-    else:
-        seek = ""
-        skip_through = None
-    seek = max(seek, prefix)
-    count = 0
-    last_key: str | None = None
-    while True:
-        restart: str | None = None
-        async for hkey, entry in tree.iterate(src, root, seek):
-            key, _generation, commit = split_record_key(hkey)
-            if skip_through is not None:
-                if key != key_marker:
-                    skip_through = None  # the marker's version is gone: go on
-                else:
-                    if commit == skip_through:
-                        skip_through = None
-                    last_key = key
-                    continue
-            if not key.startswith(prefix):
-                if key > prefix:
-                    return page
-                continue
-            if delimiter:
-                cut = key.find(delimiter, len(prefix))
-                if cut >= 0:
-                    common = key[: cut + len(delimiter)]
-                    if key_marker and common <= key_marker:
-                        restart = tree.past_prefix(common)
-                    else:
-                        if count >= max_keys:
-                            page.truncated = max_keys > 0
-                            return page
-                        count += 1
-                        page.prefixes.append(common)
-                        page.next_key_marker, page.next_version_marker = common, None
-                        restart = tree.past_prefix(common)
-                    if restart is None:
-                        continue
-                    break
-            if count >= max_keys:
-                page.truncated = max_keys > 0
-                return page
-            count += 1
-            page.versions.append(Version(key, commit, entry, is_latest=key != last_key))
-            last_key = key
-            page.next_key_marker, page.next_version_marker = key, commit
-        else:
-            return page
-        seek = restart
+async def records(src: NodeSource, root: Root, seek: str = "") -> AsyncIterator[Record]:
+    """Every record from the first key >= `seek`: keys in order, each key's
+    records newest first. `seek` is compared with record keys, so
+    `key + SEPARATOR` starts at key's newest record and a seek past a key's
+    last record is `key + chr(1)`."""
+    async for hkey, entry in tree.iterate(src, root, seek):
+        key, _generation, commit = split_record_key(hkey)
+        yield Record(key, commit, entry)
 
 
 async def history_of(

@@ -34,9 +34,3 @@ def short_hash(data: bytes) -> bytes:
 
 def is_commit_hex(text: str) -> bool:
     return bool(_HEX32.match(text))
-
-
-def commit_id_from_hex(text: str) -> CommitId:
-    if not is_commit_hex(text):
-        raise ValueError(f"not a commit id: {text!r}")
-    return CommitId(bytes.fromhex(text))

@@ -11,11 +11,12 @@ commit (or the multipart part row) names the body, reachability protects it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Protocol
 
 from versioning.chunkstore.base import ChunkStore
 from versioning.errors import ContentGone
 from versioning.ids import ChunkId
-from versioning.metadata import Metadata
 from versioning.model import ChunkRef
 
 # Re-touch what an upload has stored after this long. gc's grace period must
@@ -24,14 +25,20 @@ from versioning.model import ChunkRef
 KEEPALIVE_SECONDS = 120.0
 
 
+class ChunkRows(Protocol):
+    """Where leases are recorded (db.objects)."""
+
+    async def touch_chunks(self, chunks: Iterable[ChunkRef]) -> list[ChunkId]: ...
+
+
 class LeasedStore:
     """A ChunkSink for one body: store.put_many, with the leases above.
 
     One instance per body being written; not shared between uploads.
     """
 
-    def __init__(self, meta: Metadata, store: ChunkStore) -> None:
-        self.meta = meta
+    def __init__(self, rows: ChunkRows, store: ChunkStore) -> None:
+        self.rows = rows
         self.store = store
         self._held: dict[ChunkId, int] = {}
         self._touched_at = time.monotonic()
@@ -41,13 +48,13 @@ class LeasedStore:
         if time.monotonic() - self._touched_at > KEEPALIVE_SECONDS and self._held:
             refs.extend(ChunkRef(cid, size) for cid, size in self._held.items())
             self._touched_at = time.monotonic()
-        await self.meta.touch_chunks(refs)
+        await self.rows.touch_chunks(refs)
         for ref in refs:
             self._held[ref.id] = ref.size
         return await self.store.put_many(chunks)
 
 
-async def hold_existing(meta: Metadata, store: ChunkStore, chunks: list[ChunkRef]) -> None:
+async def hold_existing(rows: ChunkRows, store: ChunkStore, chunks: list[ChunkRef]) -> None:
     """Lease chunks a new body re-uses without having their bytes (copies,
     completed multipart uploads), and make sure they are still stored.
 
@@ -55,7 +62,7 @@ async def hold_existing(meta: Metadata, store: ChunkStore, chunks: list[ChunkRef
     its row, so it may have removed the chunk too. Such a body's source was
     unreachable, and the write is refused rather than left dangling.
     """
-    for cid in await meta.touch_chunks(c for c in chunks if c.inline is None):
+    for cid in await rows.touch_chunks(c for c in chunks if c.inline is None):
         if not await store.has(cid):
             raise ContentGone(
                 f"chunk {cid.hex()} of the source was garbage-collected; nothing was written"

@@ -246,3 +246,61 @@ class Tag:
     name: str
     commit: CommitId
     created: int
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A multipart upload in progress into a branch."""
+
+    id: str
+    repo: str
+    branch: str
+    key: str
+    created: int
+    attrs: bytes
+    # The checksum algorithm (lower case) and type (COMPOSITE or FULL_OBJECT)
+    # the upload was created with, None when not given.
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPart:
+    """One stored part of an upload: content already durable, not yet committed."""
+
+    part_number: int
+    content: ContentId
+    size: int
+    md5: bytes
+    created: int
+    # algorithm -> base64 checksum of the part, as verified or computed
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCommit:
+    """A commit being built from many writes: a hidden staging branch,
+    finished as ONE commit on `branch` (see versioning/open_commits.py)."""
+
+    id: CommitId  # random, not content-addressed: the finished commit gets its own id
+    repo: str
+    branch: str
+    base: CommitId | None  # the branch head when it was started
+    created: int
+    idle_us: int
+    author: str
+    frozen: CommitId | None = None
+    finishing: bool = False
+
+    @staticmethod
+    def staging_name(commit_id: CommitId) -> str:
+        return STAGING_PREFIX + commit_id.hex()
+
+    @property
+    def staging(self) -> str:
+        return self.staging_name(self.id)
+
+
+# Open commits' staging branches are named "_open-<hex id>": a leading "_" is
+# no valid branch name, so they never collide with, or are listed as, branches.
+STAGING_PREFIX = "_open-"

@@ -10,7 +10,7 @@ A bare `repo` means its default branch. A name is looked up as a branch,
 then a tag (the two share one namespace: control.py refuses a tag named like
 a branch and the reverse), then as a commit id prefix; names that could be
 mistaken for whole commit ids are refused at creation
-(repository.check_branch_name).
+(names.check_ref_name).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 
 from versioning import errors
+from versioning.db import Database
 from versioning.ids import CommitId
-from versioning.metadata import Metadata
 
 MIN_PREFIX = 8
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -79,16 +79,16 @@ def parse_ref(text: str) -> Ref:
     return Ref(repo, name or None, tuple(steps))
 
 
-async def resolve(meta: Metadata, ref: Ref) -> CommitId:
+async def resolve(db: Database, ref: Ref) -> CommitId:
     """The commit a ref names. RefNotFound when nothing matches (or an
     ancestor step walks past the first commit), AmbiguousRef when a hex
     prefix matches several commits."""
-    repo = await meta.get_repo(ref.repo)
+    repo = await db.repos.get_repo(ref.repo)
     name = ref.name or repo.default_branch
-    commit = await _named(meta, ref.repo, name)
+    commit = await _named(db, ref.repo, name)
     for parent_index, count in ref.steps:
         for _ in range(count):
-            parents = (await meta.get_commit(commit)).parents
+            parents = (await db.objects.get_commit(commit)).parents
             if parent_index >= len(parents):
                 raise errors.RefNotFound(
                     f"{ref.repo}@{name}: commit {commit.hex()} has no parent #{parent_index + 1}"
@@ -97,16 +97,16 @@ async def resolve(meta: Metadata, ref: Ref) -> CommitId:
     return commit
 
 
-async def _named(meta: Metadata, repo: str, name: str) -> CommitId:
+async def _named(db: Database, repo: str, name: str) -> CommitId:
     try:
-        head = (await meta.get_branch(repo, name)).head
+        head = (await db.refs.get_branch(repo, name)).head
     except errors.BranchNotFound:
         pass
     else:
         if head is None:
             raise errors.RefNotFound(f"{repo}@{name}: the branch has no commits yet")
         return head
-    tag = await meta.get_tag(repo, name)
+    tag = await db.refs.get_tag(repo, name)
     if tag is not None:
         return tag.commit
     if not _HEX.match(name):
@@ -116,7 +116,7 @@ async def _named(meta: Metadata, repo: str, name: str) -> CommitId:
             f"{repo}@{name}: no such branch, and a commit prefix needs at least "
             f"{MIN_PREFIX} hex digits"
         )
-    found = await meta.commits_with_prefix(repo, name, limit=2)
+    found = await db.objects.commits_with_prefix(repo, name, limit=2)
     if not found:
         raise errors.RefNotFound(f"{repo}@{name}: no branch or commit matches")
     if len(found) > 1:

@@ -6,11 +6,10 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from versioning.commit_log import PathChange
 from versioning.control import CommitInfo, MergeResult, RepoInfo
 from versioning.ids import CommitId
-from versioning.log import Change
-from versioning.metadata import OpenCommitRecord
-from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag
+from versioning.model import Branch, Commit, ObjectEntry, OpenCommit, Repo, Tag
 
 # Years 1 to 9999 of datetime, in Unix seconds (a bound, not a calendar).
 MAX_SECONDS = 253_402_300_799
@@ -95,7 +94,7 @@ def commit_info(info: CommitInfo) -> dict[str, Any]:
     }
 
 
-def change(ch: Change) -> dict[str, Any]:
+def change(ch: PathChange) -> dict[str, Any]:
     return {
         "path": ch.path,
         "change": ch.kind,
@@ -115,7 +114,7 @@ def entry(e: ObjectEntry | None) -> dict[str, Any] | None:
     }
 
 
-def open_commit(r: OpenCommitRecord) -> dict[str, Any]:
+def open_commit(r: OpenCommit) -> dict[str, Any]:
     return {
         "id": r.id.hex(),
         "repo": r.repo,

@@ -18,7 +18,7 @@ OWNER = [("ID", "loxo"), ("DisplayName", "loxo")]
 
 
 async def list_buckets(ctx: Context, req: S3Request) -> Response:
-    branches = await ctx.versioning.list_branches()
+    branches = await ctx.versioning.branches.list_branches()
     buckets = [
         ("Bucket", [("Name", f"{b.repo}.{b.name}"), ("CreationDate", xml.iso8601(b.created))])
         for b in branches
@@ -34,12 +34,11 @@ async def create_bucket(ctx: Context, req: S3Request) -> Response:
         raise AccessDenied(
             f"{ref.name} names a commit snapshot; snapshots are read-only and cannot be created"
         )
-    assert ref.branch is not None
     try:
-        if ref.explicit_branch:
-            await ctx.versioning.create_branch(ref.repo, ref.branch)
+        if ref.branch is not None:
+            await ctx.versioning.branches.ensure_branch(ref.repo, ref.branch)
         else:
-            await ctx.versioning.create_repo(ref.repo)
+            await ctx.versioning.branches.create_repo(ref.repo)
     except dom.AlreadyExists:
         raise BucketAlreadyOwnedByYou(BucketName=ref.name) from None
     return Response(status_code=200, headers={"Location": f"/{req.bucket_name}"})
@@ -49,9 +48,11 @@ async def delete_bucket(ctx: Context, req: S3Request) -> Response:
     ref = bucket_of(req)
     if ref.commit is not None:
         raise AccessDenied(f"{ref.name} is a commit snapshot; snapshots are read-only")
-    assert ref.branch is not None
     try:
-        await ctx.versioning.delete_branch(ref.repo, ref.branch)
+        branch = ref.branch or await ctx.versioning.branches.default_branch(ref.repo)
+        await ctx.versioning.branches.delete_branch(
+            ref.repo, branch, only_if_empty=True, may_drop_repo=True
+        )
     except dom.NotFound:
         raise NoSuchBucket(BucketName=req.bucket_name or "") from None
     return Response(status_code=204)

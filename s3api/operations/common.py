@@ -17,7 +17,8 @@ from versioning import errors as dom
 from versioning import tree
 from versioning.committer import Check
 from versioning.model import ObjectEntry
-from versioning.repository import ObjectAttrs, Versioning, View
+from versioning.repository import Versioning
+from versioning.views import ObjectAttrs, View
 
 # Representation headers stored with an object and returned on GET/HEAD.
 STORED_HEADERS = (
@@ -28,6 +29,7 @@ STORED_HEADERS = (
     "expires",
 )
 MAX_KEY_BYTES = 1024
+MAX_PARTS = 10_000  # multipart uploads: part numbers 1 to 10,000
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
@@ -50,8 +52,8 @@ async def view_of(ctx: Context, req: S3Request) -> View:
     try:
         if ref.commit is not None:
             return await ctx.versioning.snapshot_view(ref.repo, ref.commit)
-        assert ref.branch is not None
-        # `repo.name` is a branch, or a tag (read-only, like a snapshot).
+        # `repo.name` is a branch, or a tag (read-only, like a snapshot);
+        # a bare `repo` its default branch.
         return await ctx.versioning.named_view(ref.repo, ref.branch)
     except dom.NotFound:
         raise NoSuchBucket(BucketName=req.bucket_name or "") from None
@@ -63,12 +65,11 @@ async def write_view(ctx: Context, req: S3Request) -> View:
     ref = bucket_of(req)
     if ref.commit is not None:
         return await view_of(ctx, req)  # a snapshot: the caller refuses it
-    assert ref.branch is not None
     try:
-        await ctx.versioning.require_branch(ref.repo, ref.branch)
+        branch = await ctx.versioning.write_target(ref.repo, ref.branch)
     except dom.NotFound:
         return await view_of(ctx, req)  # a tag (the caller refuses it), or NoSuchBucket
-    return View(ref.repo, ref.branch, None, None)
+    return View(ref.repo, branch, None, None)
 
 
 def check_key(key: str) -> None:
@@ -170,7 +171,7 @@ async def check_early(ctx: Context, view: View, check: Check | None) -> None:
     """Refuse a doomed conditional write before its body is uploaded; the
     committer checks again when it commits."""
     if check is not None:
-        await check(ctx.versioning.meta, view.root)
+        await ctx.versioning.check(view, check)
 
 
 def attrs_from_headers(headers: Mapping[str, str]) -> ObjectAttrs:

@@ -38,17 +38,17 @@ from s3api.operations.common import (
     write_condition,
     write_view,
 )
-from s3api.operations.objects import deleted_by, read_only
+from s3api.operations.multipart import part_target
+from s3api.operations.objects import deleted_by, read_only, single_part_md5
 from s3api.request import S3Request
 from versioning import errors as dom
-from versioning.metadata import UploadRecord
-from versioning.model import ObjectEntry
-from versioning.repository import ObjectAttrs, View
+from versioning.ids import is_commit_hex
+from versioning.model import ObjectEntry, Upload
+from versioning.views import ObjectAttrs, View, new_entry
 
 # The largest object CopyObject copies, and the largest part: as S3. Larger
 # objects are copied with UploadPartCopy, in ranges.
 MAX_COPY_SIZE = 5 * 1024**3
-_VERSION = re.compile(r"^[0-9a-f]{32}$")
 _COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
 _COPY_BODY_LIMIT = 1 << 20
 
@@ -87,7 +87,7 @@ def parse_copy_source(value: str) -> CopySource:
         raise invalid("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
     if version == "null":
         version = None  # loxo has no null version: every version is a commit
-    if version is not None and not _VERSION.match(version):
+    if version is not None and not is_commit_hex(version):
         raise invalid("Invalid version id specified")
     return CopySource(bucket, key, version)
 
@@ -108,7 +108,6 @@ async def source_of(ctx: Context, src: CopySource) -> tuple[View, ObjectEntry]:
                 # A version that is no commit of the repo: no such object version.
                 raise NoSuchVersion(Key=src.key, VersionId=src.version) from None
         else:
-            assert ref.branch is not None
             view = await ctx.versioning.named_view(ref.repo, ref.branch)
     except (dom.RepoNotFound, dom.BranchNotFound):
         raise NoSuchBucket(BucketName=src.bucket) from None
@@ -199,16 +198,14 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
         raise read_only(view)
     check_key(req.key)
     await _discard_body(req)
-    _, entry = await source_of(ctx, src)
+    source, entry = await source_of(ctx, src)
     check_source_conditions(req, entry)
     if entry.size > MAX_COPY_SIZE:
         raise _too_large()
-    source_ref = parse_bucket(src.bucket)
     if (
         directive == "COPY"
-        and src.version is None
-        and source_ref.commit is None
-        and (source_ref.repo, source_ref.branch, src.key) == (view.repo, view.branch, req.key)
+        and source.branch is not None
+        and (source.repo, source.branch, src.key) == (view.repo, view.branch, req.key)
     ):
         raise InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself "
@@ -221,9 +218,7 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
         attrs = attrs_from_headers(req.headers)
     sums = await _checksums(ctx, req, entry)
     await check_early(ctx, view, condition)
-    new = ctx.versioning.make_entry(
-        entry.content, entry.size, entry.etag, attrs, sums, parts=entry.parts
-    )
+    new = new_entry(entry.content, entry.size, entry.etag, attrs, sums, parts=entry.parts)
     commit = await ctx.versioning.commit(
         view,
         {req.key: new},
@@ -251,7 +246,7 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
     )
 
 
-def _part_copy_algorithms(req: S3Request, upload: UploadRecord) -> list[str]:
+def _part_copy_algorithms(req: S3Request, upload: Upload) -> list[str]:
     """The checksums an UploadPartCopy part gets: the upload's algorithm, and
     one x-amz-checksum-algorithm asks for."""
     wanted = [upload.checksum_algorithm] if upload.checksum_algorithm else []
@@ -290,10 +285,9 @@ def _copy_range(value: str | None, size: int) -> tuple[int, int]:
     return first, last + 1
 
 
-async def upload_part_copy(
-    ctx: Context, req: S3Request, upload: UploadRecord, number: int
-) -> Response:
+async def upload_part_copy(ctx: Context, req: S3Request) -> Response:
     """UploadPart with x-amz-copy-source: the part is (a range of) an existing object."""
+    number, upload = await part_target(ctx, req)
     src = parse_copy_source(req.headers["x-amz-copy-source"])
     await _discard_body(req)
     _, entry = await source_of(ctx, src)
@@ -308,10 +302,11 @@ async def upload_part_copy(
         start,
         end,
         hashers,  # type: ignore[arg-type]
+        known_md5=single_part_md5(entry),
     )
     sums = {name: checksums.encode(checksums.digest_of(h)) for name, h in hashers.items()}
     try:
-        created = await ctx.versioning.put_part(upload, number, content, size, md5, sums)
+        created = await ctx.versioning.uploads.put_part(upload, number, content, size, md5, sums)
     except dom.UploadNotFound:
         raise NoSuchUpload(UploadId=upload.id) from None
     body = xml.document(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
 
 from starlette.responses import Response
 
@@ -19,61 +18,27 @@ from s3api import xml
 from s3api.errors import InvalidArgument
 from s3api.operations.buckets import OWNER
 from s3api.operations.common import Context, KeyEncoder, key_encoder, view_of
+from s3api.paging import Page, page
 from s3api.request import S3Request
-from versioning import tree
 from versioning.model import ObjectEntry
-from versioning.repository import Versioning, View
+from versioning.repository import Versioning
+from versioning.views import View
 
 MAX_KEYS = 1000
 
 
-@dataclass(slots=True)
-class Page:
-    contents: list[tuple[str, ObjectEntry]] = field(default_factory=list)
-    prefixes: list[str] = field(default_factory=list)
-    truncated: bool = False
-    last: str | None = None  # the last key or common prefix on the page
-
-
 async def list_page(
     versioning: Versioning, view: View, prefix: str, delimiter: str, after: str, max_keys: int
-) -> Page:
-    page = Page()
-    seek = max(prefix, after + "\x00") if after else prefix
-    count = 0
-    while True:
-        restart: str | None = None
-        async for key, entry in versioning.iterate(view, seek):
-            if not key.startswith(prefix):
-                return page
-            item = key
-            is_prefix = False
-            if delimiter:
-                cut = key.find(delimiter, len(prefix))
-                if cut >= 0:
-                    item = key[: cut + len(delimiter)]
-                    is_prefix = True
-            if is_prefix and item <= after:
-                restart = tree.past_prefix(item)
-                if restart is None:
-                    continue
-                break
-            if count >= max_keys:
-                page.truncated = max_keys > 0
-                return page
-            count += 1
-            page.last = item
-            if is_prefix:
-                page.prefixes.append(item)
-                restart = tree.past_prefix(item)
-                if restart is None:
-                    continue  # cannot seek past U+10FFFF: walk on
-                break
-            page.contents.append((key, entry))
-        else:
-            return page
-        assert restart is not None
-        seek = restart
+) -> Page[ObjectEntry]:
+    """One page of the view's keys after `after` (a key or common prefix)."""
+    return await page(
+        lambda seek: versioning.iterate(view, seek),
+        seek=after + "\x00" if after else "",
+        prefix=prefix,
+        delimiter=delimiter,
+        max_items=max_keys,
+        passed=after,
+    )
 
 
 def max_keys_param(req: S3Request) -> int:
@@ -94,9 +59,9 @@ def max_keys_param(req: S3Request) -> int:
     return min(value, MAX_KEYS)
 
 
-def _contents(page: Page, enc: KeyEncoder, owner: bool) -> list[xml.Element]:
+def _contents(listed: Page[ObjectEntry], enc: KeyEncoder, owner: bool) -> list[xml.Element]:
     out: list[xml.Element] = []
-    for key, entry in page.contents:
+    for key, entry in listed.items:
         item: list[xml.Element] = [
             ("Key", enc(key)),
             ("LastModified", xml.iso8601(entry.last_modified)),
@@ -107,7 +72,7 @@ def _contents(page: Page, enc: KeyEncoder, owner: bool) -> list[xml.Element]:
         if owner:
             item.append(("Owner", OWNER))
         out.append(("Contents", item))
-    for p in page.prefixes:
+    for p in listed.prefixes:
         out.append(("CommonPrefixes", [("Prefix", enc(p))]))
     return out
 
@@ -125,19 +90,19 @@ async def _list_v1(ctx: Context, req: S3Request, view: View) -> Response:
     marker = req.query.get("marker", "")
     max_keys = max_keys_param(req)
     encoding, enc = key_encoder(req)
-    page = await list_page(ctx.versioning, view, prefix, delimiter, marker, max_keys)
+    listed = await list_page(ctx.versioning, view, prefix, delimiter, marker, max_keys)
     children: list[xml.Element] = [
         ("Name", req.bucket_name),
         ("Prefix", enc(prefix)),
         ("Marker", enc(marker)),
         ("MaxKeys", max_keys),
         ("Delimiter", enc(delimiter) if delimiter else None),
-        ("IsTruncated", page.truncated),
+        ("IsTruncated", listed.truncated),
         ("EncodingType", encoding),
     ]
-    if page.truncated and delimiter:
-        children.append(("NextMarker", enc(page.last)))
-    children.extend(_contents(page, enc, owner=True))
+    if listed.truncated and delimiter:
+        children.append(("NextMarker", enc(listed.last)))
+    children.extend(_contents(listed, enc, owner=True))
     return Response(xml.document("ListBucketResult", children), media_type="application/xml")
 
 
@@ -158,21 +123,21 @@ async def _list_v2(ctx: Context, req: S3Request, view: View) -> Response:
                 ArgumentName="continuation-token",
             ) from None
         after = max(after, start_after)
-    page = await list_page(ctx.versioning, view, prefix, delimiter, after, max_keys)
+    listed = await list_page(ctx.versioning, view, prefix, delimiter, after, max_keys)
     fetch_owner = req.query.get("fetch-owner", "false").lower() == "true"
     children: list[xml.Element] = [
         ("Name", req.bucket_name),
         ("Prefix", enc(prefix)),
         ("MaxKeys", max_keys),
         ("Delimiter", enc(delimiter) if delimiter else None),
-        ("IsTruncated", page.truncated),
+        ("IsTruncated", listed.truncated),
         ("EncodingType", encoding),
-        ("KeyCount", len(page.contents) + len(page.prefixes)),
+        ("KeyCount", len(listed.items) + len(listed.prefixes)),
         ("ContinuationToken", token),
         ("StartAfter", enc(start_after) if start_after else None),
     ]
-    if page.truncated and page.last is not None:
-        next_token = base64.urlsafe_b64encode(page.last.encode("utf-8")).decode("ascii")
+    if listed.truncated and listed.last is not None:
+        next_token = base64.urlsafe_b64encode(listed.last.encode("utf-8")).decode("ascii")
         children.append(("NextContinuationToken", next_token))
-    children.extend(_contents(page, enc, owner=fetch_owner))
+    children.extend(_contents(listed, enc, owner=fetch_owner))
     return Response(xml.document("ListBucketResult", children), media_type="application/xml")

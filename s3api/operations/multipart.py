@@ -1,12 +1,8 @@
-"""Multipart uploads: Create, UploadPart (and UploadPartCopy), ListParts, Complete,
-Abort and ListMultipartUploads.
+"""Multipart uploads: Create, UploadPart, ListParts, Abort and
+ListMultipartUploads (Complete is complete.py, UploadPartCopy copy.py).
 
-Parts are stored as content like any body. Complete assembles the object from
-the parts' chunk lists, so no byte is copied again, and commits it as one
-commit that also consumes the upload. It records the part sizes in the entry
-(for GetObject ?partNumber) and, for an upload created with a checksum
-algorithm, the object's COMPOSITE or FULL_OBJECT checksum, made from the
-parts' stored checksums (see s3api.checksums) without reading the body.
+Parts are stored as content like any body, with their MD5 (the part's ETag)
+and checksums; nothing is visible until Complete commits the object.
 """
 
 from __future__ import annotations
@@ -17,30 +13,25 @@ from starlette.responses import Response
 
 from s3api import checksums, xml
 from s3api.errors import (
-    BadDigest,
     EntityTooLarge,
     InvalidArgument,
-    InvalidPart,
     InvalidRequest,
-    MalformedXML,
     NoSuchUpload,
 )
-from s3api.operations import copy
 from s3api.operations.buckets import OWNER
 from s3api.operations.common import (
+    MAX_PARTS,
     Context,
     attrs_from_headers,
-    check_early,
     check_key,
     key_encoder,
     view_of,
-    write_condition,
 )
 from s3api.operations.objects import read_only
 from s3api.request import S3Request
 from versioning import errors as dom
-from versioning.metadata import PartRecord, UploadRecord
-from versioning.repository import MAX_PARTS, View
+from versioning.model import Upload
+from versioning.views import View
 
 MAX_PART_SIZE = 5 * 1024**3  # as S3: parts are 5 MiB (but the last) to 5 GiB
 MAX_LISTED = 1000
@@ -49,11 +40,11 @@ MAX_LISTED = 1000
 _PAST_EVERY_ID = "~"
 
 
-async def _upload(ctx: Context, req: S3Request) -> tuple[View, UploadRecord]:
+async def upload_of(ctx: Context, req: S3Request) -> tuple[View, Upload]:
     view = await view_of(ctx, req)
     assert req.key is not None
     try:
-        return view, await ctx.versioning.get_upload(view, req.key, req.query["uploadId"])
+        return view, await ctx.versioning.uploads.get(view, req.key, req.query["uploadId"])
     except dom.UploadNotFound:
         raise NoSuchUpload(UploadId=req.query["uploadId"]) from None
 
@@ -65,7 +56,7 @@ async def create_multipart_upload(ctx: Context, req: S3Request) -> Response:
     assert req.key is not None
     check_key(req.key)
     algorithm, kind = _upload_checksum(req)
-    upload_id = await ctx.versioning.create_upload(
+    upload_id = await ctx.versioning.uploads.create(
         view, req.key, attrs_from_headers(req.headers), algorithm, kind
     )
     body = xml.document(
@@ -124,11 +115,15 @@ def _part_number(req: S3Request) -> int:
     return int(raw)
 
 
-async def upload_part(ctx: Context, req: S3Request) -> Response:
+async def part_target(ctx: Context, req: S3Request) -> tuple[int, Upload]:
+    """The part number and upload an UploadPart (or UploadPartCopy) writes to."""
     number = _part_number(req)
-    _, upload = await _upload(ctx, req)
-    if "x-amz-copy-source" in req.headers:
-        return await copy.upload_part_copy(ctx, req, upload, number)
+    _, upload = await upload_of(ctx, req)
+    return number, upload
+
+
+async def upload_part(ctx: Context, req: S3Request) -> Response:
+    number, upload = await part_target(ctx, req)
     declared = req.decoded_length()
     if declared is None:
         declared = req.declared_length()
@@ -145,7 +140,9 @@ async def upload_part(ctx: Context, req: S3Request) -> Response:
         # The client sent no checksum of the upload's algorithm: ours is the part's.
         stored[wanted] = checksums.encode(checksums.digest_of(hashers[wanted]))
     try:
-        await ctx.versioning.put_part(upload, number, content_id, result.size, result.md5, stored)
+        await ctx.versioning.uploads.put_part(
+            upload, number, content_id, result.size, result.md5, stored
+        )
     except dom.UploadNotFound:
         raise NoSuchUpload(UploadId=upload.id) from None
     headers = {"ETag": f'"{result.md5.hex()}"'}
@@ -190,19 +187,19 @@ def _int_param(req: S3Request, name: str, default: int) -> int:
 
 
 async def list_parts(ctx: Context, req: S3Request) -> Response:
-    _, upload = await _upload(ctx, req)
-    parts = await ctx.versioning.list_parts(upload)
+    _, upload = await upload_of(ctx, req)
+    parts = await ctx.versioning.uploads.parts(upload)
     marker = _int_param(req, "part-number-marker", 0)
     max_parts = min(_int_param(req, "max-parts", MAX_LISTED), MAX_LISTED)
     encoding, enc = key_encoder(req)
-    after = [p for p in parts if p.number > marker]
+    after = [p for p in parts if p.part_number > marker]
     page, rest = after[:max_parts], after[max_parts:]
     children: list[xml.Element] = [
         ("Bucket", req.bucket_name),
         ("Key", enc(req.key or "")),
         ("UploadId", upload.id),
         ("PartNumberMarker", marker),
-        ("NextPartNumberMarker", page[-1].number if page else marker),
+        ("NextPartNumberMarker", page[-1].part_number if page else marker),
         ("MaxParts", max_parts),
         ("IsTruncated", bool(rest) and max_parts > 0),
         ("Initiator", OWNER),
@@ -215,9 +212,9 @@ async def list_parts(ctx: Context, req: S3Request) -> Response:
         children.append(("ChecksumType", upload.checksum_type))
     for p in page:
         fields: list[xml.Element] = [
-            ("PartNumber", p.number),
-            ("LastModified", xml.iso8601(p.last_modified)),
-            ("ETag", f'"{p.etag}"'),
+            ("PartNumber", p.part_number),
+            ("LastModified", xml.iso8601(p.created)),
+            ("ETag", f'"{p.md5.hex()}"'),
             ("Size", p.size),
         ]
         for name in sorted(p.checksums):
@@ -242,7 +239,7 @@ async def list_multipart_uploads(ctx: Context, req: S3Request) -> Response:
     id_marker = req.query.get("upload-id-marker", "") if key_marker else ""
     max_uploads = min(_int_param(req, "max-uploads", MAX_LISTED), MAX_LISTED)
     encoding, enc = key_encoder(req)
-    uploads: list[UploadRecord] = []
+    uploads: list[Upload] = []
     prefixes: list[str] = []
     last: tuple[str, str] | None = None
     truncated = False
@@ -252,7 +249,7 @@ async def list_multipart_uploads(ctx: Context, req: S3Request) -> Response:
     done = False
     while not done:
         after_key, after_id, skip = cursor
-        rows = await ctx.versioning.list_uploads(
+        rows = await ctx.versioning.uploads.in_progress(
             view, prefix, after_key, after_id, batch, skip_key_prefix=skip
         )
         if not rows:
@@ -314,139 +311,7 @@ async def list_multipart_uploads(ctx: Context, req: S3Request) -> Response:
     )
 
 
-async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
-    view, upload = await _upload(ctx, req)
-    if not view.writable:
-        raise read_only(view)
-    condition = write_condition(req)
-    await check_early(ctx, view, condition)
-    req.checksums_describe_body = False  # they describe the assembled object
-    doc = xml.parse(await req.small_body(), "CompleteMultipartUpload")
-    parts: list[tuple[int, str]] = []
-    declared: dict[int, dict[str, str]] = {}  # part number -> the XML's checksums
-    for item in xml.as_list(doc.get("Part")):
-        if not isinstance(item, dict) or "PartNumber" not in item or "ETag" not in item:
-            raise MalformedXML()
-        number = str(item["PartNumber"]).strip()
-        if not number.isdigit():
-            raise MalformedXML()
-        etag = str(item["ETag"]).strip().strip('"').lower()
-        parts.append((int(number), etag))
-        sums = {}
-        for name in checksums.ALGORITHMS:
-            value = item.get(f"Checksum{name.upper()}")
-            if value is not None:
-                sums[name] = str(value).strip()
-        declared[int(number)] = sums
-    if not parts:
-        raise MalformedXML(
-            "The XML you provided was not well-formed or did not validate: "
-            "CompleteMultipartUpload must list at least one part."
-        )
-    try:
-        commit, entry = await ctx.versioning.complete_upload(
-            view,
-            upload,
-            parts,
-            ctx.min_part_size,
-            check=condition,
-            checksums_of=lambda chosen: _object_checksums(req, upload, chosen, declared),
-        )
-    except dom.UploadNotFound:
-        raise NoSuchUpload(UploadId=upload.id) from None
-    except dom.InvalidPart as exc:
-        raise InvalidPart(str(exc)) from None
-    result: list[xml.Element] = [
-        ("Location", f"/{req.bucket_name}/{req.key}"),
-        ("Bucket", req.bucket_name),
-        ("Key", req.key),
-        ("ETag", f'"{entry.etag}"'),
-    ]
-    for name, value in sorted(entry.checksums.items()):
-        result.append((f"Checksum{name.upper()}", value))
-    if entry.checksums:
-        result.append(("ChecksumType", checksums.object_type(entry.checksums)))
-    body = xml.document("CompleteMultipartUploadResult", result)
-    headers = {"x-amz-version-id": commit.hex()} if commit is not None else {}
-    return Response(body, media_type="application/xml", headers=headers)
-
-
-def _object_checksums(
-    req: S3Request,
-    upload: UploadRecord,
-    chosen: list[PartRecord],
-    declared: dict[int, dict[str, str]],
-) -> dict[str, str]:
-    """The assembled object's checksum, from its parts' stored checksums.
-
-    Each part checksum the Complete XML lists must equal the stored one
-    (InvalidPart), and with a COMPOSITE upload algorithm every part must list
-    one (InvalidRequest, as S3). x-amz-mp-object-size, when sent, must be the
-    assembled size (InvalidRequest). With an upload algorithm the object gets its COMPOSITE or
-    FULL_OBJECT checksum. A full-object x-amz-checksum-<alg> header on Complete
-    is checked against the combined CRC of the parts (BadDigest)."""
-    expected_size = req.headers.get("x-amz-mp-object-size")
-    if expected_size is not None:
-        actual = sum(p.size for p in chosen)
-        if not expected_size.strip().isdigit() or int(expected_size) != actual:
-            raise InvalidRequest(
-                f"The x-amz-mp-object-size {expected_size.strip()!r} does not match the size "
-                f"of the assembled object ({actual} bytes)."
-            )
-    algorithm, kind = upload.checksum_algorithm, upload.checksum_type
-    if algorithm is not None and kind != checksums.FULL_OBJECT:
-        # A composite checksum is made of the part checksums the client lists.
-        for part in chosen:
-            if algorithm not in declared.get(part.part_number, {}):
-                raise InvalidRequest(
-                    f"The upload was created using a {algorithm} checksum. The complete "
-                    "request must include the checksum for each part. It was missing for "
-                    f"part {part.part_number} in the request."
-                )
-    for part in chosen:
-        for name, value in declared.get(part.part_number, {}).items():
-            if part.checksums.get(name) != value:
-                raise InvalidPart(
-                    f"The Checksum{name.upper()} given for part {part.part_number} does not "
-                    "match the checksum of the uploaded part."
-                )
-    out: dict[str, str] = {}
-    requested = req.headers.get("x-amz-checksum-type")
-    if requested is not None and kind is not None and requested.strip().upper() != kind:
-        raise InvalidRequest(
-            f"The upload was created using the {kind} checksum mode; the complete request "
-            f"must use the same checksum mode, not {requested.strip()}."
-        )
-    if algorithm is not None and all(algorithm in p.checksums for p in chosen):
-        values = [p.checksums[algorithm] for p in chosen]
-        if kind == checksums.FULL_OBJECT:
-            out[algorithm] = checksums.combine(
-                algorithm, [(v, p.size) for v, p in zip(values, chosen, strict=True)]
-            )
-        else:
-            out[algorithm] = checksums.composite(algorithm, values)
-    for header, value in req.headers.items():
-        name = header.removeprefix("x-amz-checksum-")
-        if name == header or name not in checksums.FULL_OBJECT_ALGORITHMS:
-            continue
-        given = value.strip()
-        if checksums.checksum_type(given) == checksums.COMPOSITE:
-            expected: str | None = out.get(name)
-        elif name in out and checksums.checksum_type(out[name]) == checksums.FULL_OBJECT:
-            expected = out[name]
-        elif all(name in p.checksums for p in chosen):
-            expected = checksums.combine(name, [(p.checksums[name], p.size) for p in chosen])
-        else:
-            continue  # nothing to check it against
-        if expected != given:
-            raise BadDigest(
-                f"The x-amz-checksum-{name} you specified did not match the calculated checksum."
-            )
-        out.setdefault(name, given)
-    return out
-
-
 async def abort_multipart_upload(ctx: Context, req: S3Request) -> Response:
-    _, upload = await _upload(ctx, req)
-    await ctx.versioning.abort_upload(upload)
+    _, upload = await upload_of(ctx, req)
+    await ctx.versioning.uploads.abort(upload)
     return Response(status_code=204)

@@ -27,6 +27,7 @@ from s3api.errors import (
     PreconditionFailed,
 )
 from s3api.operations.common import (
+    MAX_PARTS,
     Context,
     attrs_from_headers,
     bucket_of,
@@ -41,17 +42,15 @@ from s3api.operations.common import (
 from s3api.request import S3Request
 from s3api.xml import http_date
 from versioning import errors as dom
-from versioning.history import history_of, is_delete_marker
-from versioning.ids import CommitId
+from versioning.ids import is_commit_hex
 from versioning.model import ObjectEntry
-from versioning.repository import MAX_PARTS, View
+from versioning.views import View, new_entry
 
 VERSION_DELETE_REFUSED = (
     "Deleting a specific version is not possible: versions are commits, and history is "
     "immutable. Delete the key without versionId to record its deletion in a new commit."
 )
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_VERSION = re.compile(r"^[0-9a-f]{32}$")
 
 
 def read_only(view: View) -> AccessDenied:
@@ -67,7 +66,7 @@ async def _read_view(ctx: Context, req: S3Request) -> View:
     version = req.query.get("versionId")
     if version is None or version == "null":
         return await view_of(ctx, req)
-    if not _VERSION.match(version):
+    if not is_commit_hex(version):
         raise InvalidArgument("Invalid version id specified", ArgumentName="versionId")
     ref = bucket_of(req)
     try:
@@ -78,23 +77,22 @@ async def _read_view(ctx: Context, req: S3Request) -> View:
         raise NoSuchBucket(BucketName=req.bucket_name or "") from None
 
 
-async def _latest_record(ctx: Context, view: View, key: str) -> tuple[CommitId, ObjectEntry] | None:
-    """The newest history record of `key` as of the view's commit."""
-    if view.commit is None:
+def single_part_md5(entry: ObjectEntry) -> bytes | None:
+    """The MD5 of the body when the ETag is it: a single-part upload's
+    ETag is its body's MD5, a multipart one's is not ("<hex>-N")."""
+    if len(entry.etag) != 32:
         return None
-    root, _ = await ctx.versioning.meta.get_history(view.commit)
-    if root is None:
+    try:
+        return bytes.fromhex(entry.etag)
+    except ValueError:
         return None
-    async for commit, entry in history_of(ctx.versioning.meta, root, key):
-        return commit, entry
-    return None
 
 
 async def deleted_by(ctx: Context, view: View, key: str) -> bool:
     """Whether the view's commit is the one that deleted `key`: in S3's
     terms, the version named is a delete marker."""
-    record = await _latest_record(ctx, view, key)
-    return record is not None and record[0] == view.commit and is_delete_marker(record[1])
+    record = await ctx.versioning.latest_record(view, key)
+    return record is not None and record.commit == view.commit and record.deleted
 
 
 async def _lookup(ctx: Context, req: S3Request) -> tuple[View, ObjectEntry]:
@@ -113,11 +111,11 @@ async def _lookup(ctx: Context, req: S3Request) -> tuple[View, ObjectEntry]:
         missing = NoSuchKey(Key=req.key)
         if version in (None, "null"):
             # The key's current version is a delete marker: say so, as S3 does.
-            record = await _latest_record(ctx, view, req.key)
-            if record is not None and is_delete_marker(record[1]):
+            record = await ctx.versioning.latest_record(view, req.key)
+            if record is not None and record.deleted:
                 missing.headers = {
                     "x-amz-delete-marker": "true",
-                    "x-amz-version-id": record[0].hex(),
+                    "x-amz-version-id": record.commit.hex(),
                 }
         raise missing from None
 
@@ -255,10 +253,6 @@ async def head_object(ctx: Context, req: S3Request) -> Response:
 
 
 async def put_object(ctx: Context, req: S3Request) -> Response:
-    if "x-amz-copy-source" in req.headers:
-        from s3api.operations import copy  # copy builds on this module
-
-        return await copy.copy_object(ctx, req)
     condition = write_condition(req)
     view = await (view_of(ctx, req) if condition else write_view(ctx, req))
     if not view.writable:
@@ -271,7 +265,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
     await check_early(ctx, view, condition)
     content_id, result = await ctx.versioning.store_content(req.pieces(), hashers, register=False)
     stored = req.verify(result)
-    entry = ctx.versioning.make_entry(content_id, result.size, result.md5.hex(), attrs, stored)
+    entry = new_entry(content_id, result.size, result.md5.hex(), attrs, stored)
     commit = await ctx.versioning.commit(
         view,
         {req.key: entry},

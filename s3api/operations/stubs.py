@@ -13,8 +13,6 @@ Each answer is the truth about loxo, said in S3's words:
 
 from __future__ import annotations
 
-import re
-
 from starlette.responses import Response
 
 from s3api import xml
@@ -30,9 +28,9 @@ from s3api.errors import (
 from s3api.operations.common import Context, bucket_of, view_of
 from s3api.operations.copy import CopySource, source_of
 from s3api.request import S3Request
+from versioning.ids import is_commit_hex
 
 OWNER_ID = "loxo"
-_VERSION = re.compile(r"^[0-9a-f]{32}$")
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 
@@ -47,7 +45,7 @@ async def _object_version(ctx: Context, req: S3Request) -> str | None:
     version = req.query.get("versionId")
     if version == "null":
         version = None  # no object has the null version; it means the current one
-    if version is not None and not _VERSION.match(version):
+    if version is not None and not is_commit_hex(version):
         raise InvalidArgument(
             "Invalid version id specified", ArgumentName="versionId", ArgumentValue=version
         )

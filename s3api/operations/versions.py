@@ -7,7 +7,8 @@ O(page + log N) however long the history (see versioning/history.py).
 
 from __future__ import annotations
 
-import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from starlette.responses import Response
 
@@ -16,11 +17,80 @@ from s3api.errors import InvalidArgument
 from s3api.operations.buckets import OWNER
 from s3api.operations.common import Context, key_encoder, view_of
 from s3api.operations.listing import max_keys_param
+from s3api.paging import Page, page
 from s3api.request import S3Request
 from versioning import history
-from versioning.ids import CommitId
+from versioning.ids import CommitId, is_commit_hex
+from versioning.repository import Versioning
+from versioning.views import View
 
-_COMMIT = re.compile(r"^[0-9a-f]{32}$")
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    record: history.Record
+    is_latest: bool
+
+
+class _Versions:
+    """The history walk of one ListObjectVersions page: resumes inside
+    key_marker's versions after version_marker, and marks each key's newest
+    version IsLatest."""
+
+    def __init__(
+        self, versioning: Versioning, view: View, key_marker: str, version_marker: CommitId | None
+    ) -> None:
+        self.versioning = versioning
+        self.view = view
+        self.key_marker = key_marker
+        self.skip_through = version_marker if key_marker else None
+        self.last_key: str | None = None
+
+    def start(self) -> str:
+        if self.key_marker and self.skip_through is not None:
+            # Resume inside key_marker's versions, after version_marker. Its
+            # generation is unknown here, so find it by scanning that key's
+            # records (a key's records are few next to the whole history).
+            return self.key_marker + history.SEPARATOR
+        if self.key_marker:
+            return self.key_marker + chr(1)  # past every record of key_marker
+        return ""
+
+    async def walk(self, seek: str) -> AsyncIterator[tuple[str, Listed]]:
+        async for record in self.versioning.history_records(self.view, seek):
+            if self.skip_through is not None:
+                if record.key != self.key_marker:
+                    self.skip_through = None  # the marker's version is gone: go on
+                else:
+                    if record.commit == self.skip_through:
+                        self.skip_through = None
+                    self.last_key = record.key
+                    continue
+            latest = record.key != self.last_key
+            self.last_key = record.key
+            yield record.key, Listed(record, latest)
+
+
+async def version_page(
+    versioning: Versioning,
+    view: View,
+    prefix: str,
+    delimiter: str,
+    key_marker: str,
+    version_marker: CommitId | None,
+    max_keys: int,
+) -> Page[Listed]:
+    """One page of versions, S3's ListObjectVersions semantics: keys in order,
+    each key's versions newest first, resuming after (key_marker,
+    version_marker); a common prefix counts as one item."""
+    versions = _Versions(versioning, view, key_marker, version_marker)
+    return await page(
+        versions.walk,
+        seek=versions.start(),
+        prefix=prefix,
+        delimiter=delimiter,
+        max_items=max_keys,
+        passed=key_marker,
+    )
 
 
 async def list_object_versions(ctx: Context, req: S3Request) -> Response:
@@ -38,13 +108,11 @@ async def list_object_versions(ctx: Context, req: S3Request) -> Response:
                 "A version-id marker cannot be specified without a key marker.",
                 ArgumentName="version-id-marker",
             )
-        if not _COMMIT.match(raw_version_marker):
+        if not is_commit_hex(raw_version_marker):
             raise InvalidArgument("Invalid version id specified", ArgumentName="version-id-marker")
         version_marker = CommitId(bytes.fromhex(raw_version_marker))
-    meta = ctx.versioning.meta
-    root = (await meta.get_history(view.commit))[0] if view.commit is not None else None
-    page = await history.list_versions(
-        meta, root, prefix, delimiter, key_marker, version_marker, max_keys
+    listed = await version_page(
+        ctx.versioning, view, prefix, delimiter, key_marker, version_marker, max_keys
     )
     children: list[xml.Element] = [
         ("Name", req.bucket_name),
@@ -53,21 +121,22 @@ async def list_object_versions(ctx: Context, req: S3Request) -> Response:
         ("VersionIdMarker", raw_version_marker),
         ("MaxKeys", max_keys),
         ("Delimiter", enc(delimiter) if delimiter else None),
-        ("IsTruncated", page.truncated),
+        ("IsTruncated", listed.truncated),
         ("EncodingType", encoding),
     ]
-    if page.truncated:
-        children.append(("NextKeyMarker", enc(page.next_key_marker)))
-        if page.next_version_marker is not None:
-            children.append(("NextVersionIdMarker", page.next_version_marker.hex()))
-    for v in page.versions:
+    if listed.truncated:
+        children.append(("NextKeyMarker", enc(listed.last)))
+        if listed.last_item is not None:
+            children.append(("NextVersionIdMarker", listed.last_item.record.commit.hex()))
+    for _key, item in listed.items:
+        v = item.record
         common: list[xml.Element] = [
             ("Key", enc(v.key)),
             ("VersionId", v.commit.hex()),
-            ("IsLatest", v.is_latest),
+            ("IsLatest", item.is_latest),
             ("LastModified", xml.iso8601(v.entry.last_modified)),
         ]
-        if history.is_delete_marker(v.entry):
+        if v.deleted:
             children.append(("DeleteMarker", [*common, ("Owner", OWNER)]))
         else:
             children.append(
@@ -82,7 +151,7 @@ async def list_object_versions(ctx: Context, req: S3Request) -> Response:
                     ],
                 )
             )
-    for p in page.prefixes:
+    for p in listed.prefixes:
         children.append(("CommonPrefixes", [("Prefix", enc(p))]))
     body = xml.document("ListVersionsResult", children)
     return Response(body, media_type="application/xml")

@@ -20,8 +20,8 @@ from botocore.exceptions import ClientError
 from gateway.client import Client, LoxoError
 from tests.conftest import LoxoServer, run_async
 from versioning.catalog import MOVE_LOCK
+from versioning.db import Database
 from versioning.ids import CommitId
-from versioning.metadata import Metadata
 
 
 def api_for(srv: LoxoServer, **options: float) -> Client:
@@ -290,7 +290,7 @@ def test_a_finish_cut_short_after_freezing_completes_later(
 
         async def freeze() -> None:
             # The first step of finish, as the server runs it, then no more.
-            meta = await Metadata.connect(dsn, min_size=1, max_size=1)
+            meta = await Database.connect(dsn, min_size=1, max_size=1)
             try:
                 await meta.freeze_open_commit(repo, CommitId(bytes.fromhex(opened.id)))
             finally:

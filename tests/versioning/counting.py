@@ -1,5 +1,5 @@
 """Counting the metadata work of an operation: SQL round trips, tree-node reads
-and node visits, through the real Metadata over a recording pool.
+and node visits, through the real Database over a recording pool.
 
 Shared by tests/versioning/test_scale.py (which asserts on the counts) and
 benchmarks/bench_scale.py (which prints them beside its timings).
@@ -12,8 +12,10 @@ from typing import Any, cast
 
 import asyncpg
 
+from versioning.db import ChainWrite, Database
+from versioning.db.commit_chain import PgCommitWriter
+from versioning.db.objects import PgObjects
 from versioning.ids import NodeId
-from versioning.metadata import Metadata
 from versioning.tree import Node
 
 
@@ -23,7 +25,7 @@ class Work:
 
     round_trips: int  # SQL statements sent to PostgreSQL
     node_reads: int  # tree nodes read from PostgreSQL (cache misses)
-    node_visits: int  # Metadata.get_node calls, cache hits included
+    node_visits: int  # get_node calls, cache hits included
     nodes_written: int  # tree nodes sent with the commit statement
 
 
@@ -64,29 +66,37 @@ class CountingPool:
         return getattr(self._pool, name)
 
 
-class CountingMetadata(Metadata):
-    """The real Metadata, with fresh (empty) caches, counting its work."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.counting = CountingPool(pool)
-        super().__init__(cast(asyncpg.Pool, self.counting))
-        self.node_visits = 0
-        self.nodes_written = 0
+class _CountingObjects(PgObjects):
+    node_visits = 0
 
     async def get_node(self, node_id: NodeId) -> Node:
         self.node_visits += 1
         return await super().get_node(node_id)
 
-    async def commit_chain(self, *args: Any, **kwargs: Any) -> bool:
-        nodes = kwargs["nodes"] if "nodes" in kwargs else args[4]
-        self.nodes_written += len(nodes)
-        return await super().commit_chain(*args, **kwargs)
+
+class _CountingWriter(PgCommitWriter):
+    nodes_written = 0
+
+    async def commit_chain(self, write: ChainWrite) -> bool:
+        self.nodes_written += len(write.nodes)
+        return await super().commit_chain(write)
+
+
+class CountingDatabase(Database):
+    """The real Database, with fresh (empty) caches, counting its work."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.counting = CountingPool(pool)
+        counted = cast(asyncpg.Pool, self.counting)
+        self.counted_objects = _CountingObjects(counted)
+        self.counted_writer = _CountingWriter(counted, self.counted_objects)
+        super().__init__(counted, objects=self.counted_objects, writer=self.counted_writer)
 
     def work(self) -> Work:
         statements = self.counting.statements
         return Work(
             round_trips=len(statements),
             node_reads=sum("FROM tree_nodes" in s for s in statements),
-            node_visits=self.node_visits,
-            nodes_written=self.nodes_written,
+            node_visits=self.counted_objects.node_visits,
+            nodes_written=self.counted_writer.nodes_written,
         )

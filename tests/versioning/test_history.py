@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from versioning import history
+from s3api.operations.versions import version_page
 from versioning.chunkstore.local import LocalChunkStore
+from versioning.db import Database
 from versioning.ids import CommitId
-from versioning.metadata import Metadata
-from versioning.repository import ObjectAttrs, Versioning
+from versioning.repository import Versioning
+from versioning.views import ObjectAttrs, new_entry
 
 KEYS = ["a", "a/b", "a/c", "a/c/d", "b", "b/x/y", "c", "ü/1"]
 ATTRS = ObjectAttrs("text/plain", {}, {})
@@ -43,12 +44,12 @@ def env(fresh_database: Callable[[], str], tmp_path_factory: Any) -> Iterator[_E
     chunks = Path(tmp_path_factory.mktemp("history")) / "chunks"
 
     async def start() -> Versioning:
-        meta = await Metadata.connect(dsn, min_size=1, max_size=4)
+        meta = await Database.connect(dsn, min_size=1, max_size=4)
         return Versioning(meta, LocalChunkStore(chunks))
 
     e.svc = e.loop.run_until_complete(start())
     yield e
-    e.loop.run_until_complete(e.svc.meta.close())
+    e.loop.run_until_complete(e.svc.db.close())
     e.loop.close()
 
 
@@ -64,7 +65,7 @@ def test_history_matches_a_model(env: _Env) -> None:
         @initialize()
         def setup(self) -> None:
             self.repo = f"hist{next(_repos)}"
-            run(svc.create_repo(self.repo))
+            run(svc.branches.create_repo(self.repo))
             # key -> [(commit, etag or None for a delete)], newest first
             self.model: dict[str, list[tuple[CommitId, str | None]]] = {}
             self.live: set[str] = set()
@@ -80,7 +81,7 @@ def test_history_matches_a_model(env: _Env) -> None:
         def put(self, key: str, body: bytes) -> None:
             async def store() -> Any:
                 content, result = await svc.store_content(_one(body))
-                return svc.make_entry(content, result.size, result.md5.hex(), ATTRS)
+                return new_entry(content, result.size, result.md5.hex(), ATTRS)
 
             entry = run(store())
             commit = self._commit({key: entry}, "put")
@@ -113,22 +114,23 @@ def test_history_matches_a_model(env: _Env) -> None:
         ) -> tuple[list[tuple[str, CommitId, str | None, bool]], list[str]]:
             async def go() -> tuple[list[tuple[str, CommitId, str | None, bool]], list[str]]:
                 view = await svc.branch_view(self.repo, "main")
-                root, _ = await svc.meta.get_history(view.commit) if view.commit else (None, 0)
                 got: list[tuple[str, CommitId, str | None, bool]] = []
                 prefixes: list[str] = []
                 key_marker, version_marker = "", None
                 for _ in range(500):
-                    page = await history.list_versions(
-                        svc.meta, root, prefix, delimiter, key_marker, version_marker, page_size
+                    page = await version_page(
+                        svc, view, prefix, delimiter, key_marker, version_marker, page_size
                     )
-                    for v in page.versions:
-                        etag = None if history.is_delete_marker(v.entry) else v.entry.etag
-                        got.append((v.key, v.commit, etag, v.is_latest))
+                    for _key, item in page.items:
+                        v = item.record
+                        etag = None if v.deleted else v.entry.etag
+                        got.append((v.key, v.commit, etag, item.is_latest))
                     prefixes += page.prefixes
                     if not page.truncated:
                         return got, prefixes
-                    assert page.next_key_marker is not None
-                    key_marker, version_marker = page.next_key_marker, page.next_version_marker
+                    assert page.last is not None
+                    key_marker = page.last
+                    version_marker = page.last_item.record.commit if page.last_item else None
                 raise AssertionError("pagination did not end")
 
             return run(go())

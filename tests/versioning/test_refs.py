@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from versioning import errors
 from versioning.chunkstore.local import LocalChunkStore
+from versioning.db import Database
 from versioning.ids import CommitId
-from versioning.metadata import Metadata
 from versioning.refs import Ref, parse_ref, resolve
-from versioning.repository import ObjectAttrs, Versioning
+from versioning.repository import Versioning
+from versioning.views import ObjectAttrs, new_entry
 
 NAMES = st.from_regex(r"[a-z0-9][a-z0-9-]{0,10}", fullmatch=True)
 STEPS = st.lists(
@@ -80,21 +81,21 @@ def test_resolve_branches_prefixes_and_ancestors(
     dsn = fresh_database()
 
     async def scenario() -> None:
-        meta = await Metadata.connect(dsn, min_size=1, max_size=4)
+        meta = await Database.connect(dsn, min_size=1, max_size=4)
         svc = Versioning(meta, LocalChunkStore(tmp_path / "chunks"))
         try:
-            await svc.create_repo("data")
+            await svc.branches.create_repo("data")
             commits: list[CommitId] = []
             for i in range(5):
                 view = await svc.branch_view("data", "main")
                 content, result = await svc.store_content(_pieces(b"v%d" % i))
-                entry = svc.make_entry(
+                entry = new_entry(
                     content, result.size, result.md5.hex(), ObjectAttrs("text/plain", {}, {})
                 )
                 made = await svc.commit(view, {"f": entry}, f"c{i}", {})
                 assert made is not None
                 commits.append(made)
-            await svc.create_branch("data", "dev")
+            await svc.branches.ensure_branch("data", "dev")
 
             async def r(text: str) -> CommitId:
                 return await resolve(meta, parse_ref(text))
@@ -126,7 +127,7 @@ def test_resolve_branches_prefixes_and_ancestors(
             a, b = commits[0].hex(), commits[1].hex()
             while shared < 32 and a[shared] == b[shared]:
                 shared += 1
-            both = await meta.commits_with_prefix("data", a[:shared], limit=10)
+            both = await meta.objects.commits_with_prefix("data", a[:shared], limit=10)
             assert commits[0] in both and commits[1] in both
         finally:
             await meta.close()

@@ -18,10 +18,10 @@ are deterministic where the trees are: a tree's shape is a pure function of
 its key set, and the object trees here have fixed keys (the history index's
 keys embed commit ids, so its depth varies a little; see levels_gained).
 
-Counting is done by instrumenting, not mocking: `CountingMetadata` is the
-real Metadata (real SQL, real caches) over a pool proxy that counts the
+Counting is done by instrumenting, not mocking: `CountingDatabase` is the
+real Database (real SQL, real caches) over a pool proxy that counts the
 statements it forwards, and it counts `get_node` calls before delegating.
-Every measured operation runs on a fresh Metadata, so its LRU caches are
+Every measured operation runs on a fresh Database, so its LRU caches are
 empty and every node it needs is really read from PostgreSQL.
 
 Two dimensions, each measured at a small and a large size (ratio 50):
@@ -44,14 +44,15 @@ from typing import cast
 import pytest
 
 from s3api.operations.listing import list_page
-from tests.versioning.counting import CountingMetadata, Work
+from tests.versioning.counting import CountingDatabase, Work
 from versioning import tree
 from versioning.chunkstore.local import LocalChunkStore
+from versioning.db import Database
 from versioning.ids import CommitId, NodeId
-from versioning.metadata import Metadata
 from versioning.model import ObjectEntry
-from versioning.repository import ObjectAttrs, Versioning, View
-from versioning.tree import FANOUT_BITS
+from versioning.repository import Versioning
+from versioning.tree import FANOUT_BITS, NodeSource
+from versioning.views import ObjectAttrs, View, new_entry
 
 SMALL_FILES, LARGE_FILES = 2_000, 100_000
 SMALL_HISTORY, LARGE_HISTORY = 100, 5_000
@@ -129,20 +130,20 @@ async def _one_piece(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _depth(meta: Metadata, root: NodeId | None) -> int:
-    return 0 if root is None else (await meta.get_node(root)).level + 1
+async def _depth(src: NodeSource, root: NodeId | None) -> int:
+    return 0 if root is None else (await src.get_node(root)).level + 1
 
 
 async def _entry_factory(svc: Versioning) -> Callable[[], ObjectEntry]:
     content, result = await svc.store_content(_one_piece(b"scale test body"))
     md5 = result.md5.hex()
-    return lambda: svc.make_entry(content, result.size, md5, ATTRS)
+    return lambda: new_entry(content, result.size, md5, ATTRS)
 
 
 async def _bulk_load(
     svc: Versioning, repo: str, files: int
 ) -> tuple[View, Callable[[], ObjectEntry]]:
-    await svc.create_repo(repo)
+    await svc.branches.create_repo(repo)
     view = await svc.branch_view(repo, "main")
     entry = await _entry_factory(svc)
     keys = file_keys(files)
@@ -153,15 +154,15 @@ async def _bulk_load(
 
 
 async def _history_depth(svc: Versioning, repo: str) -> int:
-    head = (await svc.get_branch(repo, "main")).head
+    head = (await svc.branches.get_branch(repo, "main")).head
     assert head is not None
-    return await _depth(svc.meta, (await svc.meta.get_history(head))[0])
+    return await _depth(svc.db.objects, (await svc.db.objects.get_history(head))[0])
 
 
 async def _files_dataset(svc: Versioning, size: str, files: int) -> Dataset:
     repo = f"files-{size}"
     _, entry = await _bulk_load(svc, repo, files)
-    old = (await svc.get_branch(repo, "main")).head
+    old = (await svc.branches.get_branch(repo, "main")).head
     assert old is not None
     # K changes spread over the key space, on a branch so main stays as loaded:
     # overwrites and new keys among the flat keys, deletes among the nested.
@@ -172,7 +173,7 @@ async def _files_dataset(svc: Versioning, size: str, files: int) -> Dataset:
         edits[flat_key(i * flat // (K // 3)) + ".new"] = entry()
         edits[nested_key(i * GROUPS // (K // 3), per_group // 2)] = None
     assert len(edits) == K
-    await svc.create_branch(repo, "diffed")
+    await svc.branches.ensure_branch(repo, "diffed")
     changed = await svc.commit(await svc.branch_view(repo, "diffed"), edits, "k", {})
     assert changed is not None
     root = (await svc.snapshot_view(repo, old.hex())).root
@@ -183,7 +184,7 @@ async def _files_dataset(svc: Versioning, size: str, files: int) -> Dataset:
         files,
         old,
         changed,
-        await _depth(svc.meta, root),
+        await _depth(svc.db.objects, root),
         await _history_depth(svc, repo),
     )
 
@@ -213,13 +214,13 @@ async def _history_dataset(svc: Versioning, size: str, commits: int) -> Dataset:
         HISTORY_FILES,
         old,
         changed,
-        await _depth(svc.meta, root),
+        await _depth(svc.db.objects, root),
         await _history_depth(svc, repo),
     )
 
 
 async def _build(dsn: str, chunks: Path) -> dict[tuple[str, str], Dataset]:
-    meta = await Metadata.connect(dsn, min_size=1, max_size=4)
+    meta = await Database.connect(dsn, min_size=1, max_size=4)
     try:
         svc = Versioning(meta, LocalChunkStore(chunks))
         return {
@@ -247,12 +248,12 @@ Operation = Callable[[Versioning, Versioning, Dataset], Awaitable[None]]
 
 
 async def _measure_both(scale: Scale, dimension: str, op: Operation) -> tuple[Work, Work]:
-    base = await Metadata.connect(scale.dsn, min_size=1, max_size=2)
+    base = await Database.connect(scale.dsn, min_size=1, max_size=2)
     try:
         plain = Versioning(base, LocalChunkStore(scale.chunks))
         out = []
         for size in ("small", "large"):
-            meta = CountingMetadata(base.pool)  # fresh: empty caches
+            meta = CountingDatabase(base.pool)  # fresh: empty caches
             svc = Versioning(meta, LocalChunkStore(scale.chunks))
             await op(svc, plain, scale.data[dimension, size])
             out.append(meta.work())
@@ -325,11 +326,11 @@ async def _put(svc: Versioning, plain: Versioning, data: Dataset) -> None:
     # Each PUT lands on its own new branch at main's head, so measurements
     # neither change main nor depend on test order.
     branch = f"put-{uuid.uuid4().hex[:12]}"
-    await plain.create_branch(data.repo, branch)
-    await svc.require_branch(data.repo, branch)
+    await plain.branches.ensure_branch(data.repo, branch)
+    await svc.branches.require_branch(data.repo, branch)
     view = View(data.repo, branch, None, None)
     content, result = await svc.store_content(_one_piece(b"new body"), register=False)
-    entry = svc.make_entry(content, result.size, result.md5.hex(), ATTRS)
+    entry = new_entry(content, result.size, result.md5.hex(), ATTRS)
     key = flat_key(flat_count(data.files) // 2) + ".put"
     commit = await svc.commit(view, {key: entry}, "PutObject", {}, contents=[result.manifest])
     assert commit is not None
@@ -363,7 +364,7 @@ async def _page(
 ) -> None:
     view = await svc.branch_view(data.repo, "main")
     page = await list_page(svc, view, prefix, delimiter, after, PAGE)
-    assert len(page.contents) + len(page.prefixes) == keys
+    assert len(page.items) + len(page.prefixes) == keys
 
 
 async def _list_block(svc: Versioning, plain: Versioning, data: Dataset) -> None:
@@ -426,7 +427,7 @@ def test_common_prefixes_are_skipped_not_scanned(scale: Scale, dimension: str) -
 async def _diff(svc: Versioning, plain: Versioning, data: Dataset) -> None:
     a = await svc.snapshot_view(data.repo, data.old.hex())
     b = await svc.snapshot_view(data.repo, data.changed.hex())
-    changes = [key async for key, _, _ in tree.diff(svc.meta, a.root, b.root)]
+    changes = [key async for key, _, _ in tree.diff(svc.db.objects, a.root, b.root)]
     assert len(changes) == K
 
 

@@ -17,11 +17,13 @@ import pytest
 
 from versioning import errors, tree
 from versioning.chunkstore.local import LocalChunkStore
+from versioning.committer import Change
+from versioning.db import Database
 from versioning.ids import CommitId, short_hash
-from versioning.metadata import Metadata
 from versioning.migrations import SchemaTooNew, apply_all, available
 from versioning.model import Commit, ObjectEntry
-from versioning.repository import ObjectAttrs, Versioning
+from versioning.repository import Versioning
+from versioning.views import ObjectAttrs, new_entry
 
 ATTRS = ObjectAttrs("text/plain", {}, {})
 
@@ -32,7 +34,7 @@ async def _pieces(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def _service(dsn: str, chunks: Path) -> Versioning:
-    meta = await Metadata.connect(dsn, min_size=1, max_size=5)
+    meta = await Database.connect(dsn, min_size=1, max_size=5)
     return Versioning(meta, LocalChunkStore(chunks))
 
 
@@ -42,20 +44,20 @@ async def service(dsn: str, chunks: Path) -> AsyncIterator[Versioning]:
     try:
         yield svc
     finally:
-        await svc.meta.close()
+        await svc.db.close()
 
 
 async def _put(svc: Versioning, repo: str, key: str, body: bytes) -> CommitId | None:
     view = await svc.branch_view(repo, "main")
     content, result = await svc.store_content(_pieces(body))
-    entry = svc.make_entry(content, result.size, result.md5.hex(), ATTRS)
+    entry = new_entry(content, result.size, result.md5.hex(), ATTRS)
     return await svc.commit(view, {key: entry}, f"put {key}", {"op": "test"})
 
 
 async def _chain(svc: Versioning, head: CommitId | None) -> list[Commit]:
     out = []
     while head is not None:
-        commit = await svc.meta.get_commit(head)
+        commit = await svc.db.objects.get_commit(head)
         out.append(commit)
         head = commit.parents[0] if commit.parents else None
     return out
@@ -70,7 +72,7 @@ def test_two_committers_never_lose_an_update(
         a = await _service(dsn, tmp_path / "chunks")
         b = await _service(dsn, tmp_path / "chunks")
         try:
-            await a.create_repo("race")
+            await a.branches.create_repo("race")
             expected: list[str] = []
             # Rounds until the race has forced at least one rebase (a lost
             # compare-and-set), checking the invariants after every round.
@@ -83,7 +85,7 @@ def test_two_committers_never_lose_an_update(
                 expected += [f"{round_no}/{n}/{i:03d}" for n in "ab" for i in range(60)]
                 commits = await asyncio.gather(*writes)
                 assert len(set(commits)) == 120 and None not in commits
-                head = (await a.get_branch("race", "main")).head
+                head = (await a.branches.get_branch("race", "main")).head
                 chain = await _chain(a, head)
                 # Linear history holding every write exactly once.
                 assert len(chain) == len(expected)
@@ -91,14 +93,14 @@ def test_two_committers_never_lose_an_update(
                 view = await b.branch_view("race", "main")
                 assert [k async for k, _ in b.iterate(view)] == sorted(expected)
                 # Each commit's tree holds one more object than its parent's.
-                counts = [(await tree.stats(a.meta, c.tree))[0] for c in reversed(chain)]  # type: ignore[arg-type]
+                counts = [(await tree.stats(a.db.objects, c.tree))[0] for c in reversed(chain)]  # type: ignore[arg-type]
                 assert counts == list(range(1, len(expected) + 1))
                 if a.committer.conflicts + b.committer.conflicts:
                     break
             assert a.committer.conflicts + b.committer.conflicts > 0, "no rebase ever happened"
         finally:
-            await a.meta.close()
-            await b.meta.close()
+            await a.db.close()
+            await b.db.close()
 
     asyncio.run(scenario())
 
@@ -110,10 +112,10 @@ def test_failed_precondition_fails_only_its_own_change(
 
     async def scenario() -> None:
         async with service(dsn, tmp_path / "chunks") as svc:
-            await svc.create_repo("cond")
+            await svc.branches.create_repo("cond")
             view = await svc.branch_view("cond", "main")
             content, result = await svc.store_content(_pieces(b"x"))
-            entry = svc.make_entry(content, 1, result.md5.hex(), ATTRS)
+            entry = new_entry(content, 1, result.md5.hex(), ATTRS)
 
             async def refuse(src: tree.NodeSource, root: tree.Root) -> None:
                 raise errors.PreconditionFailed("no")
@@ -137,24 +139,26 @@ def test_no_op_delete_makes_no_commit_and_branch_rules(
 
     async def scenario() -> None:
         async with service(dsn, tmp_path / "chunks") as svc:
-            await svc.create_repo("rules")
+            await svc.branches.create_repo("rules")
             view = await svc.branch_view("rules", "main")
             assert await svc.commit(view, {"absent": None}, "rm", {}) is None
             first = await _put(svc, "rules", "k", b"data")
             # A branch starts at the default branch's head.
-            branch = await svc.create_branch("rules", "dev")
+            branch = await svc.branches.ensure_branch("rules", "dev")
             assert branch.head == first
             with pytest.raises(errors.BranchExists):
-                await svc.create_branch("rules", "dev")
+                await svc.branches.ensure_branch("rules", "dev")
             with pytest.raises(errors.InvalidName):
-                await svc.create_branch("rules", "0123456789abcdef0123456789abcdef")
+                await svc.branches.ensure_branch("rules", "0123456789abcdef0123456789abcdef")
             with pytest.raises(errors.BranchNotEmpty):
-                await svc.delete_branch("rules", "dev")
+                await svc.branches.delete_branch(
+                    "rules", "dev", only_if_empty=True, may_drop_repo=True
+                )
             view = await svc.branch_view("rules", "dev")
             await svc.commit(view, {"k": None}, "rm", {})
-            await svc.delete_branch("rules", "dev")
+            await svc.branches.delete_branch("rules", "dev", only_if_empty=True, may_drop_repo=True)
             with pytest.raises(errors.BranchNotFound):
-                await svc.get_branch("rules", "dev")
+                await svc.branches.get_branch("rules", "dev")
             # Snapshots are read-only.
             assert first is not None
             snap = await svc.snapshot_view("rules", first.hex())
@@ -163,9 +167,11 @@ def test_no_op_delete_makes_no_commit_and_branch_rules(
             # Deleting the last branch deletes the repo.
             view = await svc.branch_view("rules", "main")
             await svc.commit(view, {"k": None}, "rm", {})
-            await svc.delete_branch("rules", "main")
+            await svc.branches.delete_branch(
+                "rules", "main", only_if_empty=True, may_drop_repo=True
+            )
             with pytest.raises(errors.RepoNotFound):
-                await svc.get_repo("rules")
+                await svc.branches.get_repo("rules")
 
     asyncio.run(scenario())
 
@@ -177,10 +183,10 @@ def test_commit_ids_are_content_addressed(
 
     async def scenario() -> None:
         async with service(dsn, tmp_path / "chunks") as svc:
-            await svc.create_repo("ids")
+            await svc.branches.create_repo("ids")
             commit_id = await _put(svc, "ids", "k", b"v")
             assert commit_id is not None
-            row = await svc.meta.pool.fetchrow("SELECT data FROM commits WHERE id = $1", commit_id)
+            row = await svc.db.pool.fetchrow("SELECT data FROM commits WHERE id = $1", commit_id)
             assert short_hash(row["data"]) == commit_id
             commit = Commit.decode(row["data"])
             assert commit.encode() == row["data"] and commit.id == commit_id
@@ -226,7 +232,7 @@ def test_outcomes_on_a_stale_cached_head_are_judged_again(
             service(dsn, tmp_path / "chunks") as a,
             service(dsn, tmp_path / "chunks") as b,
         ):
-            await a.create_repo("stale")
+            await a.branches.create_repo("stale")
             await _put(a, "stale", "seed", b"1")  # a now caches the head it wrote
             await _put(b, "stale", "k", b"2")  # b moves the head behind a's back
             view = await a.branch_view("stale", "main")
@@ -257,17 +263,21 @@ def test_completions_of_one_upload_in_one_batch_commit_once(
 
     async def scenario() -> None:
         async with service(dsn, tmp_path / "chunks") as svc:
-            await svc.create_repo("mpu")
+            await svc.branches.create_repo("mpu")
             view = await svc.branch_view("mpu", "main")
-            upload_id = await svc.create_upload(view, "k", ATTRS)
-            upload = await svc.get_upload(view, "k", upload_id)
+            upload_id = await svc.uploads.create(view, "k", ATTRS)
+            upload = await svc.uploads.get(view, "k", upload_id)
             content, result = await svc.store_content(_pieces(b"part"))
-            await svc.put_part(upload, 1, content, result.size, result.md5)
-            entry = svc.make_entry(content, result.size, result.md5.hex(), ATTRS)
+            await svc.uploads.put_part(upload, 1, content, result.size, result.md5)
+            entry = new_entry(content, result.size, result.md5.hex(), ATTRS)
             # Submitted in one loop iteration, so the committer takes them as one batch.
             outcomes = await asyncio.gather(
                 *(
-                    svc.commit(view, {"k": entry}, "m", {}, consume_upload=upload_id)
+                    svc.committer.submit(
+                        "mpu",
+                        "main",
+                        Change({"k": entry}, "m", "loxo", {}, consume_upload=upload_id),
+                    )
                     for _ in range(4)
                 ),
                 return_exceptions=True,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from versioning.metadata import _ByteLRU
+from versioning.db.caches import ByteLRU
 
 
 def test_byte_lru_evicts_least_recently_used_by_total_size() -> None:
-    cache = _ByteLRU(100)
+    cache = ByteLRU(100)
     for i in range(10):
         cache.put(bytes([i]), b"x" * 30)
         assert cache.total <= 100

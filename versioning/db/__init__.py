@@ -1,0 +1,79 @@
+"""The persistence layer: loxo's metadata in PostgreSQL, one module per concept.
+
+- repos.py: repos;
+- refs.py: branches and tags (compare-and-set), ref_guard.py: gc-safe moves;
+- objects.py: immutable, content-addressed metadata and its caches;
+- uploads.py: multipart uploads and parts;
+- open_commits.py: open commits and their staging branches;
+- commit_chain.py: the one statement that commits and moves a head.
+
+Each concept is a Protocol (what the domain needs) with a PostgreSQL
+implementation. Only the domain services in versioning/ use this package;
+the protocol layers (s3api, the control API) never do.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from versioning.catalog import Catalog
+from versioning.db.caches import DECODED_NODES, ENCODED_NODE_BYTES
+from versioning.db.commit_chain import ChainWrite, PgCommitWriter
+from versioning.db.objects import PgObjects
+from versioning.db.open_commits import PgOpenCommits
+from versioning.db.refs import PgRefs
+from versioning.db.repos import PgRepos
+from versioning.db.uploads import PgUploads
+from versioning.migrations import apply_all
+
+__all__ = ["ChainWrite", "Database"]
+
+
+class Database:
+    """One connection pool and the stores that share it."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        node_cache_size: int = DECODED_NODES,
+        node_cache_bytes: int = ENCODED_NODE_BYTES,
+        objects: PgObjects | None = None,
+        writer: PgCommitWriter | None = None,
+    ) -> None:
+        self.pool = pool
+        self.objects = objects or PgObjects(pool, node_cache_size, node_cache_bytes)
+        self.repos = PgRepos(pool, self.objects)
+        self.refs = PgRefs(pool, self.repos, self.objects)
+        self.uploads = PgUploads(pool)
+        self.open_commits = PgOpenCommits(pool)
+        self.writer = writer or PgCommitWriter(pool, self.objects)
+
+    @staticmethod
+    async def connect(dsn: str, min_size: int = 2, max_size: int = 20) -> Database:
+        """Migrate the database to the code's schema, then open a pool."""
+        conn = await asyncpg.connect(dsn)
+        try:
+            await apply_all(conn)
+        finally:
+            await conn.close()
+        # loxo keeps no session state (no LISTEN, SET or session advisory
+        # locks), so the pool's default reset query on every release is a
+        # wasted round trip.
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_no_reset)
+        assert pool is not None
+        return Database(pool)
+
+    def catalog(self) -> Catalog:
+        """The whole-database queries of gc and fsck, on this pool."""
+        return Catalog(self.pool)
+
+    async def ping(self) -> None:
+        """Raise unless the database answers (health checks)."""
+        await self.pool.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None

@@ -1,0 +1,54 @@
+"""Names: what a repo, branch or tag may be called, and the default branch.
+
+Names are lowercase letters, digits and hyphens, so each is also a DNS label
+and a URL path segment without escaping. A ref name that is 32 hex digits
+would read as a commit id, so it is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from versioning import errors
+from versioning.ids import VersionId, is_commit_hex
+
+NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+DEFAULT_BRANCH = "main"
+MIN_REPO = 3
+MAX_REPO = 30
+# A repo's refs are addressed as `repo.<ref>` (S3 buckets, DNS names), so a
+# qualified ref name is at most one DNS label's 63 characters.
+MAX_QUALIFIED = 63
+
+
+def check_repo_name(name: str) -> None:
+    if not NAME.match(name):
+        raise errors.InvalidName(
+            f"invalid repo name {name!r}: use lowercase letters, digits and hyphens"
+        )
+    if not MIN_REPO <= len(name) <= MAX_REPO:
+        raise errors.InvalidName(
+            f"invalid repo name {name!r}: use {MIN_REPO} to {MAX_REPO} characters (its "
+            f"snapshot buckets, {name}.<32-hex commit id>, must fit S3's 63)"
+        )
+
+
+def check_ref_name(name: str, repo: str = "") -> None:
+    """A branch or tag name (they share one namespace)."""
+    if not NAME.match(name):
+        raise errors.InvalidName(
+            f"invalid branch name {name!r}: use lowercase letters, digits and hyphens"
+        )
+    if repo and len(repo) + 1 + len(name) > MAX_QUALIFIED:
+        raise errors.InvalidName(
+            f"branch or tag name {name!r} is too long for repo {repo}: the bucket "
+            f"{repo}.{name} would be over {MAX_QUALIFIED} characters"
+        )
+    if is_commit_hex(name):
+        raise errors.InvalidName(f"branch name {name!r} would read as a commit id")
+
+
+def new_version() -> VersionId:
+    """A fresh object version id: unique per write, mapped to its commit."""
+    return VersionId(os.urandom(16))

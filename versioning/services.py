@@ -1,0 +1,50 @@
+"""Wiring the domain: one Database and chunk store, the services built on
+them, and which of them each protocol layer gets.
+
+s3api gets `versioning` (views, objects, branches, uploads); the control API
+gets `control` (refs, logs, diffs, open commits, merges). Both share one
+committer, so writes from either protocol queue on the same branch heads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from versioning.chunker import StreamChunker
+from versioning.chunkstore.base import ChunkStore
+from versioning.content import DEFAULT_INLINE_MAX
+from versioning.control import Control
+from versioning.db import Database
+from versioning.open_commits import DEFAULT_OPEN_IDLE_SECONDS, OpenCommits
+from versioning.repository import Versioning
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    db: Database
+    versioning: Versioning
+    control: Control
+
+
+def build(
+    db: Database,
+    store: ChunkStore,
+    *,
+    author: str = "loxo",
+    inline_max: int = DEFAULT_INLINE_MAX,
+    chunker_factory: Callable[[], StreamChunker] = StreamChunker,
+    ingest_memory: int | None = None,
+    open_idle_seconds: float = DEFAULT_OPEN_IDLE_SECONDS,
+) -> Services:
+    versioning = Versioning(
+        db,
+        store,
+        author=author,
+        inline_max=inline_max,
+        chunker_factory=chunker_factory,
+        ingest_memory=ingest_memory,
+    )
+    open_commits = OpenCommits(db, versioning.committer, author, open_idle_seconds)
+    control = Control(db, versioning.branches, versioning.committer, open_commits, author)
+    return Services(db, versioning, control)

@@ -1,0 +1,183 @@
+"""Multipart uploads in the domain: parts stored as content, then assembled
+from their chunks (no byte copied) into one object, in one commit that
+consumes the upload.
+
+What makes a part list acceptable (order, ETags, minimum sizes) and the
+object's ETag are the protocol's rules; this module takes the parts already
+chosen.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+from versioning import errors
+from versioning.chunker import StreamChunker
+from versioning.chunkstore.base import ChunkStore
+from versioning.clock import now_us
+from versioning.committer import Change, Check, Committer
+from versioning.content import read_piece, rejoin
+from versioning.db import Database
+from versioning.ids import CommitId, ContentId
+from versioning.leases import LeasedStore
+from versioning.model import Manifest, ObjectEntry, Upload, UploadPart
+from versioning.views import ObjectAttrs, View, new_entry
+
+# CompleteMultipartUpload re-cuts the seams between parts (content.rejoin) so
+# an edited file dedups as well as a single PUT would. Each seam reads a few
+# MiB; above this many parts (~8 GiB at 8 MiB parts) the parts are joined as
+# they are, so a completion never takes minutes.
+REJOIN_MAX_PARTS = 1000
+
+
+class Uploads:
+    def __init__(
+        self,
+        db: Database,
+        store: ChunkStore,
+        committer: Committer,
+        author: str,
+        chunker_factory: Callable[[], StreamChunker],
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.committer = committer
+        self.author = author
+        self.chunker_factory = chunker_factory
+
+    async def create(
+        self,
+        view: View,
+        key: str,
+        attrs: ObjectAttrs,
+        checksum_algorithm: str | None = None,
+        checksum_type: str | None = None,
+    ) -> str:
+        if view.branch is None:
+            raise errors.ReadOnlyRef(
+                f"{view.repo} snapshot is read-only; start the upload on a branch"
+            )
+        # Time-ordered ids (14 hex digits of microseconds, then randomness):
+        # a key's uploads listed by id are then in the order they were started.
+        upload_id = f"{now_us():014x}" + os.urandom(17).hex()
+        await self.db.uploads.create_upload(
+            Upload(
+                upload_id,
+                view.repo,
+                view.branch,
+                key,
+                now_us(),
+                attrs.encode(),
+                checksum_algorithm,
+                checksum_type,
+            )
+        )
+        return upload_id
+
+    async def get(self, view: View, key: str, upload_id: str) -> Upload:
+        """The upload `upload_id` of `key` on the view's branch (UploadNotFound
+        when it is another's, finished or aborted)."""
+        record = await self.db.uploads.get_upload(upload_id)
+        if (record.repo, record.branch, record.key) != (view.repo, view.branch, key):
+            raise errors.UploadNotFound(upload_id)
+        return record
+
+    async def exists(self, upload_id: str) -> bool:
+        try:
+            await self.db.uploads.get_upload(upload_id)
+        except errors.UploadNotFound:
+            return False
+        return True
+
+    async def put_part(
+        self,
+        upload: Upload,
+        number: int,
+        content: ContentId,
+        size: int,
+        md5: bytes,
+        checksums: Mapping[str, str] | None = None,
+    ) -> int:
+        """Record (or replace) a part; returns its time (microseconds)."""
+        created = now_us()
+        await self.db.uploads.put_part(
+            upload.id, UploadPart(number, content, size, md5, created, dict(checksums or {}))
+        )
+        return created
+
+    async def parts(self, upload: Upload) -> list[UploadPart]:
+        """The stored parts, by part number."""
+        return await self.db.uploads.list_parts(upload.id)
+
+    async def in_progress(
+        self,
+        view: View,
+        prefix: str,
+        after_key: str,
+        after_id: str,
+        limit: int,
+        skip_key_prefix: bool = False,
+    ) -> list[Upload]:
+        """In-progress uploads of the view's branch, in (key, upload id) order
+        (see db.uploads.list_uploads). A snapshot has none."""
+        if view.branch is None:
+            return []
+        return await self.db.uploads.list_uploads(
+            view.repo, view.branch, prefix, after_key, after_id, limit, skip_key_prefix
+        )
+
+    async def expire(self, max_idle_us: int) -> list[str]:
+        """Abort every upload idle (no creation, no part) for `max_idle_us`.
+        Their parts' contents and chunks become unreferenced, for garbage
+        collection to reclaim."""
+        return await self.db.uploads.expire_uploads(now_us() - max_idle_us)
+
+    async def abort(self, upload: Upload) -> None:
+        if not await self.db.uploads.delete_upload(upload.id):
+            raise errors.UploadNotFound(upload.id)
+
+    async def complete(
+        self,
+        view: View,
+        upload: Upload,
+        chosen: Sequence[UploadPart],
+        etag: str,
+        checksums: Mapping[str, str],
+        check: Check | None = None,
+    ) -> tuple[CommitId | None, ObjectEntry]:
+        """Assemble the object from `chosen` parts' chunks (no data is copied)
+        and commit it, consuming the upload: UploadNotFound when a concurrent
+        completion or abort got there first."""
+        if view.branch is None:
+            raise errors.ReadOnlyRef(f"{view.repo} snapshot is read-only")
+        pieces = [list((await self.db.objects.get_manifest(p.content)).chunks) for p in chosen]
+        if len(pieces) <= REJOIN_MAX_PARTS:
+            chunks = await rejoin(
+                pieces,
+                functools.partial(read_piece, self.store),
+                LeasedStore(self.db.objects, self.store),
+                self.chunker_factory,
+            )
+        else:
+            chunks = [ref for refs in pieces for ref in refs]
+        manifest = Manifest(tuple(chunks))
+        content_id = await self.db.objects.put_content(manifest)
+        attrs = ObjectAttrs.decode(upload.attrs)
+        entry = new_entry(
+            content_id, manifest.size, etag, attrs, checksums, parts=[p.size for p in chosen]
+        )
+        commit_id = await self.committer.submit(
+            view.repo,
+            view.branch,
+            Change(
+                edits={upload.key: entry},
+                message=f"CompleteMultipartUpload {upload.key}",
+                author=self.author,
+                origin={"op": "CompleteMultipartUpload", "keys": [upload.key]},
+                check=check,
+                consume_upload=upload.id,
+            ),
+        )
+        return commit_id, entry
