@@ -6,8 +6,9 @@ LOXO_TEST_DATABASE_URL to use another admin DSN, or LOXO_TEST_PGSERVER=1 to
 force pgserver. Each loxo server under test gets its own database
 (loxo_test_<pid>_<n>), dropped when the session ends.
 
-A LoxoServer is `python -m gateway.cli serve` in a subprocess on a free
-loopback port; its output goes to a log file per start (see `log_text`).
+A LoxoServer is `python -m gateway.cli serve` (or another `program=`, such as
+an installed `loxo`) in a subprocess on a free loopback port; its output goes
+to a log file per start (see `log_text`).
 With `tls=` (see the `tls_files` fixture: a test CA and a server certificate
 made at session start) it serves HTTPS, and its clients trust that CA; with
 `domains=` it also serves virtual-host-style requests under those domains.
@@ -413,12 +414,17 @@ class LoxoServer:
         tls: TlsFiles | None = None,
         domains: Sequence[str] = (),
         extra_args: Sequence[str] = (),
+        program: Sequence[str] = (sys.executable, "-m", "gateway.cli"),
+        cwd: Path = REPO_ROOT,
     ) -> None:
         self.access_key = access_key
         self.secret_key = secret_key
         self.tls = tls
         self.domains = tuple(domains)
         self.extra_args = tuple(extra_args)  # more `loxo serve` options
+        # what runs `loxo` (default: this checkout's, with this interpreter) and where
+        self.program = tuple(program)
+        self.cwd = cwd
         self._fixed_credentials = access_key is not None
         self.data_dir: Path | None = None
         self.dsn: str | None = None
@@ -454,9 +460,7 @@ class LoxoServer:
     def command(self) -> list[str]:
         assert self.data_dir is not None
         cmd = [
-            sys.executable,
-            "-m",
-            "gateway.cli",
+            *self.program,
             "serve",
             "--listen",
             f"127.0.0.1:{self.port}",
@@ -507,7 +511,7 @@ class LoxoServer:
         )
         self.proc = subprocess.Popen(
             self.command(),
-            cwd=REPO_ROOT,
+            cwd=self.cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
