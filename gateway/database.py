@@ -1,12 +1,13 @@
-"""Getting the configured PostgreSQL database ready to use: creating it when
-it does not exist yet (or saying exactly how to), and applying the schema
-migrations."""
+"""Getting the configured PostgreSQL database ready to use: waiting while it
+starts or recovers from a crash, creating it when it does not exist yet (or
+saying exactly how to), and applying the schema migrations."""
 
 from __future__ import annotations
 
 import asyncio
 import shlex
 import sys
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -15,6 +16,8 @@ import asyncpg
 from versioning import migrations
 
 CONNECT_TIMEOUT = 15.0
+# How long to wait for a PostgreSQL that is starting or in crash recovery.
+RECOVERY_WAIT_SECONDS = 60.0
 # Where CREATE DATABASE is run from, in the order createdb(1) tries them.
 MAINTENANCE_DATABASES = ("postgres", "template1")
 
@@ -129,22 +132,45 @@ async def _create(dsn: str, name: str) -> None:
     raise _CannotCreate(f"no maintenance database to connect to ({last})")
 
 
+async def _connect(dsn: str) -> asyncpg.Connection:
+    """A connection, waiting (bounded) while PostgreSQL answers that it is
+    starting up or in crash recovery, as it does when started with loxo."""
+    deadline = time.monotonic() + RECOVERY_WAIT_SECONDS
+    said = False
+    while True:
+        try:
+            return await asyncio.wait_for(asyncpg.connect(dsn), timeout=CONNECT_TIMEOUT)
+        except asyncpg.CannotConnectNowError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not said:
+                print(
+                    f"loxo: waiting for PostgreSQL's crash recovery (or start) at "
+                    f"{_where(dsn)}: {exc}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                said = True
+            await asyncio.sleep(0.5)
+
+
 async def _connect_creating(dsn: str) -> asyncpg.Connection:
     """A connection to the DSN's database, created first if it does not exist."""
     try:
-        return await asyncio.wait_for(asyncpg.connect(dsn), timeout=CONNECT_TIMEOUT)
+        return await _connect(dsn)
     except asyncpg.InvalidCatalogNameError:
         name = _address(dsn).database
         if name is None:
             raise
     await _create(dsn, name)
     print(f"loxo: created the database {name} at {_where(dsn)}", file=sys.stderr, flush=True)
-    return await asyncio.wait_for(asyncpg.connect(dsn), timeout=CONNECT_TIMEOUT)
+    return await _connect(dsn)
 
 
 def prepare_database(dsn: str) -> str | None:
     """Connect once (creating the database if it is missing) and apply pending
-    migrations; returns an error message, or None when the database is ready."""
+    migrations; returns an error message, or None when the database is ready.
+    """
 
     async def probe() -> None:
         conn = await _connect_creating(dsn)
