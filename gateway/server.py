@@ -1,4 +1,4 @@
-"""Running loxo: resolve the database (embedded or external), then serve with uvicorn.
+"""Running loxo: open the database (embedded or external), then serve with uvicorn.
 
 uvicorn handles SIGINT and SIGTERM: it stops accepting, lets in-flight requests
 finish, then runs the app's shutdown, after which the embedded PostgreSQL is
@@ -8,7 +8,6 @@ no acknowledged write.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -19,16 +18,14 @@ import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import asyncpg
 import uvicorn
 
 from gateway import credentials, embedded_pg
 from gateway.app import LoxoApp
 from gateway.config import ServeConfig
+from gateway.database import prepare_database
 from gateway.http_errors import HttpProtocol
-from versioning import migrations
 
 
 class _Server(uvicorn.Server):
@@ -67,36 +64,6 @@ class _Server(uvicorn.Server):
         if self.started:
             scheme = "https" if self.config.is_ssl else "http"
             print(f"loxo listening on {scheme}://{self.config.host}:{self.config.port}", flush=True)
-
-
-def _where(dsn: str) -> str:
-    """The database a DSN names, without its password."""
-    parts = urlsplit(dsn)
-    query = parse_qs(parts.query)
-    host = parts.hostname or (query.get("host") or ["localhost"])[0]
-    port = f":{parts.port}" if parts.port else ""
-    return f"{host}{port}{parts.path or '/'}"
-
-
-def prepare_database(dsn: str) -> str | None:
-    """Connect once and apply pending migrations; returns an error message, or
-    None when the database is ready."""
-
-    async def probe() -> None:
-        conn = await asyncio.wait_for(asyncpg.connect(dsn), timeout=15)
-        try:
-            await migrations.apply_all(conn)
-        finally:
-            await conn.close()
-
-    try:
-        asyncio.run(probe())
-    except migrations.SchemaTooNew as exc:
-        return f"database {_where(dsn)}: {exc}"
-    except (OSError, TimeoutError, asyncpg.PostgresError, ValueError) as exc:
-        reason = str(exc) or type(exc).__name__
-        return f"cannot use the PostgreSQL database at {_where(dsn)}: {reason}"
-    return None
 
 
 def open_database(cfg: ServeConfig) -> tuple[str, Any] | int:
