@@ -154,26 +154,28 @@ async def _connect(dsn: str) -> asyncpg.Connection:
             await asyncio.sleep(0.5)
 
 
-async def _connect_creating(dsn: str) -> asyncpg.Connection:
-    """A connection to the DSN's database, created first if it does not exist."""
+async def _connect_creating(dsn: str, create: bool) -> asyncpg.Connection:
+    """A connection to the DSN's database, created first if it does not exist
+    (and `create` allows it)."""
     try:
         return await _connect(dsn)
     except asyncpg.InvalidCatalogNameError:
         name = _address(dsn).database
-        if name is None:
+        if name is None or not create:
             raise
     await _create(dsn, name)
     print(f"loxo: created the database {name} at {_where(dsn)}", file=sys.stderr, flush=True)
     return await _connect(dsn)
 
 
-def prepare_database(dsn: str) -> str | None:
-    """Connect once (creating the database if it is missing) and apply pending
-    migrations; returns an error message, or None when the database is ready.
+def prepare_database(dsn: str, create: bool = True) -> str | None:
+    """Connect once (creating the database if it is missing, unless `create`
+    is False) and apply pending migrations; returns an error message, or None
+    when the database is ready.
     """
 
     async def probe() -> None:
-        conn = await _connect_creating(dsn)
+        conn = await _connect_creating(dsn, create)
         try:
             await migrations.apply_all(conn)
         finally:

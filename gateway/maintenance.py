@@ -93,7 +93,7 @@ def run_fsck(cfg: ServeConfig, as_json: bool) -> int:
 
 def _with_database(cfg: ServeConfig, go: Any) -> int:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    opened = open_database(cfg)
+    opened = open_database(cfg, create=False)
     if isinstance(opened, int):
         return opened
     dsn, embedded = opened

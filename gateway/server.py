@@ -66,10 +66,12 @@ class _Server(uvicorn.Server):
             print(f"loxo listening on {scheme}://{self.config.host}:{self.config.port}", flush=True)
 
 
-def open_database(cfg: ServeConfig) -> tuple[str, Any] | int:
+def open_database(cfg: ServeConfig, create: bool = True) -> tuple[str, Any] | int:
     """The configured database, migrated and ready: (dsn, the embedded server
     handle or None; call its cleanup() when done), or an exit code after
-    saying on stderr why it cannot be used."""
+    saying on stderr why it cannot be used. With `create` False a missing
+    external database is an error, not created (gc and fsck: a misspelt name
+    must not become an empty database that checks as fine)."""
     embedded = None
     dsn = cfg.database_url
     if dsn is None:
@@ -78,7 +80,7 @@ def open_database(cfg: ServeConfig) -> tuple[str, Any] | int:
         except embedded_pg.EmbeddedUnavailable as exc:
             print(f"loxo: {exc}", file=sys.stderr)
             return 2
-    problem = prepare_database(dsn)
+    problem = prepare_database(dsn, create)
     if problem is not None:
         print(f"loxo: {problem}", file=sys.stderr)
         if embedded is not None:

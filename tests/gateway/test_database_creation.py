@@ -127,3 +127,18 @@ def test_serve_says_how_to_create_a_database_it_may_not(
     command += ["-U", "postgres", "-O", role, new_database_name]
     assert shlex.join(command) in result.stderr, result.stderr
     assert not run_async(_database_exists(postgres_admin_dsn, new_database_name))
+
+
+@pytest.mark.parametrize("command", ["gc", "fsck"])
+def test_maintenance_never_creates_a_missing_database(
+    command: str, tmp_path: Path, postgres_admin_dsn: str, new_database_name: str
+) -> None:
+    """A misspelt --database-url must not become an empty database that
+    checks as fine: gc and fsck refuse it and create nothing."""
+    dsn = with_database(postgres_admin_dsn, quote(new_database_name, safe=""))
+    result = loxo_cli(command, "--data-dir", str(tmp_path / "d"), "--database-url", dsn)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "does not exist" in output, output
+    assert "Traceback" not in output, output
+    assert not run_async(_database_exists(postgres_admin_dsn, new_database_name))
