@@ -292,7 +292,7 @@ def test_a_finish_cut_short_after_freezing_completes_later(
             # The first step of finish, as the server runs it, then no more.
             meta = await Database.connect(dsn, min_size=1, max_size=1)
             try:
-                await meta.freeze_open_commit(repo, CommitId(bytes.fromhex(opened.id)))
+                await meta.open_commits.freeze_open_commit(repo, CommitId(bytes.fromhex(opened.id)))
             finally:
                 await meta.close()
 
