@@ -22,6 +22,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -1025,3 +1026,9 @@ def moto_s3(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return moto_server
+
+
+def lists_bucket(text: str, name: str) -> bool:
+    """Whether a client's bucket listing (one bucket per line, its name last:
+    `aws s3 ls`, `s3cmd ls`, `rclone lsd`) names exactly `name`."""
+    return re.search(rf"(?m)(^|[ /]){re.escape(name)}\s*$", text) is not None

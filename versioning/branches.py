@@ -114,6 +114,10 @@ class Branches:
             await self.db.repos.get_repo(repo)
         return await self.db.refs.list_branches(repo, after, limit)
 
+    async def default_branches(self) -> dict[str, str]:
+        """Every repo's default branch, by repo name."""
+        return {r.name: r.default_branch for r in await self.db.repos.list_repos()}
+
     async def require_branch(self, repo: str, name: str) -> None:
         """Raise BranchNotFound/RepoNotFound unless the branch (or a staging
         branch) exists; a positive answer is trusted for BRANCH_SEEN_SECONDS."""

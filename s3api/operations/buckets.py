@@ -18,9 +18,18 @@ OWNER = [("ID", "loxo"), ("DisplayName", "loxo")]
 
 
 async def list_buckets(ctx: Context, req: S3Request) -> Response:
+    """Every branch as a bucket: a repo's default branch by the bare repo name
+    (the bucket CreateBucket made), any other as `repo.branch`."""
+    defaults = await ctx.versioning.branches.default_branches()
     branches = await ctx.versioning.branches.list_branches()
     buckets = [
-        ("Bucket", [("Name", f"{b.repo}.{b.name}"), ("CreationDate", xml.iso8601(b.created))])
+        (
+            "Bucket",
+            [
+                ("Name", b.repo if defaults.get(b.repo) == b.name else f"{b.repo}.{b.name}"),
+                ("CreationDate", xml.iso8601(b.created)),
+            ],
+        )
         for b in branches
     ]
     body = xml.document("ListAllMyBucketsResult", [("Owner", OWNER), ("Buckets", buckets)])
@@ -40,7 +49,10 @@ async def create_bucket(ctx: Context, req: S3Request) -> Response:
         else:
             await ctx.versioning.branches.create_repo(ref.repo)
     except dom.AlreadyExists:
-        raise BucketAlreadyOwnedByYou(BucketName=ref.name) from None
+        # As AWS: re-creating a bucket you own succeeds in us-east-1 (its
+        # legacy behaviour, which clients rely on) and is refused elsewhere.
+        if ctx.region != "us-east-1":
+            raise BucketAlreadyOwnedByYou(BucketName=ref.name) from None
     return Response(status_code=200, headers={"Location": f"/{req.bucket_name}"})
 
 

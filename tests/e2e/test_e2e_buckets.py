@@ -25,20 +25,23 @@ def test_create_bucket_then_list_buckets(s3: Any, new_bucket: Any) -> None:
     repo = new_bucket(create=False)
     resp = s3.create_bucket(Bucket=repo)
     assert resp["ResponseMetadata"]["HTTPStatusCode"] == 200
-    assert f"{repo}.main" in bucket_names(s3)
+    # ListBuckets names the default branch by the bucket CreateBucket made.
+    assert repo in bucket_names(s3)
+    assert f"{repo}.main" not in bucket_names(s3)
     assert s3.head_bucket(Bucket=repo)["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert s3.head_bucket(Bucket=f"{repo}.main")["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert s3.get_bucket_location(Bucket=repo).get("LocationConstraint") in (None, "")
-    with pytest.raises(ClientError) as exc:
-        s3.create_bucket(Bucket=repo)
-    assert code_of(exc) == ("BucketAlreadyOwnedByYou", 409)
+    # Re-creating a bucket you own succeeds in us-east-1, as on AWS.
+    s3.put_object(Bucket=repo, Key="kept", Body=b"still here")
+    assert s3.create_bucket(Bucket=repo)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert keys_of(s3, repo) == ["kept"]
 
 
 def test_create_branch_bucket_forks_from_main(s3: Any, new_bucket: Any) -> None:
     repo = new_bucket()
     s3.put_object(Bucket=repo, Key="shared", Body=b"from main")
     s3.create_bucket(Bucket=f"{repo}.dev")
-    assert {f"{repo}.main", f"{repo}.dev"} <= bucket_names(s3)
+    assert {repo, f"{repo}.dev"} <= bucket_names(s3)
     assert keys_of(s3, f"{repo}.dev") == ["shared"]
     assert s3.get_object(Bucket=f"{repo}.dev", Key="shared")["Body"].read() == b"from main"
 
@@ -50,15 +53,14 @@ def test_create_branch_bucket_forks_from_main(s3: Any, new_bucket: Any) -> None:
     assert keys_of(s3, repo) == ["main-only", "shared"]
     assert s3.get_object(Bucket=f"{repo}.dev", Key="shared")["Body"].read() == b"from main"
 
-    with pytest.raises(ClientError) as exc:
-        s3.create_bucket(Bucket=f"{repo}.dev")
-    assert code_of(exc) == ("BucketAlreadyOwnedByYou", 409)
+    assert s3.create_bucket(Bucket=f"{repo}.dev")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert keys_of(s3, f"{repo}.dev") == ["dev-only", "shared"]  # untouched
 
 
 def test_create_branch_of_new_repo(s3: Any, new_bucket: Any) -> None:
     repo = new_bucket(create=False)
     s3.create_bucket(Bucket=f"{repo}.feature")
-    assert {f"{repo}.main", f"{repo}.feature"} <= bucket_names(s3)
+    assert {repo, f"{repo}.feature"} <= bucket_names(s3)
     assert keys_of(s3, f"{repo}.feature") == []
 
 
@@ -76,7 +78,7 @@ def test_delete_bucket(s3: Any, new_bucket: Any) -> None:
     assert resp["ResponseMetadata"]["HTTPStatusCode"] == 204
     names = bucket_names(s3)
     assert f"{repo}.dev" not in names
-    assert f"{repo}.main" in names
+    assert repo in names
     with pytest.raises(ClientError) as exc:
         s3.list_objects_v2(Bucket=f"{repo}.dev")
     assert code_of(exc) == ("NoSuchBucket", 404)
@@ -86,7 +88,7 @@ def test_delete_bucket(s3: Any, new_bucket: Any) -> None:
 
     # the last branch takes the repo with it; the name can be used again
     s3.delete_bucket(Bucket=repo)
-    assert f"{repo}.main" not in bucket_names(s3)
+    assert repo not in bucket_names(s3)
     with pytest.raises(ClientError) as exc:
         s3.head_bucket(Bucket=repo)
     assert code_of(exc)[1] == 404
@@ -155,3 +157,20 @@ def test_default_branch_deleted_while_other_branches_exist(s3: Any, new_bucket: 
     s3.put_object(Bucket=repo, Key="again", Body=b"main again")
     s3.create_bucket(Bucket=f"{repo}.feature")
     assert keys_of(s3, f"{repo}.feature") == ["again"]
+
+
+def test_create_bucket_you_own_outside_us_east_1(make_server: Any) -> None:
+    """Outside us-east-1 AWS refuses to re-create a bucket you own."""
+    srv = make_server(extra_args=["--region", "eu-west-1"])
+    s3 = srv.client()
+    s3.create_bucket(Bucket="owned", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    for name in ("owned", "owned.dev"):
+        if name == "owned.dev":
+            s3.create_bucket(
+                Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+            )
+        with pytest.raises(ClientError) as exc:
+            s3.create_bucket(
+                Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+            )
+        assert code_of(exc) == ("BucketAlreadyOwnedByYou", 409)
