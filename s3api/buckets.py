@@ -1,8 +1,14 @@
-"""Bucket names: how an S3 bucket name maps to a repo, a branch or a snapshot.
+"""Bucket names: how an S3 bucket name maps to a repo, a branch or a snapshot,
+and the bucket name of a commit.
 
-`repo` is the repo's default branch, `repo.branch` a branch, and
-`repo.<32 hex>` a read-only snapshot at that commit. Names use lowercase
-letters, digits and hyphens; anything else is InvalidBucketName.
+`repo` is the repo's default branch, `repo.name` a branch or tag, and
+`repo.<commit>` a read-only snapshot at that commit: its full 32-hex id, or
+a unique prefix of at least 8 hex digits (a name that is no branch or tag).
+Names use lowercase letters, digits and hyphens; anything else is
+InvalidBucketName. S3 bucket names are at most 63 characters, so a repo
+of up to 30 characters has snapshot buckets with full commit ids, up to 54
+with a prefix that fits, and over 54 none: its old versions are read with
+`versionId`, or through the control API and the loxo CLI.
 """
 
 from __future__ import annotations
@@ -12,8 +18,20 @@ from dataclasses import dataclass
 
 from s3api.errors import InvalidBucketName
 from versioning.ids import is_commit_hex
+from versioning.refs import MIN_PREFIX
 
 _PART = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_BUCKET = 63
+
+
+def commit_bucket(repo: str, commit_hex: str) -> str | None:
+    """The bucket that reads (or, for an open commit, writes) `commit_hex` of
+    `repo`: `repo.<id>`, shortened to the prefix that fits 63 characters;
+    None when not even MIN_PREFIX hex digits fit."""
+    room = MAX_BUCKET - len(repo) - 1
+    if room < MIN_PREFIX:
+        return None
+    return f"{repo}.{commit_hex[:room]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from versioning.ids import VersionId, is_commit_hex
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 DEFAULT_BRANCH = "main"
 MIN_REPO = 3
-MAX_REPO = 30
+MAX_REPO = 63
 # A repo's refs are addressed as `repo.<ref>` (S3 buckets, DNS names), so a
 # qualified ref name is at most one DNS label's 63 characters.
 MAX_QUALIFIED = 63
@@ -29,8 +29,7 @@ def check_repo_name(name: str) -> None:
         )
     if not MIN_REPO <= len(name) <= MAX_REPO:
         raise errors.InvalidName(
-            f"invalid repo name {name!r}: use {MIN_REPO} to {MAX_REPO} characters (its "
-            f"snapshot buckets, {name}.<32-hex commit id>, must fit S3's 63)"
+            f"invalid repo name {name!r}: use {MIN_REPO} to {MAX_REPO} characters"
         )
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from versioning import errors, history, tree
+from versioning import errors, history, refs, tree
 from versioning.branches import Branches
 from versioning.chunker import StreamChunker
 from versioning.chunkstore.base import ChunkStore
@@ -34,7 +35,7 @@ from versioning.model import ChunkRef, Manifest, ObjectEntry, OpenCommit
 from versioning.uploads import Uploads
 from versioning.views import View
 
-MAX_PARTS = 10_000
+_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 class Versioning:
@@ -76,16 +77,40 @@ class Versioning:
         return await self._view_of(repo, name, branch.head)
 
     async def named_view(self, repo: str, name: str | None) -> View:
-        """A branch's view (None: the default branch) or, when `name` is a
-        tag, the tagged commit's (read-only) view. BranchNotFound when it is
-        neither."""
+        """A branch's view (None: the default branch); when `name` is a tag,
+        the tagged commit's (read-only) view; when it is a unique prefix of
+        at least MIN_PREFIX hex digits, that commit's (read-only) view or that
+        open commit's staging branch. BranchNotFound when it is none of these,
+        AmbiguousRef when the prefix matches several."""
         try:
             return await self.branch_view(repo, name)
         except errors.BranchNotFound:
-            tag = await self.db.refs.get_tag(repo, name) if name is not None else None
-            if tag is None:
+            if name is None:
                 raise
-            return await self._view_of(repo, None, tag.commit)
+            tag = await self.db.refs.get_tag(repo, name)
+            if tag is not None:
+                return await self._view_of(repo, None, tag.commit)
+            if len(name) < refs.MIN_PREFIX or not _HEX.match(name):
+                raise
+            return await self._prefix_view(repo, name)
+
+    async def _prefix_view(self, repo: str, prefix: str) -> View:
+        commits = await self.db.objects.commits_with_prefix(repo, prefix, limit=2)
+        opened = [
+            o.id
+            for o in await self.db.open_commits.list_open_commits(repo)
+            if o.id.hex().startswith(prefix) and not o.finishing
+        ]
+        found = commits + opened
+        if not found:
+            raise errors.BranchNotFound(f"{repo}@{prefix}: no branch, tag or commit matches")
+        if len(found) > 1:
+            raise errors.AmbiguousRef(
+                f"{repo}.{prefix}: the prefix matches several commits; give more digits"
+            )
+        if commits:
+            return await self._view_of(repo, None, commits[0])
+        return await self.branch_view(repo, OpenCommit.staging_name(found[0]))
 
     async def snapshot_view(self, repo: str, commit_hex: str) -> View:
         """The commit `commit_hex` names, read-only; or, when it is an open

@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from s3api.buckets import commit_bucket
 from versioning.commit_log import PathChange
 from versioning.control import CommitInfo, MergeResult, RepoInfo
 from versioning.ids import CommitId
@@ -85,9 +86,11 @@ def commit(cid: CommitId, c: Commit) -> dict[str, Any]:
     }
 
 
-def commit_info(info: CommitInfo) -> dict[str, Any]:
+def commit_info(repo: str, info: CommitInfo) -> dict[str, Any]:
     return {
         **commit(info.id, info.commit),
+        # The read-only S3 bucket of this commit (None: no room for one).
+        "bucket": commit_bucket(repo, info.id.hex()),
         "objects": info.objects,
         "size": info.size,
         "changes": {"added": info.added, "modified": info.modified, "deleted": info.deleted},
@@ -119,7 +122,8 @@ def open_commit(r: OpenCommit) -> dict[str, Any]:
         "id": r.id.hex(),
         "repo": r.repo,
         "branch": r.branch,
-        "bucket": f"{r.repo}.{r.id.hex()}",
+        # The S3 bucket its writes go to (start refuses repos with no room).
+        "bucket": commit_bucket(r.repo, r.id.hex()),
         "base": hex_or_none(r.base),
         "created": time_text(r.created),
         "idle_seconds": r.idle_us / 1_000_000,

@@ -52,6 +52,7 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "objects": _I,
                     "size": _I,
+                    "bucket": {"type": ["string", "null"]},
                     "changes": {
                         "type": "object",
                         "properties": {"added": _I, "modified": _I, "deleted": _I},

@@ -73,6 +73,7 @@ class Commit:
     objects: int | None = None
     size: int | None = None
     changes: dict[str, int] = field(default_factory=dict)
+    bucket: str | None = None  # the commit's read-only S3 bucket, if its name fits
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> Commit:
@@ -86,6 +87,7 @@ class Commit:
             d.get("objects"),
             d.get("size"),
             d.get("changes") or {},
+            d.get("bucket"),
         )
 
 

@@ -25,7 +25,6 @@ from botocore.exceptions import ClientError
 from gateway.client.api import Client, LoxoError
 
 FILES_AT_ONCE = 8
-DEFAULT_BRANCH = "main"  # what a bare repo name means
 TRANSFER = TransferConfig(
     multipart_threshold=8 * 1024 * 1024,
     multipart_chunksize=8 * 1024 * 1024,
@@ -66,15 +65,26 @@ def bucket_for(api: Client, repo: str, ref: str | None) -> str:
     """The S3 bucket that reads `repo@ref` as one snapshot: `repo.<commit
     id>` of the commit the ref names now, so a listing and the downloads
     after it see the same commit even while the branch moves. An empty
-    branch (no commit yet) is read through its own bucket."""
-    ref = ref or DEFAULT_BRANCH
+    branch (no commit yet) is read through its own bucket. (None: the
+    repo's default branch.)"""
     try:
-        return f"{repo}.{api.inspect(repo, ref).id}"
+        commit = api.inspect(repo, ref)
     except LoxoError as err:
-        if err.code != "ref_not_found" or ref is None:
+        if err.code != "ref_not_found":
             raise
+        if ref is None:
+            return repo  # the default branch, with no commit yet
         api.get_branch(repo, ref)  # branch_not_found unless it is an empty branch
         return f"{repo}.{ref}"
+    if commit.bucket is None:
+        raise LoxoError(
+            400,
+            "no_snapshot_bucket",
+            f"repo {repo}'s name is too long for snapshot buckets (repo.<commit> must fit 63 "
+            "characters, so at most 54); read it with a branch or tag, or rename the repo",
+            {},
+        )
+    return commit.bucket
 
 
 def local_files(root: Path) -> Iterator[tuple[Path, str]]:

