@@ -77,11 +77,20 @@ def bucket_for(api: Client, repo: str, ref: str | None) -> str:
         api.get_branch(repo, ref)  # branch_not_found unless it is an empty branch
         return f"{repo}.{ref}"
     if commit.bucket is None:
+        # The repo's name leaves no room for a snapshot bucket: a branch or
+        # tag is read through its own bucket instead (not pinned to one
+        # commit while a branch moves).
+        if ref is None:
+            return repo
+        if all(c.isalnum() or c == "-" for c in ref):  # a name, not `main~2` or `^`
+            name = f"{repo}.{ref}"
+            if len(name) <= 63:
+                return name
         raise LoxoError(
             400,
             "no_snapshot_bucket",
             f"repo {repo}'s name is too long for snapshot buckets (repo.<commit> must fit 63 "
-            "characters, so at most 54); read it with a branch or tag, or rename the repo",
+            "characters, so at most 54); read it with a branch or tag name",
             {},
         )
     return commit.bucket
