@@ -46,6 +46,9 @@ log = logging.getLogger("loxo")
 CONTROL_PREFIX = "/_loxo/"
 # How often the expiry task looks for idle uploads, at most (and at least).
 EXPIRY_MAX_INTERVAL = 600.0
+# How long a completed multipart upload is remembered, so that a retried
+# CompleteMultipartUpload gets the same answer (seconds).
+COMPLETION_MEMORY = 24 * 3600.0
 EXPIRY_MIN_INTERVAL = 1.0
 OPEN_COMMIT_CHECK_INTERVAL = 2.0
 
@@ -105,8 +108,7 @@ class LoxoApp:
         versioning, control = services.versioning, services.control
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
         self.api = ControlApi(control, self._secret_for)
-        if self.cfg.upload_expiry_hours > 0:
-            self._expiry = asyncio.create_task(self._expire_uploads(versioning))
+        self._expiry = asyncio.create_task(self._expire_uploads(versioning))
         self._open_expiry = asyncio.create_task(self._expire_open_commits(control))
         if self.cfg.gc_interval_hours > 0:
             self._gc = asyncio.create_task(self._collect_garbage())
@@ -124,14 +126,22 @@ class LoxoApp:
                 log.exception("garbage collection failed; will retry next interval")
 
     async def _expire_uploads(self, versioning: Versioning) -> None:
-        """Abort uploads idle for upload_expiry_hours, checking every tenth of that
-        (bounded to [EXPIRY_MIN_INTERVAL, EXPIRY_MAX_INTERVAL] seconds). The parts'
-        chunks are left for garbage collection."""
+        """Abort uploads idle for upload_expiry_hours (0: never), checking every
+        tenth of that (bounded to [EXPIRY_MIN_INTERVAL, EXPIRY_MAX_INTERVAL]
+        seconds), and forget completed uploads after COMPLETION_MEMORY. The
+        parts' chunks are left for garbage collection."""
         max_idle = self.cfg.upload_expiry_hours * 3600
-        interval = min(max(max_idle / 10, EXPIRY_MIN_INTERVAL), EXPIRY_MAX_INTERVAL)
+        interval = EXPIRY_MAX_INTERVAL
+        if max_idle > 0:
+            interval = min(max(max_idle / 10, EXPIRY_MIN_INTERVAL), EXPIRY_MAX_INTERVAL)
         while True:
             try:
-                expired = await versioning.uploads.expire(int(max_idle * 1_000_000))
+                await versioning.uploads.forget_completions(int(COMPLETION_MEMORY * 1_000_000))
+                expired = (
+                    await versioning.uploads.expire(int(max_idle * 1_000_000))
+                    if max_idle > 0
+                    else []
+                )
                 if expired:
                     log.info(
                         "aborted %d multipart uploads idle for over %g hours",

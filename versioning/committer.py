@@ -153,7 +153,7 @@ class Committer:
         commits: list[Commit] = []
         versions: list[tuple[VersionId, CommitId]] = []
         outcome: dict[int, CommitId | BaseException | None] = {}
-        uploads: list[str] = []
+        uploads: list[tuple[str, CommitId]] = []
         opens: list[CommitId] = []
         extra_parents: list[CommitId] = []
         contents: list[Manifest] = []
@@ -168,7 +168,7 @@ class Committer:
                 if change.check is not None:
                     await change.check(src, root)
                 if change.consume_upload is not None:
-                    if change.consume_upload in uploads:
+                    if change.consume_upload in (u[0] for u in uploads):
                         # An earlier change of this batch completes it.
                         raise errors.UploadNotFound(change.consume_upload)
                     await self.db.uploads.get_upload(change.consume_upload)
@@ -210,7 +210,7 @@ class Committer:
             histories.append((commit.id, history_root, generation))
             versions.extend((v.version, commit.id) for v in edits.values() if v is not None)
             if change.consume_upload is not None:
-                uploads.append(change.consume_upload)
+                uploads.append((change.consume_upload, commit.id))
             if change.consume_open is not None:
                 opens.append(change.consume_open)
             extra_parents.extend(change.extra_parents)

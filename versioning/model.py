@@ -278,6 +278,18 @@ class UploadPart:
 
 
 @dataclass(frozen=True, slots=True)
+class Completion:
+    """A multipart upload that a commit completed (kept for retried completions)."""
+
+    upload_id: str
+    repo: str
+    branch: str
+    key: str
+    commit: CommitId
+    completed: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpenCommit:
     """A commit being built from many writes: a hidden staging branch,
     finished as ONE commit on `branch` (see versioning/open_commits.py)."""

@@ -169,6 +169,12 @@ class Versioning:
     async def reader(self, entry: ObjectEntry) -> ChunkReader:
         return ChunkReader(self.store, await self.db.objects.get_manifest(entry.content))
 
+    async def read_content(self, content: ContentId) -> AsyncIterator[bytes]:
+        """The bytes of a stored body (an object's, or an upload part's)."""
+        reader = ChunkReader(self.store, await self.db.objects.get_manifest(content))
+        async for piece in reader.read():
+            yield piece
+
     async def commit_of(self, entry: ObjectEntry) -> CommitId | None:
         return await self.db.objects.commit_of_version(entry.version)
 

@@ -22,7 +22,7 @@ from versioning.content import read_piece, rejoin
 from versioning.db import Database
 from versioning.ids import CommitId, ContentId
 from versioning.leases import LeasedStore
-from versioning.model import Manifest, ObjectEntry, Upload, UploadPart
+from versioning.model import Completion, Manifest, ObjectEntry, Upload, UploadPart
 from versioning.views import ObjectAttrs, View, new_entry
 
 # CompleteMultipartUpload re-cuts the seams between parts (content.rejoin) so
@@ -90,6 +90,15 @@ class Uploads:
         except errors.UploadNotFound:
             return False
         return True
+
+    async def completion(self, upload_id: str) -> Completion | None:
+        """The commit that completed `upload_id`, while it is remembered (as
+        long as an idle upload is kept), or None."""
+        return await self.db.uploads.get_completion(upload_id)
+
+    async def forget_completions(self, older_than_us: int) -> int:
+        """Forget completions older than that; a retry after it is NoSuchUpload."""
+        return await self.db.uploads.forget_completions(now_us() - older_than_us)
 
     async def put_part(
         self,

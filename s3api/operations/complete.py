@@ -11,7 +11,9 @@ the body.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from typing import cast
 
 from starlette.responses import Response
 
@@ -25,20 +27,44 @@ from s3api.errors import (
     MalformedXML,
     NoSuchUpload,
 )
-from s3api.operations.common import Context, check_early, write_condition
+from s3api.operations.common import Context, check_early, view_of, write_condition
 from s3api.operations.multipart import upload_of
 from s3api.operations.objects import read_only
 from s3api.request import S3Request
 from versioning import errors as dom
-from versioning.model import Upload, UploadPart
+from versioning.content import Hasher
+from versioning.ids import CommitId
+from versioning.model import ObjectEntry, Upload, UploadPart
 
 
 async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
-    view, upload = await upload_of(ctx, req)
+    try:
+        view, upload = await upload_of(ctx, req)
+    except NoSuchUpload:
+        parts, _ = await _part_list(req)
+        return await _repeated(ctx, req, parts)
     if not view.writable:
         raise read_only(view)
     condition = write_condition(req)
     await check_early(ctx, view, condition)
+    parts, declared = await _part_list(req)
+    try:
+        chosen = await _chosen_parts(ctx, upload, parts)
+        sums = await _object_checksums(ctx, req, upload, chosen, declared)
+        # The ETag of a multipart object: the MD5 of its parts' MD5s, then "-N".
+        etag = _multipart_etag([p.md5 for p in chosen])
+        commit, entry = await ctx.versioning.uploads.complete(
+            view, upload, chosen, etag, sums, check=condition
+        )
+    except (NoSuchUpload, dom.UploadNotFound):
+        # A concurrent completion of this upload won the race.
+        return await _repeated(ctx, req, parts)
+    return _result(req, commit, entry)
+
+
+async def _part_list(req: S3Request) -> tuple[list[tuple[int, str]], dict[int, dict[str, str]]]:
+    """The Complete document: (part number, hex ETag) pairs in request
+    order, and the checksums it gives each part."""
     req.checksums_describe_body = False  # they describe the assembled object
     doc = xml.parse(await req.small_body(), "CompleteMultipartUpload")
     parts: list[tuple[int, str]] = []
@@ -47,7 +73,7 @@ async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
         if not isinstance(item, dict) or "PartNumber" not in item or "ETag" not in item:
             raise MalformedXML()
         number = str(item["PartNumber"]).strip()
-        if not number.isdigit():
+        if not number.isdigit() or len(number) > 5:
             raise MalformedXML()
         etag = str(item["ETag"]).strip().strip('"').lower()
         parts.append((int(number), etag))
@@ -62,16 +88,37 @@ async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
             "The XML you provided was not well-formed or did not validate: "
             "CompleteMultipartUpload must list at least one part."
         )
-    chosen = await _chosen_parts(ctx, upload, parts)
-    sums = _object_checksums(req, upload, chosen, declared)
-    # The ETag of a multipart object: the MD5 of its parts' MD5s, then "-N".
-    etag = hashlib.md5(b"".join(p.md5 for p in chosen)).hexdigest() + f"-{len(chosen)}"
+    return parts, declared
+
+
+def _multipart_etag(md5s: list[bytes]) -> str:
+    return hashlib.md5(b"".join(md5s)).hexdigest() + f"-{len(md5s)}"
+
+
+async def _repeated(ctx: Context, req: S3Request, parts: list[tuple[int, str]]) -> Response:
+    """The answer to a Complete of an upload already completed with these
+    parts (a client retrying after a lost answer): the same ETag and
+    version, and no new commit, as on AWS. NoSuchUpload otherwise."""
+    upload_id = req.query["uploadId"]
+    done = await ctx.versioning.uploads.completion(upload_id)
+    gone = NoSuchUpload(UploadId=upload_id)
+    if done is None:
+        raise gone
+    view = await view_of(ctx, req)
+    if (done.repo, done.branch, done.key) != (view.repo, view.branch, req.key):
+        raise gone
     try:
-        commit, entry = await ctx.versioning.uploads.complete(
-            view, upload, chosen, etag, sums, check=condition
-        )
-    except dom.UploadNotFound:
-        raise NoSuchUpload(UploadId=upload.id) from None
+        md5s = [bytes.fromhex(etag) for _, etag in parts]
+        snapshot = await ctx.versioning.snapshot_view(done.repo, done.commit.hex())
+        entry = await ctx.versioning.get_entry(snapshot, done.key)
+    except (ValueError, dom.NotFound):
+        raise gone from None
+    if entry.etag != _multipart_etag(md5s):
+        raise gone  # other parts than the completion had
+    return _result(req, done.commit, entry)
+
+
+def _result(req: S3Request, commit: CommitId | None, entry: ObjectEntry) -> Response:
     result: list[xml.Element] = [
         ("Location", f"/{req.bucket_name}/{req.key}"),
         ("Bucket", req.bucket_name),
@@ -125,7 +172,8 @@ async def _chosen_parts(
     return chosen
 
 
-def _object_checksums(
+async def _object_checksums(
+    ctx: Context,
     req: S3Request,
     upload: Upload,
     chosen: list[UploadPart],
@@ -181,20 +229,44 @@ def _object_checksums(
             out[algorithm] = checksums.composite(algorithm, values)
     for header, value in req.headers.items():
         name = header.removeprefix("x-amz-checksum-")
-        if name == header or name not in checksums.FULL_OBJECT_ALGORITHMS:
+        if name == header or name not in checksums.ALGORITHMS:
             continue
         given = value.strip()
-        if checksums.checksum_type(given) == checksums.COMPOSITE:
-            expected: str | None = out.get(name)
-        elif name in out and checksums.checksum_type(out[name]) == checksums.FULL_OBJECT:
-            expected = out[name]
-        elif all(name in p.checksums for p in chosen):
-            expected = checksums.combine(name, [(p.checksums[name], p.size) for p in chosen])
-        else:
-            continue  # nothing to check it against
+        expected = await _expected(ctx, name, given, chosen, out)
         if expected != given:
             raise BadDigest(
                 f"The x-amz-checksum-{name} you specified did not match the calculated checksum."
             )
         out.setdefault(name, given)
     return out
+
+
+async def _expected(
+    ctx: Context, name: str, given: str, chosen: list[UploadPart], known: dict[str, str]
+) -> str:
+    """What a Complete's x-amz-checksum-<name> header must be: the composite
+    of the parts' checksums when it has the composite form (`...-N`), else
+    the checksum of the whole object. Made from the parts' stored checksums
+    when they have them, else from the bytes (a client that checksummed only
+    the whole object gets it checked all the same, never ignored)."""
+    if checksums.checksum_type(given) == checksums.COMPOSITE:
+        if checksums.checksum_type(known.get(name, "")) == checksums.COMPOSITE:
+            return known[name]
+        if name not in checksums.COMPOSITE_ALGORITHMS:
+            raise InvalidRequest(f"The {name} checksum algorithm has no composite form.")
+        values = [p.checksums.get(name) or await _digest(ctx, [p], name) for p in chosen]
+        return checksums.composite(name, values)
+    if name in known and checksums.checksum_type(known[name]) == checksums.FULL_OBJECT:
+        return known[name]
+    if name in checksums.FULL_OBJECT_ALGORITHMS and all(name in p.checksums for p in chosen):
+        return checksums.combine(name, [(p.checksums[name], p.size) for p in chosen])
+    return await _digest(ctx, chosen, name)
+
+
+async def _digest(ctx: Context, parts: list[UploadPart], name: str) -> str:
+    """The base64 checksum `name` of the parts' bytes, read end to end."""
+    hasher = cast(Hasher, checksums.ALGORITHMS[name].new())
+    for part in parts:
+        async for piece in ctx.versioning.read_content(part.content):
+            await asyncio.to_thread(hasher.update, piece)
+    return checksums.encode(checksums.digest_of(hasher))

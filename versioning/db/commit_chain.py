@@ -41,7 +41,9 @@ class ChainWrite:
     commits: Sequence[Commit]
     nodes: Mapping[NodeId, Node]
     versions: Sequence[tuple[VersionId, CommitId]] = ()
-    consume_uploads: Sequence[str] = ()
+    # (upload id, the commit that completes it): consumed, and remembered in
+    # completed_uploads for retried completions.
+    consume_uploads: Sequence[tuple[str, CommitId]] = ()
     consume_open: Sequence[CommitId] = ()
     contents: Sequence[Manifest] = ()
     histories: Sequence[tuple[CommitId, NodeId | None, int]] = ()
@@ -76,7 +78,8 @@ class PgCommitWriter:
             "branch": write.branch,
             "old_head": write.old_head,
             "new_head": write.commits[-1].id,
-            "uploads": list(write.consume_uploads),
+            "uploads": [u[0] for u in write.consume_uploads],
+            "upload_commits": [u[1] for u in write.consume_uploads],
             "node_ids": node_ids,
             "node_data": [nodes[n].encode() for n in node_ids],
             "commit_ids": [c.id for c in write.commits],
@@ -154,6 +157,13 @@ WITH kept AS (
     RETURNING 1
 ), consumed AS (
     DELETE FROM uploads WHERE id = ANY(:uploads::text[]) AND EXISTS (SELECT 1 FROM upd)
+    RETURNING id, repo, branch, key
+), completions AS (
+    INSERT INTO completed_uploads (id, repo, branch, key, commit_id, completed)
+    SELECT c.id, c.repo, c.branch, c.key, t.commit_id, :now
+    FROM consumed c
+    JOIN unnest(:uploads::text[], :upload_commits::bytea[]) AS t(id, commit_id) ON t.id = c.id
+    ON CONFLICT (id) DO NOTHING
 ), finished AS (
     DELETE FROM open_commits WHERE id = ANY(:open::bytea[]) AND EXISTS (SELECT 1 FROM upd)
 ), new_nodes AS (

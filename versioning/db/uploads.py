@@ -13,7 +13,8 @@ import asyncpg
 
 from versioning import errors
 from versioning.ids import ContentId
-from versioning.model import Upload, UploadPart, pack, unpack
+from versioning.ids import CommitId
+from versioning.model import Completion, Upload, UploadPart, pack, unpack
 
 
 class UploadStore(Protocol):
@@ -33,6 +34,8 @@ class UploadStore(Protocol):
         skip_key_prefix: bool = False,
     ) -> list[Upload]: ...
     async def expire_uploads(self, idle_since: int) -> list[str]: ...
+    async def get_completion(self, upload_id: str) -> Completion | None: ...
+    async def forget_completions(self, before: int) -> int: ...
 
 
 class PgUploads:
@@ -132,6 +135,30 @@ class PgUploads:
             skip_key_prefix,
         )
         return [Upload(**dict(r)) for r in rows]
+
+    async def get_completion(self, upload_id: str) -> Completion | None:
+        row = await self.pool.fetchrow(
+            "SELECT id, repo, branch, key, commit_id, completed FROM completed_uploads "
+            "WHERE id = $1",
+            upload_id,
+        )
+        if row is None:
+            return None
+        return Completion(
+            row["id"],
+            row["repo"],
+            row["branch"],
+            row["key"],
+            CommitId(row["commit_id"]),
+            row["completed"],
+        )
+
+    async def forget_completions(self, before: int) -> int:
+        """Forget the uploads completed before `before`; how many."""
+        status = await self.pool.execute(
+            "DELETE FROM completed_uploads WHERE completed < $1", before
+        )
+        return int(status.split()[-1])
 
     async def expire_uploads(self, idle_since: int) -> list[str]:
         """Delete the uploads (and, by cascade, their parts rows) that have seen no
