@@ -55,6 +55,13 @@ class Change:
     # for changes computed against a known head, such as a merge.
     expect_head: CommitId | None = None
     require_head: bool = False
+    # Keys whose record in this change's own commit is withdrawn from the
+    # branch's version listing, and other (key, commit) records withdrawn
+    # with it (S3 deletes of a current version, versions.py).
+    withdraw_own: tuple[str, ...] = ()
+    withdraw: tuple[tuple[str, CommitId], ...] = ()
+    # Keep the entries' last_modified (a restored version keeps its time).
+    keep_times: bool = False
     future: asyncio.Future[CommitId | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -158,6 +165,7 @@ class Committer:
         extra_parents: list[CommitId] = []
         contents: list[Manifest] = []
         referenced: set[ContentId] = set()
+        withdrawn: list[tuple[str, CommitId]] = []
         for index, change in enumerate(batch):
             try:
                 if change.require_head and parent != change.expect_head:
@@ -181,7 +189,11 @@ class Committer:
                 continue
             when = max(now_us(), commits[-1].time + 1 if commits else 0)
             edits = {
-                k: (dataclasses.replace(v, last_modified=when) if v is not None else None)
+                k: (
+                    dataclasses.replace(v, last_modified=when)
+                    if v is not None and not change.keep_times
+                    else v
+                )
                 for k, v in change.edits.items()
             }
             new_root, new_nodes = await tree.apply(src, root, edits)
@@ -214,6 +226,8 @@ class Committer:
             if change.consume_open is not None:
                 opens.append(change.consume_open)
             extra_parents.extend(change.extra_parents)
+            withdrawn.extend((key, commit.id) for key in change.withdraw_own)
+            withdrawn.extend(change.withdraw)
             contents.extend(change.contents)
             referenced.update(v.content for v in edits.values() if v is not None)
             outcome[index] = commit.id
@@ -233,6 +247,7 @@ class Committer:
                     extra_parents=extra_parents,
                     histories=histories,
                     referenced=referenced,
+                    withdraw=withdrawn,
                 )
             )
             if not ok:

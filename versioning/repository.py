@@ -33,6 +33,7 @@ from versioning.ids import CommitId, ContentId, NodeId, is_commit_hex
 from versioning.leases import LeasedStore, hold_existing
 from versioning.model import ChunkRef, Manifest, ObjectEntry, OpenCommit
 from versioning.uploads import Uploads
+from versioning.version_deletes import VersionDeletes
 from versioning.views import View
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -62,6 +63,7 @@ class Versioning:
         self.committer = Committer(db)
         self.branches = Branches(db)
         self.uploads = Uploads(db, store, self.committer, author, chunker_factory)
+        self.version_deletes = VersionDeletes(self, self.committer, author)
 
     async def ping(self) -> None:
         """Raise unless the metadata database answers."""
@@ -191,10 +193,23 @@ class Versioning:
 
     async def history_records(self, view: View, seek: str = "") -> AsyncIterator[history.Record]:
         """The view's history: for each key from `seek` on (in order), the
-        commits that changed it, newest first (see history.records)."""
+        commits that changed it, newest first (see history.records). A
+        branch's view leaves out the versions withdrawn from it
+        (version_deletes.py); a snapshot's has them all."""
         root = (await self.db.objects.get_history(view.commit))[0] if view.commit else None
+        hidden = _Withdrawn(self.db, view.repo, view.branch) if view.branch else None
         async for record in history.records(self.db.objects, root, seek):
+            if hidden is not None and await hidden.contains(record.key, record.commit):
+                continue
             yield record
+
+    async def is_withdrawn(self, repo: str, branch: str | None, key: str, commit_hex: str) -> bool:
+        """Whether that version of `key` was withdrawn from the branch (None:
+        the default branch); False for a tag or a missing branch."""
+        if branch is None:
+            branch = await self.branches.default_branch(repo)
+        commit = CommitId(bytes.fromhex(commit_hex))
+        return await self.db.withdrawn.is_withdrawn(repo, branch, key, commit)
 
     async def latest_record(self, view: View, key: str) -> history.Record | None:
         """The newest history record of `key` as of the view's commit."""
@@ -291,6 +306,42 @@ class Versioning:
             inline_max=self.inline_max,
             slots=self._slots,
         )
+
+
+class _Withdrawn:
+    """The withdrawn records of a branch, read in key order alongside a walk
+    of its history: a window of up to WINDOW rows at a time."""
+
+    WINDOW = 1000
+
+    def __init__(self, db: Database, repo: str, branch: str) -> None:
+        self.db = db
+        self.repo = repo
+        self.branch = branch
+        self.low: str | None = None  # the window holds every row with low <= key < high
+        self.high: str | None = None  # None: no end
+        self.rows: dict[str, set[CommitId]] = {}
+
+    async def contains(self, key: str, commit: CommitId) -> bool:
+        if self.low is None or key < self.low or (self.high is not None and key >= self.high):
+            await self._load(key)
+        return commit in self.rows.get(key, ())
+
+    async def _load(self, key: str) -> None:
+        store = self.db.withdrawn
+        rows = await store.withdrawn_from(self.repo, self.branch, key, self.WINDOW)
+        self.low, self.high = key, None
+        if len(rows) == self.WINDOW:
+            last = rows[-1][0]
+            rows = [r for r in rows if r[0] != last]  # the last key may continue
+            self.high = last
+            if not rows:
+                # One key with a window's worth of withdrawn versions: all of it.
+                rows = await store.withdrawn_of(self.repo, self.branch, key)
+                self.high = key + "\x00"
+        self.rows = {}
+        for k, c in rows:
+            self.rows.setdefault(k, set()).add(c)
 
 
 def _feed(md5: Any, hashers: Mapping[str, Hasher] | None, piece: bytes) -> None:

@@ -1,4 +1,5 @@
-"""DeleteObjects: up to 1,000 keys removed in ONE commit."""
+"""DeleteObjects: up to 1,000 keys removed in ONE commit; entries with a
+VersionId delete that version from the branch (versioning/version_deletes.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from starlette.responses import Response
 from s3api import xml
 from s3api.errors import InvalidRequest, MalformedXML
 from s3api.operations.common import Context, view_of
-from s3api.operations.objects import VERSION_DELETE_REFUSED, read_only
+from s3api.operations.objects import read_only
 from s3api.request import S3Request
+from versioning.ids import CommitId, is_commit_hex
 
 MAX_KEYS = 1000
 
@@ -29,17 +31,20 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
         raise MalformedXML()
     quiet = str(doc.get("Quiet", "false")).strip().lower() == "true"
     keys: list[str] = []
-    refused: list[tuple[str, str]] = []  # (key, version id): deletes of one version
+    versions: list[tuple[str, CommitId]] = []  # deletes of one version
+    refused: list[tuple[str, str]] = []  # (key, version id) that is no version id
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("Key"), str):
             raise MalformedXML()
         version = item.get("VersionId")
-        if version is not None and str(version).strip() not in ("", "null"):
-            # History is immutable: a version cannot be deleted, and deleting
-            # the key instead would remove more than was asked.
-            refused.append((item["Key"], str(version).strip()))
-        else:
+        version = str(version).strip() if version is not None else ""
+        if version in ("", "null"):
             keys.append(item["Key"])
+        elif is_commit_hex(version):
+            versions.append((item["Key"], CommitId(bytes.fromhex(version))))
+        else:
+            refused.append((item["Key"], version))
+    deleted_versions = await ctx.versioning.version_deletes.delete(view, versions)
     edits = dict.fromkeys(keys)
     commit = None
     if edits:
@@ -56,6 +61,11 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
             if commit is not None:
                 deleted += [("DeleteMarker", True), ("DeleteMarkerVersionId", commit.hex())]
             children.append(("Deleted", deleted))
+        for done in deleted_versions:
+            entry: list[xml.Element] = [("Key", done.key), ("VersionId", done.version.hex())]
+            if done.was_delete_marker:
+                entry += [("DeleteMarker", True), ("DeleteMarkerVersionId", done.version.hex())]
+            children.append(("Deleted", entry))
     for key, version in refused:  # errors are reported even in Quiet mode
         children.append(
             (
@@ -63,8 +73,8 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
                 [
                     ("Key", key),
                     ("VersionId", version),
-                    ("Code", "InvalidRequest"),
-                    ("Message", VERSION_DELETE_REFUSED),
+                    ("Code", "InvalidArgument"),
+                    ("Message", "Invalid version id specified"),
                 ],
             )
         )

@@ -14,6 +14,7 @@ import re
 from starlette.responses import Response, StreamingResponse
 
 from s3api import checksums
+from s3api.buckets import BucketRef
 from s3api.errors import (
     AccessDenied,
     InvalidArgument,
@@ -42,14 +43,10 @@ from s3api.operations.common import (
 from s3api.request import S3Request
 from s3api.xml import http_date
 from versioning import errors as dom
-from versioning.ids import is_commit_hex
+from versioning.ids import CommitId, is_commit_hex
 from versioning.model import ObjectEntry
 from versioning.views import View, new_entry
 
-VERSION_DELETE_REFUSED = (
-    "Deleting a specific version is not possible: versions are commits, and history is "
-    "immutable. Delete the key without versionId to record its deletion in a new commit."
-)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -69,12 +66,22 @@ async def _read_view(ctx: Context, req: S3Request) -> View:
     if not is_commit_hex(version):
         raise InvalidArgument("Invalid version id specified", ArgumentName="versionId")
     ref = bucket_of(req)
+    if ref.commit is None and await _withdrawn(ctx, ref, req.key or "", version):
+        raise NoSuchVersion(Key=req.key or "", VersionId=version)
     try:
         return await ctx.versioning.snapshot_view(ref.repo, version)
     except dom.CommitNotFound:
         raise NoSuchVersion(Key=req.key or "", VersionId=version) from None
     except dom.NotFound:
         raise NoSuchBucket(BucketName=req.bucket_name or "") from None
+
+
+async def _withdrawn(ctx: Context, ref: BucketRef, key: str, version: str) -> bool:
+    """Whether the version was deleted from the bucket's branch (versions.md)."""
+    try:
+        return await ctx.versioning.is_withdrawn(ref.repo, ref.branch, key, version)
+    except dom.NotFound:
+        return False  # no such repo or branch: the read answers that
 
 
 def single_part_md5(entry: ObjectEntry) -> bytes | None:
@@ -282,13 +289,29 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
     return Response(status_code=200, headers=headers)
 
 
+async def _delete_version(ctx: Context, view: View, key: str, version: str) -> Response:
+    """DeleteObject?versionId on a branch: that version leaves the branch's
+    version listing; when it was current, the previous version is current
+    again (versioning/version_deletes.py). Unknown versions are a no-op."""
+    if not is_commit_hex(version):
+        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId")
+    [done] = await ctx.versioning.version_deletes.delete(
+        view, [(key, CommitId(bytes.fromhex(version)))]
+    )
+    headers = {"x-amz-version-id": version}
+    if done.was_delete_marker:
+        headers["x-amz-delete-marker"] = "true"
+    return Response(status_code=204, headers=headers)
+
+
 async def delete_object(ctx: Context, req: S3Request) -> Response:
     view = await write_view(ctx, req)
-    if "versionId" in req.query:
-        raise InvalidRequest(VERSION_DELETE_REFUSED)
     if not view.writable:
         raise read_only(view)
     assert req.key is not None
+    version = req.query.get("versionId")
+    if version is not None and version != "null":
+        return await _delete_version(ctx, view, req.key, version)
     commit = await ctx.versioning.commit(
         view,
         {req.key: None},

@@ -5,6 +5,7 @@
 - objects.py: immutable, content-addressed metadata and its caches;
 - uploads.py: multipart uploads and parts;
 - open_commits.py: open commits and their staging branches;
+- withdrawn.py: versions withdrawn from a branch's version listing;
 - commit_chain.py: the one statement that commits and moves a head.
 
 Each concept is a Protocol (what the domain needs) with a PostgreSQL
@@ -24,6 +25,7 @@ from versioning.db.open_commits import PgOpenCommits
 from versioning.db.refs import PgRefs
 from versioning.db.repos import PgRepos
 from versioning.db.uploads import PgUploads
+from versioning.db.withdrawn import PgWithdrawn
 from versioning.migrations import apply_all
 
 __all__ = ["ChainWrite", "Database"]
@@ -46,6 +48,7 @@ class Database:
         self.refs = PgRefs(pool, self.repos, self.objects)
         self.uploads = PgUploads(pool)
         self.open_commits = PgOpenCommits(pool)
+        self.withdrawn = PgWithdrawn(pool)
         self.writer = writer or PgCommitWriter(pool, self.objects)
 
     @staticmethod

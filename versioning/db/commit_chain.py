@@ -49,6 +49,8 @@ class ChainWrite:
     histories: Sequence[tuple[CommitId, NodeId | None, int]] = ()
     referenced: Iterable[ContentId] = field(default=())
     extra_parents: Iterable[CommitId] = field(default=())
+    # (key, commit) records withdrawn from the branch's version listing.
+    withdraw: Sequence[tuple[str, CommitId]] = ()
 
 
 class CommitWriter(Protocol):
@@ -100,6 +102,8 @@ class PgCommitWriter:
             "open": list(write.consume_open),
             "merge_parents": list(write.extra_parents),
             "move_lock": MOVE_LOCK,
+            "withdrawn_keys": [w[0] for w in write.withdraw],
+            "withdrawn_commits": [w[1] for w in write.withdraw],
         }
         try:
             row = await self.pool.fetchrow(_COMMIT_CHAIN, *[params[n] for n in _ORDER])
@@ -194,6 +198,12 @@ WITH kept AS (
 ), touched_contents AS (
     UPDATE contents SET touched = :now
     WHERE id IN (SELECT id FROM kept) AND EXISTS (SELECT 1 FROM upd)
+), withdrawals AS (
+    INSERT INTO withdrawn_versions (repo, branch, key, commit_id, withdrawn)
+    SELECT :repo, :branch, t.key, t.commit_id, :now
+    FROM unnest(:withdrawn_keys::text[], :withdrawn_commits::bytea[]) AS t(key, commit_id)
+    WHERE EXISTS (SELECT 1 FROM upd)
+    ON CONFLICT DO NOTHING
 ), new_histories AS (
     INSERT INTO commit_history (commit_id, history_root, generation)
     SELECT t.id, t.root, t.generation

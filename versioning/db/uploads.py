@@ -12,8 +12,7 @@ from typing import Protocol
 import asyncpg
 
 from versioning import errors
-from versioning.ids import ContentId
-from versioning.ids import CommitId
+from versioning.ids import CommitId, ContentId
 from versioning.model import Completion, Upload, UploadPart, pack, unpack
 
 
