@@ -18,7 +18,9 @@ from versioning.ids import CommitId
 
 
 class WithdrawnStore(Protocol):
-    def serialized(self, repo: str, branch: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+    def serialized(
+        self, repo: str, branch: str
+    ) -> contextlib.AbstractAsyncContextManager[None]: ...
     async def withdraw(
         self, repo: str, branch: str, records: Sequence[tuple[str, CommitId]]
     ) -> None: ...
