@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.signing import sigv4
+from gateway.signing import sigv2, sigv4
 from gateway.signing.errors import SigningError
 from s3api import routing, xml
 from s3api.errors import (
@@ -210,9 +210,21 @@ class S3App:
         )
 
     def _authenticate(self, req: S3Request) -> None:
-        raw_path = (req.http.scope.get("raw_path") or b"/").decode("utf-8", "surrogateescape")
+        """SigV4 (header or presigned URL), or SigV2 when the request carries that."""
+        scope = req.http.scope
+        raw_path = (scope.get("raw_path") or b"/").decode("utf-8", "surrogateescape")
         pairs = req.query_pairs
         headers = req.headers_lower
+        if sigv2.carries(pairs, headers):
+            v2 = sigv2.parse(pairs, headers)
+            secret = self.secrets(v2.access_key)
+            if secret is None:
+                raise InvalidAccessKeyId()
+            # SigV2 signs /bucket/key whatever the addressing style.
+            host_bucket = bucket_from_host(headers.get("host"), self.domains)
+            raw_query = scope.get("query_string", b"").decode("latin-1")
+            sigv2.verify(v2, secret, req.method, raw_path, raw_query, headers, bucket=host_bucket)
+            return
         signed = sigv4.parse(req.method, raw_path, pairs, headers)
         if signed is None:
             raise AccessDenied("Anonymous access is not allowed; sign requests with SigV4")

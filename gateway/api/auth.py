@@ -7,8 +7,10 @@ given; when missing, the body's SHA-256 is what the signature must cover, as
 for other AWS services. UNSIGNED-PAYLOAD is refused on a request with a body.
 Presigned URLs (query-string SigV4) work for requests without a body.
 
-Signing failures (gateway.signing.errors) answer 403 access_denied with the
-signing layer's message.
+Signature Version 2 is refused here (the S3 endpoint accepts it): it signs
+no body, and every control-API change is a JSON body. Signing failures
+(gateway.signing.errors) answer 403 access_denied with the signing layer's
+message, a non-ASCII access key included.
 """
 
 from __future__ import annotations

@@ -64,3 +64,10 @@ class SignatureDoesNotMatch(SigningError):
         "Check your key and signing method."
     )
 
+
+def check_access_key(access_key: str) -> None:
+    """An access key is printable ASCII (AWS's are A-Z and 0-9); anything else cannot
+    name a key, and must not reach a credential lookup (hmac.compare_digest refuses
+    non-ASCII strings)."""
+    if not access_key.isascii() or not access_key.isprintable():
+        raise InvalidAccessKeyId()

@@ -54,6 +54,7 @@ from gateway.signing.errors import (
     RequestTimeTooSkewed,
     SignatureDoesNotMatch,
     SigningError,
+    check_access_key,
 )
 
 __all__ = [
@@ -339,6 +340,7 @@ def _parse_credential(
     if len(parts) != 5 or not all(parts):
         raise error(f"The Credential is mal-formed; {expected}.")
     access_key, date, region, service, terminator = parts
+    check_access_key(access_key)
     if not _SCOPE_DATE_RE.fullmatch(date) or _parse_scope_date(date) is None:
         raise error(f'Invalid credential date "{date}". This date is not the expected format.')
     if terminator != TERMINATOR:
