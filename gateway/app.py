@@ -78,7 +78,9 @@ class LoxoApp:
         self._gc: asyncio.Task[None] | None = None
 
     def _secret_for(self, access_key: str) -> str | None:
-        if hmac.compare_digest(access_key, self.creds.access_key):
+        # Bytes: compare_digest refuses str with non-ASCII characters.
+        given = access_key.encode("utf-8", "surrogatepass")
+        if hmac.compare_digest(given, self.creds.access_key.encode("utf-8", "surrogatepass")):
             return self.creds.secret_key
         return None
 

@@ -16,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from s3api import routing, sigv4, xml
+from gateway.signing import sigv2, sigv4
+from gateway.signing.errors import SigningError
+from s3api import routing, xml
 from s3api.errors import (
     AccessDenied,
     InvalidAccessKeyId,
@@ -25,6 +27,7 @@ from s3api.errors import (
     NotImplementedErr,
     S3Error,
     from_domain,
+    from_signing,
 )
 from s3api.operations import ACTIONS
 from s3api.operations.common import Context, bucket_of
@@ -129,7 +132,7 @@ async def _drain_body(req: S3Request | None, scope: Scope, receive: Receive) -> 
         return scope["method"] in ("GET", "HEAD", "DELETE")
     if req.http._stream_consumed:
         return True
-    headers = req.extra.get("headers", {})
+    headers = req.headers_lower
     length = headers.get("content-length")
     if length is None and "chunked" not in headers.get("transfer-encoding", ""):
         return True  # no body at all
@@ -173,6 +176,8 @@ class S3App:
             response = await self._handle(req)
         except S3Error as err:
             response = error_response(err, resource, request_id, method)
+        except SigningError as exc:
+            response = error_response(from_signing(exc), resource, request_id, method)
         except VersioningError as exc:
             response = error_response(from_domain(exc), resource, request_id, method)
         except Exception:
@@ -193,15 +198,33 @@ class S3App:
         query: dict[str, str] = {}
         for name, value in pairs:
             query.setdefault(name, value)
-        req = S3Request(Request(scope, receive), scope["method"], bucket, key, query, request_id)
-        req.extra["query_pairs"] = pairs
-        req.extra["headers"] = headers
-        return req
+        return S3Request(
+            Request(scope, receive),
+            scope["method"],
+            bucket,
+            key,
+            query,
+            request_id,
+            headers_lower=headers,
+            query_pairs=pairs,
+        )
 
     def _authenticate(self, req: S3Request) -> None:
-        raw_path = (req.http.scope.get("raw_path") or b"/").decode("utf-8", "surrogateescape")
-        pairs = req.extra["query_pairs"]
-        headers = req.extra["headers"]
+        """SigV4 (header or presigned URL), or SigV2 when the request carries that."""
+        scope = req.http.scope
+        raw_path = (scope.get("raw_path") or b"/").decode("utf-8", "surrogateescape")
+        pairs = req.query_pairs
+        headers = req.headers_lower
+        if sigv2.carries(pairs, headers):
+            v2 = sigv2.parse(pairs, headers)
+            secret = self.secrets(v2.access_key)
+            if secret is None:
+                raise InvalidAccessKeyId()
+            # SigV2 signs /bucket/key whatever the addressing style.
+            host_bucket = bucket_from_host(headers.get("host"), self.domains)
+            raw_query = scope.get("query_string", b"").decode("latin-1")
+            sigv2.verify(v2, secret, req.method, raw_path, raw_query, headers, bucket=host_bucket)
+            return
         signed = sigv4.parse(req.method, raw_path, pairs, headers)
         if signed is None:
             raise AccessDenied("Anonymous access is not allowed; sign requests with SigV4")
@@ -211,14 +234,14 @@ class S3App:
         sigv4.verify(signed, secret, req.method, raw_path, pairs, headers)
         # aws-chunked bodies (STREAMING-AWS4-HMAC-SHA256-*) chain their chunk
         # signatures from this one: S3Request.pieces() checks them.
-        req.extra["signed"] = signed
-        req.extra["signing_key"] = sigv4.signing_key(
+        req.signed = signed
+        req.signing_key = sigv4.signing_key(
             secret, signed.credential.date, signed.credential.region, signed.credential.service
         )
 
     async def _handle(self, req: S3Request) -> Response:
         self._authenticate(req)
-        headers = req.extra["headers"]
+        headers = req.headers_lower
         action = routing.header_action(
             routing.route(req.method, req.bucket_name, req.key, req.query.keys()), headers
         )

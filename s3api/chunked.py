@@ -41,7 +41,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
-from s3api import sigv4
+from gateway.signing import sigv4
 from s3api.errors import (
     EntityTooLarge,
     IncompleteBody,

@@ -1,12 +1,14 @@
-"""S3 errors: one class per S3 error code, and the one table mapping domain errors to them.
+"""S3 errors: one class per S3 error code, and the tables mapping domain and signing
+errors to them.
 
 Every error the S3 layer answers with is an S3Error. Handlers raise these (or
 let versioning errors propagate); `from_domain` is the only place a domain
-error becomes an S3 code.
+error becomes an S3 code, `from_signing` the only place a signing error does.
 """
 
 from __future__ import annotations
 
+from gateway.signing import errors as signing
 from versioning import errors as dom
 
 
@@ -308,3 +310,26 @@ def from_domain(exc: dom.VersioningError) -> S3Error:
                 message = None
             return s3_cls(message)
     return InternalError()
+
+
+# The one table from signing errors (AWS's authentication codes) to S3 errors:
+# same code, and the status S3 answers with.
+_SIGNING_TABLE: dict[type[signing.SigningError], type[S3Error]] = {
+    signing.AccessDenied: AccessDenied,
+    signing.AuthorizationHeaderMalformed: AuthorizationHeaderMalformed,
+    signing.AuthorizationQueryParametersError: AuthorizationQueryParametersError,
+    signing.InvalidAccessKeyId: InvalidAccessKeyId,
+    signing.InvalidArgument: InvalidArgument,
+    signing.InvalidRequest: InvalidRequest,
+    signing.RequestTimeTooSkewed: RequestTimeTooSkewed,
+    signing.SignatureDoesNotMatch: SignatureDoesNotMatch,
+}
+
+
+def from_signing(exc: signing.SigningError) -> S3Error:
+    """The S3 error for a signing error: its message and extra fields, S3's status."""
+    for cls in type(exc).__mro__:
+        s3_cls = _SIGNING_TABLE.get(cls)
+        if s3_cls is not None:
+            return s3_cls(exc.message, **exc.extra)
+    return AccessDenied(exc.message, **exc.extra)

@@ -17,14 +17,14 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 
-from s3api import checksums, chunked, sigv4
+from gateway.signing import sigv4
+from s3api import checksums, chunked
 from s3api.buckets import BucketRef
 from s3api.errors import (
     BadDigest,
@@ -57,7 +57,17 @@ class S3Request:
     query: dict[str, str]
     request_id: str
     bucket: BucketRef | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The headers as signers see them: lower-cased names, repeated headers
+    # joined with commas (what `headers` below hands the operations differs).
+    headers_lower: Mapping[str, str] = field(default_factory=dict)
+    # Decoded query (name, value) pairs in request order, repeats kept.
+    query_pairs: list[tuple[str, str]] = field(default_factory=list)
+    # The SigV4 signature that authenticated the request, and its signing key:
+    # aws-chunked bodies chain their chunk signatures from them. None for SigV2.
+    signed: sigv4.SignedRequest | None = None
+    signing_key: bytes | None = None
+    # The trailing headers of an aws-chunked body, once `pieces()` has read it.
+    trailers: dict[str, str] = field(default_factory=dict)
     # False when x-amz-checksum-<alg> headers describe another object than the
     # body (CompleteMultipartUpload: the assembled object, not the XML).
     checksums_describe_body: bool = True
@@ -91,9 +101,8 @@ class S3Request:
     def payload_hash(self) -> str:
         """x-amz-content-sha256 as signed (a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-*):
         the signature's (a presigned URL may carry it in the query), else the header."""
-        signed = self.extra.get("signed")
-        if isinstance(signed, sigv4.SignedRequest):
-            return signed.payload_hash
+        if self.signed is not None:
+            return self.signed.payload_hash
         return str(self.headers.get("x-amz-content-sha256", "")).strip()
 
     def decoded_length(self) -> int | None:
@@ -113,7 +122,7 @@ class S3Request:
     async def pieces(self) -> AsyncIterator[bytes]:
         """The body, streamed. For aws-chunked bodies (x-amz-content-sha256
         STREAMING-*, with or without Content-Encoding: aws-chunked) the decoded
-        data; the trailer lands in `extra["trailers"]` once the stream is done."""
+        data; the trailer lands in `trailers` once the stream is done."""
         mode = self.payload_hash()
         if not chunked.is_streaming(mode):
             async for piece in self._raw_pieces(MAX_OBJECT_SIZE):
@@ -124,7 +133,7 @@ class S3Request:
         # by the decoder's limit on decoded bytes rather than MAX_OBJECT_SIZE.
         async for piece in decoder.decode(self._raw_pieces(None)):
             yield piece
-        self.extra["trailers"] = decoder.trailers
+        self.trailers = decoder.trailers
 
     def _decoder(self, mode: str) -> chunked.ChunkedDecoder:
         decoded = self.decoded_length()
@@ -132,11 +141,9 @@ class S3Request:
             raise EntityTooLarge()
         signing = None
         if mode in chunked.SIGNED_MODES:
-            signed = self.extra.get("signed")
-            key = self.extra.get("signing_key")
-            if signed is None or key is None:
+            if self.signed is None or self.signing_key is None:
                 raise InvalidRequest(f"{mode} needs a request signed with AWS4-HMAC-SHA256")
-            signing = chunked.ChunkSigning.of(signed, key)
+            signing = chunked.ChunkSigning.of(self.signed, self.signing_key)
         return chunked.ChunkedDecoder(
             mode, signing=signing, decoded_length=decoded, max_size=MAX_OBJECT_SIZE
         )
@@ -266,7 +273,7 @@ class S3Request:
         declared = [
             (name, self.headers[f"x-amz-checksum-{name}"]) for name in self.checksum_headers()
         ]
-        trailers: dict[str, str] = self.extra.get("trailers", {})
+        trailers = self.trailers
         for name in self.trailer_checksums():
             value = trailers.get(f"x-amz-checksum-{name}")
             if value is None:

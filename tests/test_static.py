@@ -59,6 +59,19 @@ RULES = (
         injected="from s3api.errors import NoSuchKey\n",
     ),
     Rule(
+        "request signing imports nothing of the protocols or the domain",
+        ("gateway/signing",),
+        ("s3api", "gateway.api", "versioning", "starlette"),
+        injected="from s3api.errors import SignatureDoesNotMatch\n",
+    ),
+    Rule(
+        "s3api imports nothing from gateway except gateway.signing",
+        ("s3api",),
+        ("gateway",),
+        allowed=("gateway.signing",),
+        injected="from gateway.app import LoxoApp\n",
+    ),
+    Rule(
         "s3api calls domain services, never the persistence layer",
         ("s3api",),
         PERSISTENCE,
@@ -71,6 +84,12 @@ RULES = (
         PERSISTENCE,
         forbidden_attributes=("db", "meta", "pool"),
         injected="from versioning.db.refs import PgRefs\n",
+    ),
+    Rule(
+        "the control API imports nothing of the S3 protocol",
+        ("gateway/api",),
+        ("s3api",),
+        injected="from s3api.errors import S3Error\n",
     ),
     Rule(
         "the Python client imports nothing of the server",

@@ -6,6 +6,11 @@ covered by the signature: x-amz-content-sha256 must be its SHA-256 when
 given; when missing, the body's SHA-256 is what the signature must cover, as
 for other AWS services. UNSIGNED-PAYLOAD is refused on a request with a body.
 Presigned URLs (query-string SigV4) work for requests without a body.
+
+Signature Version 2 is refused here (the S3 endpoint accepts it): it signs
+no body, and every control-API change is a JSON body. Signing failures
+(gateway.signing.errors) answer 403 access_denied with the signing layer's
+message, a non-ASCII access key included.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import hashlib
 from collections.abc import Callable, Mapping
 
 from gateway.api.errors import ApiError
-from s3api import sigv4
-from s3api.errors import S3Error, SignatureDoesNotMatch
+from gateway.signing import sigv4
+from gateway.signing.errors import SignatureDoesNotMatch, SigningError
 
 MAX_BODY = 1 << 20
 
@@ -70,6 +75,6 @@ def authenticate(
             signed = sigv4.parse(method, raw_path, query, hashed, any_service=True)
             assert signed is not None
             sigv4.verify(signed, secret, method, raw_path, query, hashed, double_encoded=True)
-    except S3Error as err:
+    except SigningError as err:
         raise ApiError(403, "access_denied", err.message) from None
     return signed.credential.access_key

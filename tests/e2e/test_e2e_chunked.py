@@ -31,7 +31,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from s3api import chunked, sigv4
+from gateway.signing import sigv4
+from s3api import chunked
 
 REGION = "us-east-1"
 MiB = 1024 * 1024

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from s3api import checksums, chunked, errors, sigv4
+from gateway.signing import sigv4
+from s3api import checksums, chunked, errors
 from s3api.request import S3Request
 from versioning.content import Ingested
 from versioning.model import Manifest
@@ -453,6 +454,9 @@ def make_request(headers: dict[str, str], body: bytes, pieces: int = 3) -> S3Req
     return S3Request(Request(scope, receive), "PUT", "b", "k", {}, "req")  # type: ignore[arg-type]
 
 
+SIZES: list[int] = []  # the decoded body sizes `store` saw, latest last
+
+
 def store(req: S3Request) -> dict[str, str]:
     """What put_object does around the content writer: hash while streaming, then verify."""
     hashers = req.body_hashers()
@@ -465,7 +469,7 @@ def store(req: S3Request) -> dict[str, str]:
             size += len(piece)
             for h in hashers.values():
                 h.update(piece)
-        req.extra["data_size"] = size
+        SIZES.append(size)
         return Ingested(Manifest(()), size, md5.digest(), hashers)
 
     return req.verify(asyncio.run(run()))
@@ -495,7 +499,7 @@ def test_request_trailer_checksum_is_verified_and_stored(algorithm: str) -> None
     )
     req = make_request(headers, framed)
     assert store(req) == {algorithm: value}
-    assert req.extra["data_size"] == len(data)
+    assert SIZES[-1] == len(data)
 
     bad = chunked.encode(
         [data], trailers=[(header, checksums.encode(b"\0" * len(hasher.digest())))]
@@ -527,14 +531,14 @@ def test_request_signed_chunks_use_the_stashed_signature() -> None:
         presigned=False,
         expires=None,
     )
-    req.extra["signed"] = signed
-    req.extra["signing_key"] = SIGNING.key
+    req.signed = signed
+    req.signing_key = SIGNING.key
     assert store(req) == {}
-    assert req.extra["data_size"] == len(data)
+    assert SIZES[-1] == len(data)
 
     req = make_request(streaming_headers(data, framed, SIGNED), framed)
-    req.extra["signed"] = signed
-    req.extra["signing_key"] = sigv4.signing_key("other", "20250101", "us-east-1", "s3")
+    req.signed = signed
+    req.signing_key = sigv4.signing_key("other", "20250101", "us-east-1", "s3")
     with pytest.raises(errors.SignatureDoesNotMatch):
         store(req)
     # no stashed signature at all: refused, not decoded unchecked
