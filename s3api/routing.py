@@ -73,6 +73,7 @@ _OBJECT: list[tuple[str, str | None, str]] = [
     ("GET", "acl", "GetObjectAcl"),
     ("PUT", "acl", "PutObjectAcl"),
     ("GET", "tagging", "GetObjectTagging"),
+    ("PUT", "tagging", "PutObjectTagging"),
     ("DELETE", "tagging", "DeleteObjectTagging"),
     ("POST", "uploads", "CreateMultipartUpload"),
     ("POST", "uploadId", "CompleteMultipartUpload"),
@@ -139,7 +140,6 @@ class HeaderRule:
 # owner alone has FULL_CONTROL, which is the only ACL there is (rclone sends
 # x-amz-acl: private on every write).
 UNSUPPORTED_HEADERS: tuple[HeaderRule, ...] = (
-    HeaderRule("x-amz-tagging"),
     HeaderRule("x-amz-server-side-encryption*", served=("none",)),
     HeaderRule("x-amz-object-lock-*"),
     HeaderRule("x-amz-website-redirect-location"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-from s3api import checksums
+from s3api import checksums, tags
 from s3api.buckets import BucketRef, parse_bucket
 from s3api.errors import InvalidArgument, KeyTooLongError, NoSuchBucket, NotImplementedErr
 from s3api.request import S3Request
@@ -181,7 +181,12 @@ def attrs_from_headers(headers: Mapping[str, str]) -> ObjectAttrs:
         if name.startswith("x-amz-meta-")
     }
     stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
-    return ObjectAttrs(headers.get("content-type") or DEFAULT_CONTENT_TYPE, metadata, stored)
+    return ObjectAttrs(
+        headers.get("content-type") or DEFAULT_CONTENT_TYPE,
+        metadata,
+        stored,
+        tags.from_header(headers),
+    )
 
 
 def object_headers(
@@ -198,6 +203,8 @@ def object_headers(
         headers[f"x-amz-meta-{name}"] = value
     if version is not None:
         headers["x-amz-version-id"] = version
+    if entry.tags:
+        headers["x-amz-tagging-count"] = str(len(entry.tags))
     if with_checksums:
         for name, value in entry.checksums.items():
             if name in checksums.ALGORITHMS:

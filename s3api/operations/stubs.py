@@ -1,12 +1,12 @@
-"""Answers for what clients probe but loxo has no model of: ACLs, tags, the versioning switch.
+"""Answers for what clients probe but loxo has no model of: ACLs, bucket tags, versioning.
 
 Each answer is the truth about loxo, said in S3's words:
 - ACLs: one owner ("loxo") with FULL_CONTROL, nothing else. Setting the
   private ACL (canned or spelled out) is accepted because it changes nothing;
   any other ACL is NotImplemented, never a silent success.
-- Tags: there are none. GetBucketTagging answers NoSuchTagSet and
-  GetObjectTagging an empty TagSet, as S3 does for untagged buckets and
-  objects; deleting tags succeeds; setting them is NotImplemented (routing).
+- Bucket tags: there are none. GetBucketTagging answers NoSuchTagSet, as S3
+  does for an untagged bucket; deleting them succeeds; setting them is
+  NotImplemented (routing). Object tags are real: see tagging.py.
 - Versioning is always Enabled: every write is a commit. Enabling it is
   accepted; suspending it is refused.
 """
@@ -149,17 +149,6 @@ async def get_bucket_tagging(ctx: Context, req: S3Request) -> Response:
 async def delete_bucket_tagging(ctx: Context, req: S3Request) -> Response:
     await view_of(ctx, req)
     return Response(status_code=204)
-
-
-async def get_object_tagging(ctx: Context, req: S3Request) -> Response:
-    version = await _object_version(ctx, req)
-    body = xml.document("Tagging", [("TagSet", [])])
-    return _xml(body, {"x-amz-version-id": version} if version else None)
-
-
-async def delete_object_tagging(ctx: Context, req: S3Request) -> Response:
-    version = await _object_version(ctx, req)
-    return Response(status_code=204, headers={"x-amz-version-id": version} if version else None)
 
 
 # -- versioning -------------------------------------------------------------------

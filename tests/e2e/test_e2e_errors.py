@@ -183,7 +183,6 @@ def not_implemented(exc: pytest.ExceptionInfo[ClientError]) -> str:
 @pytest.mark.parametrize(
     ("kwargs", "header"),
     [
-        ({"Tagging": "team=data"}, "x-amz-tagging"),
         ({"ServerSideEncryption": "aws:kms"}, "x-amz-server-side-encryption"),
         ({"ServerSideEncryption": "AES256"}, "x-amz-server-side-encryption"),
         ({"StorageClass": "GLACIER"}, "x-amz-storage-class"),
@@ -269,7 +268,6 @@ def test_copy_object_refuses_unsupported_features(s3: Any, new_bucket: Any) -> N
     source = {"Bucket": bucket, "Key": "src"}
     for kwargs in (
         {"StorageClass": "GLACIER"},
-        {"TaggingDirective": "REPLACE", "Tagging": "a=b"},
         {"ServerSideEncryption": "aws:kms"},
         {"ACL": "public-read"},
     ):
