@@ -11,8 +11,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 # Sub-resources S3 defines on buckets and objects that loxo does not serve
-# (for acl, tagging, versioning, versions and uploads: with any method the
-# tables below do not route).
+# (for acl, attributes, tagging, versioning, versions and uploads: with any
+# method the tables below do not route).
 UNSUPPORTED_SUBRESOURCES = frozenset(
     {
         "accelerate",
@@ -75,6 +75,7 @@ _OBJECT: list[tuple[str, str | None, str]] = [
     ("GET", "tagging", "GetObjectTagging"),
     ("PUT", "tagging", "PutObjectTagging"),
     ("DELETE", "tagging", "DeleteObjectTagging"),
+    ("GET", "attributes", "GetObjectAttributes"),
     ("POST", "uploads", "CreateMultipartUpload"),
     ("POST", "uploadId", "CompleteMultipartUpload"),
     ("PUT", "uploadId", "UploadPart"),

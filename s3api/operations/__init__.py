@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import Response
 
 from s3api.operations import (
+    attributes,
     buckets,
     complete,
     copy,
@@ -53,6 +54,7 @@ ACTIONS: dict[str, Handler] = {
     "GetObjectTagging": tagging.get_object_tagging,
     "PutObjectTagging": tagging.put_object_tagging,
     "DeleteObjectTagging": tagging.delete_object_tagging,
+    "GetObjectAttributes": attributes.get_object_attributes,
     "GetBucketVersioning": stubs.get_bucket_versioning,
     "PutBucketVersioning": stubs.put_bucket_versioning,
 }

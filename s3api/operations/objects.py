@@ -120,6 +120,11 @@ async def _lookup(ctx: Context, req: S3Request) -> tuple[View, ObjectEntry]:
         raise missing from None
 
 
+# For reads other than GET/HEAD (GetObjectAttributes): the same answers for
+# versions, delete markers and missing keys.
+lookup_object = _lookup
+
+
 def _check_conditions(req: S3Request, entry: ObjectEntry) -> Response | None:
     """GET/HEAD conditionals (RFC 7232 order); returns a 304 response or raises 412."""
     failed = failed_condition(req.headers, entry)

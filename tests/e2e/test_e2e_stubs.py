@@ -186,6 +186,8 @@ def test_routing_of_the_new_actions() -> None:
     assert routing.route("GET", "b", "k", ["acl", "versionId"]) == "GetObjectAcl"
     assert routing.route("PUT", "b", "k", ["tagging"]) == "PutObjectTagging"
     assert routing.route("PUT", "b", None, ["tagging"]) == "NotImplemented"
+    assert routing.route("GET", "b", "k", ["attributes"]) == "GetObjectAttributes"
+    assert routing.route("PUT", "b", "k", ["attributes"]) == "NotImplemented"
     assert routing.route("GET", "b", "k", ["uploads"]) == "NotImplemented"
     assert routing.route("PUT", "b", "k", ["partNumber", "uploadId"]) == "UploadPart"
 
