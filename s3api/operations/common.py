@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-from s3api import checksums, tags
+from s3api import checksums, routing, tags
 from s3api.buckets import BucketRef, parse_bucket
 from s3api.errors import InvalidArgument, KeyTooLongError, NoSuchBucket, NotImplementedErr
 from s3api.request import S3Request
@@ -187,6 +187,29 @@ def attrs_from_headers(headers: Mapping[str, str]) -> ObjectAttrs:
         stored,
         tags.from_header(headers),
     )
+
+
+def check_canned_acl(headers: Mapping[str, str], served: bool = False) -> None:
+    """An x-amz-acl that names no canned ACL S3 defines is InvalidArgument
+    (400). With `served`, one that S3 defines but loxo does not serve is
+    NotImplemented (501) here too (routing.UNSUPPORTED_HEADERS does that for
+    object writes)."""
+    raw = headers.get("x-amz-acl")
+    value = raw.strip().lower() if raw is not None else ""
+    if not value:
+        return
+    if value not in routing.CANNED_ACLS:
+        raise InvalidArgument(
+            f"{raw!r} is not a canned ACL; use one of " + ", ".join(routing.CANNED_ACLS),
+            ArgumentName="x-amz-acl",
+            ArgumentValue=raw or "",
+        )
+    if served and value not in routing.SERVED_ACLS:
+        raise NotImplementedErr(
+            f"loxo supports only the private ACL (the owner with FULL_CONTROL); the canned ACL "
+            f"{value!r} is not implemented",
+            Header="x-amz-acl",
+        )
 
 
 def object_headers(

@@ -32,6 +32,7 @@ from s3api.errors import (
 from s3api.operations.common import (
     Context,
     attrs_from_headers,
+    check_canned_acl,
     check_early,
     check_key,
     failed_condition,
@@ -199,6 +200,7 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
     # REPLACE takes the tags of x-amz-tagging (none when absent); COPY the
     # source's, and x-amz-tagging is not looked at, as S3 does.
     new_tags = tags.from_header(req.headers) if tagging == "REPLACE" else None
+    check_canned_acl(req.headers)
     condition = write_condition(req)
     view = await (view_of(ctx, req) if condition else write_view(ctx, req))
     if not view.writable:

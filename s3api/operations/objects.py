@@ -31,6 +31,7 @@ from s3api.operations.common import (
     Context,
     attrs_from_headers,
     bucket_of,
+    check_canned_acl,
     check_early,
     check_key,
     failed_condition,
@@ -264,6 +265,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
         raise read_only(view)
     assert req.key is not None
     check_key(req.key)
+    check_canned_acl(req.headers)
     req.content_md5()  # reject a malformed digest before reading the body
     hashers = req.body_hashers()
     attrs = attrs_from_headers(req.headers)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from s3api import xml
+from s3api import routing, xml
 from s3api.errors import (
     InvalidArgument,
     InvalidBucketState,
@@ -25,7 +25,7 @@ from s3api.errors import (
     NoSuchTagSet,
     NotImplementedErr,
 )
-from s3api.operations.common import Context, bucket_of, view_of
+from s3api.operations.common import Context, bucket_of, check_canned_acl, view_of
 from s3api.operations.copy import CopySource, source_of
 from s3api.request import S3Request
 from versioning.ids import is_commit_hex
@@ -90,8 +90,9 @@ async def _check_private_acl(req: S3Request) -> None:
     has_body = chunked or (length is not None and length.strip() != "0")
     body = await req.small_body() if has_body else b""
     if canned is not None:
+        check_canned_acl(req.headers)  # InvalidArgument for no canned ACL at all
         # With a single owner, bucket-owner-full-control is the private ACL.
-        if canned.strip().lower() not in ("private", "bucket-owner-full-control"):
+        if canned.strip().lower() not in routing.SERVED_ACLS:
             raise _not_private(f"the canned ACL {canned.strip()!r}")
         return
     if not body.strip():

@@ -245,6 +245,9 @@ if __name__ == "__main__":
         ("PutObject", {"x-amz-acl": "Private"}, None),
         ("PutObject", {"x-amz-acl": "bucket-owner-full-control"}, None),
         ("PutObject", {"x-amz-acl": "public-read"}, "x-amz-acl"),
+        # Not a canned ACL at all: the write answers InvalidArgument itself.
+        ("PutObject", {"x-amz-acl": "not-a-real-acl"}, None),
+        ("UploadPart", {"x-amz-acl": "not-a-real-acl"}, "x-amz-acl"),
         ("PutObject", {"x-amz-storage-class": "STANDARD"}, None),
         ("PutObject", {"x-amz-storage-class": "GLACIER"}, "x-amz-storage-class"),
         ("PutObject", {"x-amz-server-side-encryption": "AES256"}, "x-amz-server-side-encryption"),
