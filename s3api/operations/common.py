@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
@@ -163,6 +164,86 @@ def write_condition(req: S3Request) -> Check | None:
                 raise dom.ObjectNotFound(key)
             if not etag_matches(if_match, entry.etag):
                 raise dom.PreconditionFailed(f"the ETag of {key} does not match If-Match")
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCondition:
+    """What a conditional delete asks of the object it removes: its ETag
+    (If-Match, `*` for any), size, or Last-Modified time (whole seconds)."""
+
+    etag: str | None = None
+    size: int | None = None
+    modified: int | None = None
+
+    def failure(self, entry: ObjectEntry | None) -> str | None:
+        """None when the delete may go ahead; else "NoSuchKey" (an If-Match on
+        a missing key, as S3) or "PreconditionFailed". A missing key meets a
+        size or time condition: there is nothing to delete, as S3 answers."""
+        if entry is None:
+            return "NoSuchKey" if self.etag is not None else None
+        if self.etag is not None and not etag_matches(self.etag, entry.etag):
+            return "PreconditionFailed"
+        if self.size is not None and entry.size != self.size:
+            return "PreconditionFailed"
+        if self.modified is not None and entry.last_modified // 1_000_000 != self.modified:
+            return "PreconditionFailed"
+        return None
+
+
+def _timestamp(value: str, name: str) -> int:
+    """Whole seconds of an HTTP date or an ISO 8601 timestamp."""
+    text = value.strip()
+    try:
+        return int(parsedate_to_datetime(text).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        pass
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise InvalidArgument(
+            f"{name} must be a timestamp", ArgumentName=name, ArgumentValue=value
+        ) from None
+
+
+def _size(value: str, name: str) -> int:
+    text = value.strip()
+    if not text.isdigit():
+        raise InvalidArgument(
+            f"{name} must be a non-negative integer", ArgumentName=name, ArgumentValue=value
+        )
+    return int(text)
+
+
+def delete_condition(
+    etag: str | None, size: str | None, modified: str | None, names: tuple[str, str, str]
+) -> DeleteCondition | None:
+    """A DeleteCondition from its three raw values (None: absent); `names`
+    name them in errors. None when there is no condition."""
+    if etag is None and size is None and modified is None:
+        return None
+    return DeleteCondition(
+        etag=etag,
+        size=_size(size, names[1]) if size is not None else None,
+        modified=_timestamp(modified, names[2]) if modified is not None else None,
+    )
+
+
+def delete_check(conditions: Mapping[str, DeleteCondition], failed: dict[str, str]) -> Check:
+    """A committer check for deletes with conditions: it records every key
+    whose condition fails on the tree the delete lands on in `failed` (key ->
+    S3 code) and then refuses the commit (PreconditionFailed), so nothing is
+    deleted unless every remaining condition holds at commit time."""
+
+    async def check(src: tree.NodeSource, root: tree.Root) -> None:
+        failed.clear()
+        for key, condition in conditions.items():
+            code = condition.failure(await tree.lookup(src, root, key))
+            if code is not None:
+                failed[key] = code
+        if failed:
+            raise dom.PreconditionFailed(f"the delete conditions of {sorted(failed)} do not hold")
 
     return check
 

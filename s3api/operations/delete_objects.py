@@ -1,16 +1,44 @@
-"""DeleteObjects: up to 1,000 keys removed in ONE commit."""
+"""DeleteObjects: up to 1,000 keys removed in ONE commit.
+
+An object may carry conditions (ETag, Size, LastModifiedTime), checked
+against the tree the commit lands on, as conditional DeleteObject's are. A
+key whose condition fails is reported in an Error (PreconditionFailed, or
+NoSuchKey for an ETag condition on a missing key) and left in place; the
+rest are deleted in the one commit, each with its condition holding.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.responses import Response
 
 from s3api import xml
 from s3api.errors import InvalidRequest, MalformedXML
-from s3api.operations.common import Context, view_of
+from s3api.operations.common import (
+    Context,
+    DeleteCondition,
+    delete_check,
+    delete_condition,
+    view_of,
+)
 from s3api.operations.objects import VERSION_DELETE_REFUSED, read_only
 from s3api.request import S3Request
+from versioning import errors as dom
 
 MAX_KEYS = 1000
+_MESSAGES = {
+    "PreconditionFailed": "At least one of the pre-conditions you specified did not hold",
+    "NoSuchKey": "The specified key does not exist.",
+}
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedXML()
+    return value
 
 
 async def delete_objects(ctx: Context, req: S3Request) -> Response:
@@ -30,6 +58,7 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
     quiet = str(doc.get("Quiet", "false")).strip().lower() == "true"
     keys: list[str] = []
     refused: list[tuple[str, str]] = []  # (key, version id): deletes of one version
+    conditions: dict[str, DeleteCondition] = {}
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("Key"), str):
             raise MalformedXML()
@@ -38,25 +67,48 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
             # History is immutable: a version cannot be deleted, and deleting
             # the key instead would remove more than was asked.
             refused.append((item["Key"], str(version).strip()))
-        else:
-            keys.append(item["Key"])
-    edits = dict.fromkeys(keys)
-    commit = None
-    if edits:
-        commit = await ctx.versioning.commit(
-            view,
-            edits,
-            message=f"DeleteObjects ({len(edits)} keys)",
-            origin={"op": "DeleteObjects", "keys": sorted(edits)},
+            continue
+        keys.append(item["Key"])
+        condition = delete_condition(
+            _text(item.get("ETag")),
+            _text(item.get("Size")),
+            _text(item.get("LastModifiedTime")),
+            ("ETag", "Size", "LastModifiedTime"),
         )
+        if condition is not None:
+            conditions[item["Key"]] = condition
+    edits = dict.fromkeys(keys)
+    failures: dict[str, str] = {}  # key -> S3 code of its failed condition
+    commit = None
+    while edits:
+        pending = {k: c for k, c in conditions.items() if k in edits}
+        failed: dict[str, str] = {}
+        try:
+            commit = await ctx.versioning.commit(
+                view,
+                edits,
+                message=f"DeleteObjects ({len(edits)} keys)",
+                origin={"op": "DeleteObjects", "keys": sorted(edits)},
+                check=delete_check(pending, failed) if pending else None,
+            )
+            break
+        except dom.PreconditionFailed:
+            if not failed:
+                raise
+            # Leave the keys whose conditions failed; the rest are deleted
+            # only if their conditions still hold at the next attempt.
+            failures.update(failed)
+            edits = {k: None for k in edits if k not in failed}
     children: list[xml.Element] = []
     if not quiet:
-        for key in keys:
+        for key in (k for k in keys if k in edits):
             deleted: list[xml.Element] = [("Key", key)]
             if commit is not None:
                 deleted += [("DeleteMarker", True), ("DeleteMarkerVersionId", commit.hex())]
             children.append(("Deleted", deleted))
-    for key, version in refused:  # errors are reported even in Quiet mode
+    for key, code in failures.items():  # errors are reported even in Quiet mode
+        children.append(("Error", [("Key", key), ("Code", code), ("Message", _MESSAGES[code])]))
+    for key, version in refused:
         children.append(
             (
                 "Error",

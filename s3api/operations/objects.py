@@ -34,6 +34,8 @@ from s3api.operations.common import (
     check_canned_acl,
     check_early,
     check_key,
+    delete_check,
+    delete_condition,
     failed_condition,
     object_headers,
     view_of,
@@ -296,12 +298,27 @@ async def delete_object(ctx: Context, req: S3Request) -> Response:
     if not view.writable:
         raise read_only(view)
     assert req.key is not None
-    commit = await ctx.versioning.commit(
-        view,
-        {req.key: None},
-        message=f"DeleteObject {req.key}",
-        origin={"op": "DeleteObject", "keys": [req.key]},
+    # If-Match, x-amz-if-match-size and x-amz-if-match-last-modified-time are
+    # checked against the tree the delete lands on (atomic, as for PUT).
+    condition = delete_condition(
+        req.headers.get("if-match"),
+        req.headers.get("x-amz-if-match-size"),
+        req.headers.get("x-amz-if-match-last-modified-time"),
+        ("If-Match", "x-amz-if-match-size", "x-amz-if-match-last-modified-time"),
     )
+    failed: dict[str, str] = {}
+    try:
+        commit = await ctx.versioning.commit(
+            view,
+            {req.key: None},
+            message=f"DeleteObject {req.key}",
+            origin={"op": "DeleteObject", "keys": [req.key]},
+            check=delete_check({req.key: condition}, failed) if condition else None,
+        )
+    except dom.PreconditionFailed:
+        if failed.get(req.key) == "NoSuchKey":
+            raise NoSuchKey(Key=req.key) from None
+        raise
     headers = {}
     if commit is not None:
         headers["x-amz-version-id"] = commit.hex()
