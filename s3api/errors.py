@@ -144,6 +144,12 @@ class InvalidPartNumber(S3Error):
     default_message = "The requested partnumber is not satisfiable"
 
 
+class InvalidTag(S3Error):
+    code = "InvalidTag"
+    status = 400
+    default_message = "The tag provided was not a valid tag."
+
+
 class InvalidRange(S3Error):
     code = "InvalidRange"
     status = 416

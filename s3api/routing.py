@@ -11,8 +11,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 # Sub-resources S3 defines on buckets and objects that loxo does not serve
-# (for acl, tagging, versioning, versions and uploads: with any method the
-# tables below do not route).
+# (for acl, attributes, tagging, versioning, versions and uploads: with any
+# method the tables below do not route).
 UNSUPPORTED_SUBRESOURCES = frozenset(
     {
         "accelerate",
@@ -73,7 +73,9 @@ _OBJECT: list[tuple[str, str | None, str]] = [
     ("GET", "acl", "GetObjectAcl"),
     ("PUT", "acl", "PutObjectAcl"),
     ("GET", "tagging", "GetObjectTagging"),
+    ("PUT", "tagging", "PutObjectTagging"),
     ("DELETE", "tagging", "DeleteObjectTagging"),
+    ("GET", "attributes", "GetObjectAttributes"),
     ("POST", "uploads", "CreateMultipartUpload"),
     ("POST", "uploadId", "CompleteMultipartUpload"),
     ("PUT", "uploadId", "UploadPart"),
@@ -109,24 +111,48 @@ def route(method: str, bucket: str | None, key: str | None, query: Collection[st
 OBJECT_WRITES = ("PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy")
 
 
+# The canned ACLs S3 defines, and the ones loxo serves. An x-amz-acl naming
+# none of them is malformed (400 InvalidArgument, answered by the action), not
+# a request for a feature loxo lacks.
+CANNED_ACLS = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+    "log-delivery-write",
+)
+SERVED_ACLS = ("private", "bucket-owner-full-control")
+# The object writes whose operation checks x-amz-acl values itself.
+ACL_CHECKED = ("PutObject", "CopyObject", "CreateMultipartUpload")
+
+
 @dataclass(frozen=True)
 class HeaderRule:
     """`header` (a name, or a name prefix ending in "*") on one of `actions`
     asks for a feature loxo does not have, unless its value is empty or one of
-    `served` (compared case-insensitively)."""
+    `served` (compared case-insensitively). With `known`, a value outside it
+    is not a feature but an error, which the actions in `checked_by` answer
+    themselves (the rule leaves it to them)."""
 
     header: str
     served: tuple[str, ...] = ()
     actions: tuple[str, ...] = OBJECT_WRITES
+    known: tuple[str, ...] = ()
+    checked_by: tuple[str, ...] = ()
 
     def names(self, name: str) -> bool:
         if self.header.endswith("*"):
             return name.startswith(self.header[:-1])
         return name == self.header
 
-    def refuses(self, value: str) -> bool:
-        value = value.strip()
-        return bool(value) and value.lower() not in {v.lower() for v in self.served}
+    def refuses(self, value: str, action: str = "") -> bool:
+        value = value.strip().lower()
+        if self.known and action in self.checked_by and value not in self.known:
+            return False  # malformed: the action answers InvalidArgument
+        return bool(value) and value not in {v.lower() for v in self.served}
 
     @property
     def accepted(self) -> str:
@@ -139,12 +165,11 @@ class HeaderRule:
 # owner alone has FULL_CONTROL, which is the only ACL there is (rclone sends
 # x-amz-acl: private on every write).
 UNSUPPORTED_HEADERS: tuple[HeaderRule, ...] = (
-    HeaderRule("x-amz-tagging"),
     HeaderRule("x-amz-server-side-encryption*", served=("none",)),
     HeaderRule("x-amz-object-lock-*"),
     HeaderRule("x-amz-website-redirect-location"),
     HeaderRule("x-amz-grant-*"),
-    HeaderRule("x-amz-acl", served=("private", "bucket-owner-full-control")),
+    HeaderRule("x-amz-acl", served=SERVED_ACLS, known=CANNED_ACLS, checked_by=ACL_CHECKED),
     HeaderRule("x-amz-storage-class", served=("STANDARD",)),
 )
 
@@ -165,6 +190,6 @@ def unsupported_header(action: str, headers: Mapping[str, str]) -> tuple[str, st
         if named not in rule.actions:
             continue
         for name in sorted(headers):
-            if rule.names(name) and rule.refuses(headers[name]):
+            if rule.names(name) and rule.refuses(headers[name], named):
                 return name, headers[name]
     return None

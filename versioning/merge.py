@@ -6,7 +6,7 @@ the same object, it is kept; changed on both differently (including changed
 on one side and deleted on the other) it is a conflict, settled by a
 strategy (`ours`: the target's entry stays, `theirs`: the source's wins) or
 reported with nothing written. Two entries are the same object when their
-bodies and attributes are equal, whatever commit wrote them.
+bodies and attributes (tags included) are equal, whatever commit wrote them.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def same_object(a: ObjectEntry | None, b: ObjectEntry | None) -> bool:
         and a.content_type == b.content_type
         and a.metadata == b.metadata
         and a.headers == b.headers
+        and a.tags == b.tags
     )
 
 

@@ -59,6 +59,10 @@ class ObjectEntry:
     order; it is empty for any other object (which reads as one part). It is
     an optional trailing wire element, written only when not empty, so entries
     encoded before it existed decode (and re-encode) unchanged.
+    tags are the object's S3 tags (key -> value). They are the next optional
+    trailing element, key-sorted pairs written only when there are tags (an
+    untagged multipart object's `parts` is then written as before, and a
+    tagged single-part object writes an empty `parts` list before them).
     """
 
     size: int
@@ -71,6 +75,7 @@ class ObjectEntry:
     headers: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
     parts: tuple[int, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
     # The encoded form, kept so rewriting a tree page does not re-encode the
     # entries it did not change. Not part of the value.
     _wire: list[Any] | None = field(default=None, init=False, repr=False, compare=False)
@@ -100,8 +105,10 @@ class ObjectEntry:
             _pairs(self.headers),
             _pairs(self.checksums),
         ]
-        if self.parts:
+        if self.parts or self.tags:
             wire.append(list(self.parts))
+        if self.tags:
+            wire.append(_pairs(self.tags))
         object.__setattr__(self, "_wire", wire)
         return wire
 
@@ -118,6 +125,7 @@ class ObjectEntry:
             headers={k: v for k, v in w[7]},
             checksums={k: v for k, v in w[8]},
             parts=tuple(w[9]) if len(w) > 9 else (),
+            tags={k: v for k, v in w[10]} if len(w) > 10 else {},
         )
         object.__setattr__(entry, "_wire", w)
         return entry

@@ -10,6 +10,7 @@ are reached through this object's `branches` and `uploads`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -32,11 +33,14 @@ from versioning.db import Database
 from versioning.ids import CommitId, ContentId, NodeId, is_commit_hex
 from versioning.leases import LeasedStore, hold_existing
 from versioning.model import ChunkRef, Manifest, ObjectEntry, OpenCommit
+from versioning.names import new_version
 from versioning.uploads import Uploads
 from versioning.version_deletes import VersionDeletes
 from versioning.views import View
 
 _HEX = re.compile(r"^[0-9a-f]+$")
+# How often set_tags re-reads an object that a concurrent write replaced.
+RETAG_ATTEMPTS = 20
 
 
 class Versioning:
@@ -259,6 +263,60 @@ class Versioning:
             contents=contents,
         )
         return await self.committer.submit(view.repo, view.branch, change)
+
+    async def set_tags(
+        self,
+        view: View,
+        key: str,
+        tags: Mapping[str, str],
+        expect: ObjectEntry | None = None,
+        message: str = "",
+        origin: dict[str, Any] | None = None,
+    ) -> tuple[CommitId | None, ObjectEntry]:
+        """Give the current object at `key` on the view's branch the tag set
+        `tags`, in ONE commit that rewrites its entry with the same content,
+        ETag, size, attributes and checksums and a new version (so the commit
+        is the object's new version). Returns (commit, entry); the commit is
+        None when the tags were already those, and nothing is written.
+
+        Atomic: the commit applies only if the object is still the one whose
+        tags were replaced. A concurrent write to the key makes it start over
+        on the new object; with `expect` (a specific version must be the
+        current one) it is PreconditionFailed instead. ObjectNotFound when
+        the key is absent."""
+        if view.branch is None:
+            raise errors.ReadOnlyRef(f"{view.repo} snapshot is read-only; tags cannot change")
+        wanted = dict(tags)
+        for _ in range(RETAG_ATTEMPTS):
+            head = await self.branch_view(view.repo, view.branch)
+            entry = await self.get_entry(head, key)
+            if expect is not None and entry.version != expect.version:
+                raise errors.PreconditionFailed(
+                    f"{key} changed since that version was read; only the current version's "
+                    "tags can change"
+                )
+            if entry.tags == wanted:
+                return None, entry
+            new = dataclasses.replace(entry, tags=wanted, version=new_version())
+            seen = entry.version
+
+            async def unchanged(src: tree.NodeSource, root: tree.Root, seen: Any = seen) -> None:
+                now = await tree.lookup(src, root, key)
+                if now is None:
+                    raise errors.ObjectNotFound(key)
+                if now.version != seen:
+                    raise errors.PreconditionFailed(f"{key} was replaced meanwhile")
+
+            try:
+                commit = await self.commit(
+                    head, {key: new}, message=message, origin=origin or {}, check=unchanged
+                )
+            except errors.PreconditionFailed:
+                if expect is not None:
+                    raise
+                continue  # replaced by a concurrent write: tag the new object
+            return commit, new
+        raise errors.ConcurrentUpdate(f"{view.repo}.{view.branch}: {key} keeps being replaced")
 
     async def copy_range(
         self,

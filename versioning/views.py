@@ -8,7 +8,7 @@ known; new_entry makes the tree entry of one write.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from versioning.clock import now_us
 from versioning.ids import CommitId, ContentId
@@ -33,21 +33,25 @@ class View:
 
 @dataclass(frozen=True, slots=True)
 class ObjectAttrs:
-    """Attributes given when an object is written, before content is known."""
+    """Attributes given when an object is written, before content is known.
+    (Encoded for multipart uploads, which keep them until Complete; `tags` is
+    an optional trailing element, so uploads created before it decode.)"""
 
     content_type: str
     metadata: Mapping[str, str]
     headers: Mapping[str, str]
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return pack(
-            [self.content_type, sorted(self.metadata.items()), sorted(self.headers.items())]
-        )
+        wire = [self.content_type, sorted(self.metadata.items()), sorted(self.headers.items())]
+        if self.tags:
+            wire.append(sorted(self.tags.items()))
+        return pack(wire)
 
     @staticmethod
     def decode(data: bytes) -> ObjectAttrs:
         w = unpack(data)
-        return ObjectAttrs(w[0], dict(w[1]), dict(w[2]))
+        return ObjectAttrs(w[0], dict(w[1]), dict(w[2]), dict(w[3]) if len(w) > 3 else {})
 
 
 def new_entry(
@@ -71,4 +75,5 @@ def new_entry(
         headers=dict(attrs.headers),
         checksums=dict(checksums or {}),
         parts=tuple(parts),
+        tags=dict(attrs.tags),
     )

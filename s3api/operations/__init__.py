@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import Response
 
 from s3api.operations import (
+    attributes,
     buckets,
     complete,
     copy,
@@ -15,6 +16,7 @@ from s3api.operations import (
     multipart,
     objects,
     stubs,
+    tagging,
     versions,
 )
 from s3api.operations.common import Context
@@ -49,8 +51,10 @@ ACTIONS: dict[str, Handler] = {
     "PutObjectAcl": stubs.put_object_acl,
     "GetBucketTagging": stubs.get_bucket_tagging,
     "DeleteBucketTagging": stubs.delete_bucket_tagging,
-    "GetObjectTagging": stubs.get_object_tagging,
-    "DeleteObjectTagging": stubs.delete_object_tagging,
+    "GetObjectTagging": tagging.get_object_tagging,
+    "PutObjectTagging": tagging.put_object_tagging,
+    "DeleteObjectTagging": tagging.delete_object_tagging,
+    "GetObjectAttributes": attributes.get_object_attributes,
     "GetBucketVersioning": stubs.get_bucket_versioning,
     "PutBucketVersioning": stubs.put_bucket_versioning,
 }

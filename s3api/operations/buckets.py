@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from s3api import xml
 from s3api.errors import AccessDenied, BucketAlreadyOwnedByYou, NoSuchBucket
-from s3api.operations.common import Context, bucket_of, view_of
+from s3api.operations.common import Context, bucket_of, check_canned_acl, view_of
 from s3api.request import S3Request
 from versioning import errors as dom
 
@@ -38,6 +38,7 @@ async def list_buckets(ctx: Context, req: S3Request) -> Response:
 
 async def create_bucket(ctx: Context, req: S3Request) -> Response:
     ref = bucket_of(req)
+    check_canned_acl(req.headers, served=True)
     await req.small_body()  # an optional CreateBucketConfiguration; the region is ours
     if ref.commit is not None:
         raise AccessDenied(

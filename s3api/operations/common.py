@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-from s3api import checksums
+from s3api import checksums, routing, tags
 from s3api.buckets import BucketRef, parse_bucket
 from s3api.errors import InvalidArgument, KeyTooLongError, NoSuchBucket, NotImplementedErr
 from s3api.request import S3Request
@@ -167,6 +168,86 @@ def write_condition(req: S3Request) -> Check | None:
     return check
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteCondition:
+    """What a conditional delete asks of the object it removes: its ETag
+    (If-Match, `*` for any), size, or Last-Modified time (whole seconds)."""
+
+    etag: str | None = None
+    size: int | None = None
+    modified: int | None = None
+
+    def failure(self, entry: ObjectEntry | None) -> str | None:
+        """None when the delete may go ahead; else "NoSuchKey" (an If-Match on
+        a missing key, as S3) or "PreconditionFailed". A missing key meets a
+        size or time condition: there is nothing to delete, as S3 answers."""
+        if entry is None:
+            return "NoSuchKey" if self.etag is not None else None
+        if self.etag is not None and not etag_matches(self.etag, entry.etag):
+            return "PreconditionFailed"
+        if self.size is not None and entry.size != self.size:
+            return "PreconditionFailed"
+        if self.modified is not None and entry.last_modified // 1_000_000 != self.modified:
+            return "PreconditionFailed"
+        return None
+
+
+def _timestamp(value: str, name: str) -> int:
+    """Whole seconds of an HTTP date or an ISO 8601 timestamp."""
+    text = value.strip()
+    try:
+        return int(parsedate_to_datetime(text).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        pass
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise InvalidArgument(
+            f"{name} must be a timestamp", ArgumentName=name, ArgumentValue=value
+        ) from None
+
+
+def _size(value: str, name: str) -> int:
+    text = value.strip()
+    if not text.isdigit():
+        raise InvalidArgument(
+            f"{name} must be a non-negative integer", ArgumentName=name, ArgumentValue=value
+        )
+    return int(text)
+
+
+def delete_condition(
+    etag: str | None, size: str | None, modified: str | None, names: tuple[str, str, str]
+) -> DeleteCondition | None:
+    """A DeleteCondition from its three raw values (None: absent); `names`
+    name them in errors. None when there is no condition."""
+    if etag is None and size is None and modified is None:
+        return None
+    return DeleteCondition(
+        etag=etag,
+        size=_size(size, names[1]) if size is not None else None,
+        modified=_timestamp(modified, names[2]) if modified is not None else None,
+    )
+
+
+def delete_check(conditions: Mapping[str, DeleteCondition], failed: dict[str, str]) -> Check:
+    """A committer check for deletes with conditions: it records every key
+    whose condition fails on the tree the delete lands on in `failed` (key ->
+    S3 code) and then refuses the commit (PreconditionFailed), so nothing is
+    deleted unless every remaining condition holds at commit time."""
+
+    async def check(src: tree.NodeSource, root: tree.Root) -> None:
+        failed.clear()
+        for key, condition in conditions.items():
+            code = condition.failure(await tree.lookup(src, root, key))
+            if code is not None:
+                failed[key] = code
+        if failed:
+            raise dom.PreconditionFailed(f"the delete conditions of {sorted(failed)} do not hold")
+
+    return check
+
+
 async def check_early(ctx: Context, view: View, check: Check | None) -> None:
     """Refuse a doomed conditional write before its body is uploaded; the
     committer checks again when it commits."""
@@ -181,7 +262,35 @@ def attrs_from_headers(headers: Mapping[str, str]) -> ObjectAttrs:
         if name.startswith("x-amz-meta-")
     }
     stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
-    return ObjectAttrs(headers.get("content-type") or DEFAULT_CONTENT_TYPE, metadata, stored)
+    return ObjectAttrs(
+        headers.get("content-type") or DEFAULT_CONTENT_TYPE,
+        metadata,
+        stored,
+        tags.from_header(headers),
+    )
+
+
+def check_canned_acl(headers: Mapping[str, str], served: bool = False) -> None:
+    """An x-amz-acl that names no canned ACL S3 defines is InvalidArgument
+    (400). With `served`, one that S3 defines but loxo does not serve is
+    NotImplemented (501) here too (routing.UNSUPPORTED_HEADERS does that for
+    object writes)."""
+    raw = headers.get("x-amz-acl")
+    value = raw.strip().lower() if raw is not None else ""
+    if not value:
+        return
+    if value not in routing.CANNED_ACLS:
+        raise InvalidArgument(
+            f"{raw!r} is not a canned ACL; use one of " + ", ".join(routing.CANNED_ACLS),
+            ArgumentName="x-amz-acl",
+            ArgumentValue=raw or "",
+        )
+    if served and value not in routing.SERVED_ACLS:
+        raise NotImplementedErr(
+            f"loxo supports only the private ACL (the owner with FULL_CONTROL); the canned ACL "
+            f"{value!r} is not implemented",
+            Header="x-amz-acl",
+        )
 
 
 def object_headers(
@@ -198,6 +307,8 @@ def object_headers(
         headers[f"x-amz-meta-{name}"] = value
     if version is not None:
         headers["x-amz-version-id"] = version
+    if entry.tags:
+        headers["x-amz-tagging-count"] = str(len(entry.tags))
     if with_checksums:
         for name, value in entry.checksums.items():
             if name in checksums.ALGORITHMS:

@@ -11,13 +11,14 @@ Versioning.copy_range for the bytes at a range's ends).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from starlette.responses import Response
 
-from s3api import checksums, xml
+from s3api import checksums, tags, xml
 from s3api.buckets import parse_bucket
 from s3api.errors import (
     InvalidArgument,
@@ -31,6 +32,7 @@ from s3api.errors import (
 from s3api.operations.common import (
     Context,
     attrs_from_headers,
+    check_canned_acl,
     check_early,
     check_key,
     failed_condition,
@@ -147,13 +149,15 @@ async def _discard_body(req: S3Request) -> None:
             raise InvalidRequest("A copy request must not have a body")
 
 
-def _directive(req: S3Request) -> str:
-    value = req.headers.get("x-amz-metadata-directive", "COPY").strip().upper()
+def _directive(req: S3Request, name: str = "x-amz-metadata-directive") -> str:
+    """x-amz-metadata-directive (or x-amz-tagging-directive): COPY or REPLACE."""
+    value = req.headers.get(name, "COPY").strip().upper()
     if value not in ("COPY", "REPLACE"):
+        kind = "metadata" if name == "x-amz-metadata-directive" else "tagging"
         raise InvalidArgument(
-            "Unknown metadata directive.",
-            ArgumentName="x-amz-metadata-directive",
-            ArgumentValue=req.headers.get("x-amz-metadata-directive", ""),
+            f"Unknown {kind} directive.",
+            ArgumentName=name,
+            ArgumentValue=req.headers.get(name, ""),
         )
     return value
 
@@ -192,6 +196,11 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
     assert req.key is not None
     src = parse_copy_source(req.headers["x-amz-copy-source"])
     directive = _directive(req)
+    tagging = _directive(req, "x-amz-tagging-directive")
+    # REPLACE takes the tags of x-amz-tagging (none when absent); COPY the
+    # source's, and x-amz-tagging is not looked at, as S3 does.
+    new_tags = tags.from_header(req.headers) if tagging == "REPLACE" else None
+    check_canned_acl(req.headers)
     condition = write_condition(req)
     view = await (view_of(ctx, req) if condition else write_view(ctx, req))
     if not view.writable:
@@ -216,6 +225,7 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
         attrs = ObjectAttrs(entry.content_type, entry.metadata, entry.headers)
     else:
         attrs = attrs_from_headers(req.headers)
+    attrs = dataclasses.replace(attrs, tags=entry.tags if new_tags is None else new_tags)
     sums = await _checksums(ctx, req, entry)
     await check_early(ctx, view, condition)
     new = new_entry(entry.content, entry.size, entry.etag, attrs, sums, parts=entry.parts)

@@ -23,6 +23,7 @@ from s3api.operations.common import (
     MAX_PARTS,
     Context,
     attrs_from_headers,
+    check_canned_acl,
     check_key,
     key_encoder,
     view_of,
@@ -55,6 +56,7 @@ async def create_multipart_upload(ctx: Context, req: S3Request) -> Response:
         raise read_only(view)
     assert req.key is not None
     check_key(req.key)
+    check_canned_acl(req.headers)
     algorithm, kind = _upload_checksum(req)
     upload_id = await ctx.versioning.uploads.create(
         view, req.key, attrs_from_headers(req.headers), algorithm, kind

@@ -25,6 +25,7 @@ from s3api.errors import (
     NoSuchBucket,
     NoSuchKey,
     NoSuchVersion,
+    NotImplementedErr,
     PreconditionFailed,
 )
 from s3api.operations.common import (
@@ -32,8 +33,11 @@ from s3api.operations.common import (
     Context,
     attrs_from_headers,
     bucket_of,
+    check_canned_acl,
     check_early,
     check_key,
+    delete_check,
+    delete_condition,
     failed_condition,
     object_headers,
     view_of,
@@ -125,6 +129,11 @@ async def _lookup(ctx: Context, req: S3Request) -> tuple[View, ObjectEntry]:
                     "x-amz-version-id": record.commit.hex(),
                 }
         raise missing from None
+
+
+# For reads other than GET/HEAD (GetObjectAttributes): the same answers for
+# versions, delete markers and missing keys.
+lookup_object = _lookup
 
 
 def _check_conditions(req: S3Request, entry: ObjectEntry) -> Response | None:
@@ -266,6 +275,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
         raise read_only(view)
     assert req.key is not None
     check_key(req.key)
+    check_canned_acl(req.headers)
     req.content_md5()  # reject a malformed digest before reading the body
     hashers = req.body_hashers()
     attrs = attrs_from_headers(req.headers)
@@ -309,15 +319,35 @@ async def delete_object(ctx: Context, req: S3Request) -> Response:
     if not view.writable:
         raise read_only(view)
     assert req.key is not None
+    # If-Match, x-amz-if-match-size and x-amz-if-match-last-modified-time are
+    # checked against the tree the delete lands on (atomic, as for PUT).
+    condition = delete_condition(
+        req.headers.get("if-match"),
+        req.headers.get("x-amz-if-match-size"),
+        req.headers.get("x-amz-if-match-last-modified-time"),
+        ("If-Match", "x-amz-if-match-size", "x-amz-if-match-last-modified-time"),
+    )
     version = req.query.get("versionId")
     if version is not None and version != "null":
+        if condition is not None:
+            # Refused, not ignored: a version delete judges its own version.
+            raise NotImplementedErr(
+                "Conditions on a delete of a specific version are not implemented"
+            )
         return await _delete_version(ctx, view, req.key, version)
-    commit = await ctx.versioning.commit(
-        view,
-        {req.key: None},
-        message=f"DeleteObject {req.key}",
-        origin={"op": "DeleteObject", "keys": [req.key]},
-    )
+    failed: dict[str, str] = {}
+    try:
+        commit = await ctx.versioning.commit(
+            view,
+            {req.key: None},
+            message=f"DeleteObject {req.key}",
+            origin={"op": "DeleteObject", "keys": [req.key]},
+            check=delete_check({req.key: condition}, failed) if condition else None,
+        )
+    except dom.PreconditionFailed:
+        if failed.get(req.key) == "NoSuchKey":
+            raise NoSuchKey(Key=req.key) from None
+        raise
     headers = {}
     if commit is not None:
         headers["x-amz-version-id"] = commit.hex()

@@ -1,12 +1,12 @@
-"""Answers for what clients probe but loxo has no model of: ACLs, tags, the versioning switch.
+"""Answers for what clients probe but loxo has no model of: ACLs, bucket tags, versioning.
 
 Each answer is the truth about loxo, said in S3's words:
 - ACLs: one owner ("loxo") with FULL_CONTROL, nothing else. Setting the
   private ACL (canned or spelled out) is accepted because it changes nothing;
   any other ACL is NotImplemented, never a silent success.
-- Tags: there are none. GetBucketTagging answers NoSuchTagSet and
-  GetObjectTagging an empty TagSet, as S3 does for untagged buckets and
-  objects; deleting tags succeeds; setting them is NotImplemented (routing).
+- Bucket tags: there are none. GetBucketTagging answers NoSuchTagSet, as S3
+  does for an untagged bucket; deleting them succeeds; setting them is
+  NotImplemented (routing). Object tags are real: see tagging.py.
 - Versioning is always Enabled: every write is a commit. Enabling it is
   accepted; suspending it is refused.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from s3api import xml
+from s3api import routing, xml
 from s3api.errors import (
     InvalidArgument,
     InvalidBucketState,
@@ -25,7 +25,7 @@ from s3api.errors import (
     NoSuchTagSet,
     NotImplementedErr,
 )
-from s3api.operations.common import Context, bucket_of, view_of
+from s3api.operations.common import Context, bucket_of, check_canned_acl, view_of
 from s3api.operations.copy import CopySource, source_of
 from s3api.request import S3Request
 from versioning.ids import is_commit_hex
@@ -90,8 +90,9 @@ async def _check_private_acl(req: S3Request) -> None:
     has_body = chunked or (length is not None and length.strip() != "0")
     body = await req.small_body() if has_body else b""
     if canned is not None:
+        check_canned_acl(req.headers)  # InvalidArgument for no canned ACL at all
         # With a single owner, bucket-owner-full-control is the private ACL.
-        if canned.strip().lower() not in ("private", "bucket-owner-full-control"):
+        if canned.strip().lower() not in routing.SERVED_ACLS:
             raise _not_private(f"the canned ACL {canned.strip()!r}")
         return
     if not body.strip():
@@ -149,17 +150,6 @@ async def get_bucket_tagging(ctx: Context, req: S3Request) -> Response:
 async def delete_bucket_tagging(ctx: Context, req: S3Request) -> Response:
     await view_of(ctx, req)
     return Response(status_code=204)
-
-
-async def get_object_tagging(ctx: Context, req: S3Request) -> Response:
-    version = await _object_version(ctx, req)
-    body = xml.document("Tagging", [("TagSet", [])])
-    return _xml(body, {"x-amz-version-id": version} if version else None)
-
-
-async def delete_object_tagging(ctx: Context, req: S3Request) -> Response:
-    version = await _object_version(ctx, req)
-    return Response(status_code=204, headers={"x-amz-version-id": version} if version else None)
 
 
 # -- versioning -------------------------------------------------------------------

@@ -111,7 +111,8 @@ def test_only_the_private_acl_can_be_set(s3: Any, raw_s3: Any, new_bucket: Any) 
 # --------------------------------------------------------------------------- tags
 
 
-def test_tagging(s3: Any, new_bucket: Any) -> None:
+def test_bucket_tagging(s3: Any, new_bucket: Any) -> None:
+    """Buckets have no tags (objects do: test_e2e_tagging.py)."""
     bucket = new_bucket()
     version = s3.put_object(Bucket=bucket, Key="k", Body=b"x")["VersionId"]
     with pytest.raises(ClientError) as exc:
@@ -126,9 +127,6 @@ def test_tagging(s3: Any, new_bucket: Any) -> None:
     tags = {"TagSet": [{"Key": "a", "Value": "b"}]}
     with pytest.raises(ClientError) as exc:
         s3.put_bucket_tagging(Bucket=bucket, Tagging=tags)
-    assert code_of(exc) == ("NotImplemented", 501)
-    with pytest.raises(ClientError) as exc:
-        s3.put_object_tagging(Bucket=bucket, Key="k", Tagging=tags)
     assert code_of(exc) == ("NotImplemented", 501)
     with pytest.raises(ClientError) as exc:
         s3.get_object_tagging(Bucket=bucket, Key="missing")
@@ -186,7 +184,10 @@ def test_routing_of_the_new_actions() -> None:
     assert routing.route("GET", "b", None, ["uploads"]) == "ListMultipartUploads"
     assert routing.route("GET", "b", None, ["versioning"]) == "GetBucketVersioning"
     assert routing.route("GET", "b", "k", ["acl", "versionId"]) == "GetObjectAcl"
-    assert routing.route("PUT", "b", "k", ["tagging"]) == "NotImplemented"
+    assert routing.route("PUT", "b", "k", ["tagging"]) == "PutObjectTagging"
+    assert routing.route("PUT", "b", None, ["tagging"]) == "NotImplemented"
+    assert routing.route("GET", "b", "k", ["attributes"]) == "GetObjectAttributes"
+    assert routing.route("PUT", "b", "k", ["attributes"]) == "NotImplemented"
     assert routing.route("GET", "b", "k", ["uploads"]) == "NotImplemented"
     assert routing.route("PUT", "b", "k", ["partNumber", "uploadId"]) == "UploadPart"
 

@@ -239,12 +239,15 @@ if __name__ == "__main__":
 @pytest.mark.parametrize(
     ("action", "headers", "refused"),
     [
-        ("PutObject", {"x-amz-tagging": "a=b"}, "x-amz-tagging"),
+        ("PutObject", {"x-amz-tagging": "a=b"}, None),  # served: tags are stored
         ("PutObject", {"x-amz-tagging": ""}, None),
         ("PutObject", {"x-amz-acl": "private"}, None),
         ("PutObject", {"x-amz-acl": "Private"}, None),
         ("PutObject", {"x-amz-acl": "bucket-owner-full-control"}, None),
         ("PutObject", {"x-amz-acl": "public-read"}, "x-amz-acl"),
+        # Not a canned ACL at all: the write answers InvalidArgument itself.
+        ("PutObject", {"x-amz-acl": "not-a-real-acl"}, None),
+        ("UploadPart", {"x-amz-acl": "not-a-real-acl"}, "x-amz-acl"),
         ("PutObject", {"x-amz-storage-class": "STANDARD"}, None),
         ("PutObject", {"x-amz-storage-class": "GLACIER"}, "x-amz-storage-class"),
         ("PutObject", {"x-amz-server-side-encryption": "AES256"}, "x-amz-server-side-encryption"),
@@ -260,7 +263,11 @@ if __name__ == "__main__":
         ),
         ("PutObject", {"x-amz-grant-read": "id=x"}, "x-amz-grant-read"),
         ("PutObject", {"x-amz-website-redirect-location": "/x"}, "x-amz-website-redirect-location"),
-        ("PutObject", {"x-amz-copy-source": "/b/k", "x-amz-tagging": "a=b"}, "x-amz-tagging"),
+        (
+            "PutObject",
+            {"x-amz-copy-source": "/b/k", "x-amz-storage-class": "X"},
+            "x-amz-storage-class",
+        ),
         ("PutObject", {"x-amz-meta-tagging": "a=b", "x-amz-grantee": "x"}, None),
         ("GetObject", {"x-amz-storage-class": "GLACIER"}, None),
         ("PutObjectAcl", {"x-amz-acl": "public-read"}, None),  # stubs.py's own check

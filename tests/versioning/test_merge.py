@@ -2,7 +2,7 @@
 
 Trees are built in memory (tree.apply into a MemoryNodeSource); the models
 are dicts path -> ObjectEntry, compared by object identity (content id,
-content type, metadata, headers) where merge semantics call for "the same
+content type, metadata, headers, tags) where merge semantics call for "the same
 object", and by full entry equality where a side's entry is simply taken.
 """
 
@@ -22,7 +22,8 @@ from versioning.merge import Conflict, Strategy
 from versioning.model import Commit, ObjectEntry
 from versioning.tree import MemoryNodeSource
 
-Identity = tuple[bytes, str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+Pairs = tuple[tuple[str, str], ...]
+Identity = tuple[bytes, str, Pairs, Pairs, Pairs]
 
 SETTINGS = settings(
     max_examples=120,
@@ -35,15 +36,16 @@ STRATEGIES: list[Strategy | None] = [None, Strategy.OURS, Strategy.THEIRS]
 
 # -- object identities and writes ------------------------------------------------
 
-# (content number, content type, metadata, headers). Several differ from the
-# first in exactly one attribute, so `same_object` must look at each of them.
-BODIES: list[tuple[int, str, dict[str, str], dict[str, str]]] = [
-    (0, "application/octet-stream", {}, {}),
-    (1, "application/octet-stream", {}, {}),
-    (0, "text/plain", {}, {}),
-    (0, "application/octet-stream", {"m": "1"}, {}),
-    (0, "application/octet-stream", {}, {"cache-control": "no-cache"}),
-    (2, "application/octet-stream", {"m": "1"}, {}),
+# (content number, content type, metadata, headers, tags). Several differ from
+# the first in exactly one attribute, so `same_object` must look at each of them.
+BODIES: list[tuple[int, str, dict[str, str], dict[str, str], dict[str, str]]] = [
+    (0, "application/octet-stream", {}, {}, {}),
+    (1, "application/octet-stream", {}, {}, {}),
+    (0, "text/plain", {}, {}, {}),
+    (0, "application/octet-stream", {"m": "1"}, {}, {}),
+    (0, "application/octet-stream", {}, {"cache-control": "no-cache"}, {}),
+    (2, "application/octet-stream", {"m": "1"}, {}, {}),
+    (0, "application/octet-stream", {}, {}, {"team": "data"}),
 ]
 
 
@@ -56,7 +58,7 @@ class Writer:
 
     def write(self, body: int) -> ObjectEntry:
         self.n += 1
-        content, ctype, meta, headers = BODIES[body]
+        content, ctype, meta, headers, tags = BODIES[body]
         return ObjectEntry(
             size=100 + content,
             content=ContentId(content.to_bytes(16, "big")),
@@ -67,6 +69,7 @@ class Writer:
             metadata=dict(meta),
             headers=dict(headers),
             checksums={"n": str(self.n)},  # not part of the identity either
+            tags=dict(tags),
         )
 
 
@@ -83,6 +86,7 @@ def ident(e: ObjectEntry | None) -> Identity | None:
         e.content_type,
         tuple(sorted(e.metadata.items())),
         tuple(sorted(e.headers.items())),
+        tuple(sorted(e.tags.items())),
     )
 
 
