@@ -26,6 +26,7 @@ from s3api.errors import (
     S3Error,
     from_domain,
 )
+from s3api.inputs import decimal
 from s3api.operations import ACTIONS
 from s3api.operations.common import Context, bucket_of
 from s3api.request import S3Request
@@ -133,7 +134,8 @@ async def _drain_body(req: S3Request | None, scope: Scope, receive: Receive) -> 
     length = headers.get("content-length")
     if length is None and "chunked" not in headers.get("transfer-encoding", ""):
         return True  # no body at all
-    if length is not None and (not length.isdigit() or int(length) > DRAIN_LIMIT):
+    size = decimal(length) if length is not None else None
+    if length is not None and (size is None or size > DRAIN_LIMIT):
         return False
     if length == "0":
         return True

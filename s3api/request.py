@@ -36,6 +36,7 @@ from s3api.errors import (
     MissingContentLength,
     XAmzContentSHA256Mismatch,
 )
+from s3api.inputs import decimal
 from versioning.content import Hasher, Ingested
 from versioning.model import Manifest
 
@@ -84,9 +85,10 @@ class S3Request:
         value = self.headers.get("content-length")
         if value is None:
             return None
-        if not value.isdigit():
+        length = decimal(value)
+        if length is None:
             raise InvalidArgument("Content-Length must be a non-negative integer")
-        return int(value)
+        return length
 
     def payload_hash(self) -> str:
         """x-amz-content-sha256 as signed (a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-*):
@@ -101,14 +103,14 @@ class S3Request:
         value = self.headers.get("x-amz-decoded-content-length")
         if value is None:
             return None
-        value = value.strip()
-        if not value.isdigit():
+        length = decimal(value.strip())
+        if length is None:
             raise InvalidArgument(
                 "x-amz-decoded-content-length must be a non-negative integer",
                 ArgumentName="x-amz-decoded-content-length",
-                ArgumentValue=value,
+                ArgumentValue=value.strip()[:100],
             )
-        return int(value)
+        return length
 
     async def pieces(self) -> AsyncIterator[bytes]:
         """The body, streamed. For aws-chunked bodies (x-amz-content-sha256

@@ -26,6 +26,7 @@ from s3api.errors import (
     NoSuchVersion,
     PreconditionFailed,
 )
+from s3api.inputs import decimal
 from s3api.operations.common import (
     MAX_PARTS,
     Context,
@@ -50,7 +51,7 @@ VERSION_DELETE_REFUSED = (
     "Deleting a specific version is not possible: versions are commits, and history is "
     "immutable. Delete the key without versionId to record its deletion in a new commit."
 )
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 def read_only(view: View) -> AccessDenied:
@@ -135,7 +136,8 @@ def _part_number(req: S3Request) -> int | None:
     raw = req.query.get("partNumber")
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+    number = decimal(raw)
+    if number is None or not 1 <= number <= MAX_PARTS:
         raise InvalidArgument(
             f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
             ArgumentName="partNumber",
@@ -143,7 +145,7 @@ def _part_number(req: S3Request) -> int | None:
         )
     if "range" in req.headers:
         raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
-    return int(raw)
+    return number
 
 
 def _part_span(entry: ObjectEntry, number: int) -> tuple[int, int]:
@@ -157,24 +159,27 @@ def _part_span(entry: ObjectEntry, number: int) -> tuple[int, int]:
 
 
 def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
-    """[start, end) for a single satisfiable byte range; None to send it all."""
+    """[start, end) for a single satisfiable byte range; None to send it all.
+    Numbers of any length are read for their value (`inputs.decimal`): a start
+    past the end is InvalidRange, a last byte past it is the end."""
     if value is None:
         return None
     m = _RANGE.match(value.strip())
     if not m or (not m.group(1) and not m.group(2)):
         return None  # unparseable or multi-range: ignored, as S3 does
-    first, last = m.group(1), m.group(2)
-    if not first:  # suffix range: the last N bytes
-        n = int(last)
-        if n == 0:
-            raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value)
-        return max(size - n, 0), size
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if last and int(last) < start:
+    first = decimal(m.group(1)) if m.group(1) else None
+    last = decimal(m.group(2)) if m.group(2) else None
+    if first is None:  # suffix range: the last N bytes
+        assert last is not None
+        if last == 0:
+            raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value[:100])
+        return max(size - last, 0), size
+    start = first
+    end = size if last is None else min(last + 1, size)
+    if last is not None and last < start:
         return None
     if start >= size:
-        raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value)
+        raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value[:100])
     return start, end
 
 
