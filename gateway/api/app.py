@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
@@ -26,6 +27,34 @@ PREFIX = openapi.PREFIX
 
 def _pattern(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
+
+
+#: How deep a request body may nest: every operation takes a flat object.
+MAX_JSON_DEPTH = 16
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object ({} when empty); 400 when it is not
+    one, or nests deeper than MAX_JSON_DEPTH (the decoder recurses: a body of
+    100,000 `[` must not be a RecursionError and a 500)."""
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except RecursionError:
+        raise bad_request(f"the request body nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:
+        raise bad_request("the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise bad_request("the request body must be a JSON object")
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise bad_request(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            pending.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            pending.extend((v, depth + 1) for v in value)
+    return data
 
 
 class ControlApi:
@@ -76,12 +105,7 @@ class ControlApi:
         pairs = parse_qsl(query_string, keep_blank_values=True)
         headers = {k.lower(): v for k, v in request.headers.items()}
         access_key = authenticate(self.secrets, request.method, raw_path, pairs, headers, body)
-        try:
-            data = json.loads(body) if body.strip() else {}
-        except ValueError:
-            raise bad_request("the request body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise bad_request("the request body must be a JSON object")
+        data = _json_object(body)
         call = Call(params, dict(pairs), data, access_key)
         result = await operation.handler(self.control, call)
         return json_response(result, operation.status)

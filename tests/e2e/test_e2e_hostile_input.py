@@ -7,6 +7,7 @@ client library would refuse to send the request)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 import zlib
@@ -177,3 +178,60 @@ def test_oversized_numbers_on_the_control_api(server: Any) -> None:
     doc = b'{"idle_seconds": ' + HUGE.encode() + b"}"
     answer = api_json(server, "POST", f"{API}/repos/{repo}/open-commits", raw=doc)
     is_error(answer, 400, "invalid_request")
+
+
+# --------------------------------------------------------------------------- 2. nesting
+
+
+def test_deeply_nested_json_on_every_control_api_post(server: Any) -> None:
+    from gateway.api.operations import OPERATIONS
+
+    repo = new_repo(server)
+    deep_array = b"[" * 100_000 + b"]" * 100_000
+    deep_field = b'{"name": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    posts = [o.path for o in OPERATIONS if o.method == "POST"]
+    assert len(posts) >= 6
+    for path in posts:
+        target = API + path.replace("{repo}", repo).replace("{branch}", "main").replace(
+            "{id}", "0" * 32
+        )
+        for body in (deep_array, deep_field):
+            answer = api_json(server, "POST", target, raw=body)
+            is_error(answer, 400, "invalid_request")
+            assert answer.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        pytest.param(
+            b"<!DOCTYPE Delete><Delete><Object><Key>k</Key></Object></Delete>", id="doctype"
+        ),
+        pytest.param(
+            b'<!DOCTYPE Delete SYSTEM "http://127.0.0.1:1/x.dtd"><Delete><Object><Key>k</Key>'
+            b"</Object></Delete>",
+            id="external-dtd",
+        ),
+        pytest.param(
+            b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+            b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+            b"<Delete><Object><Key>&c;</Key></Object></Delete>",
+            id="entity-expansion",
+        ),
+        pytest.param(
+            b"<Delete><Object><Key>k</Key>"
+            + b"<x>" * 200_000
+            + b"</x>" * 200_000
+            + b"</Object></Delete>",
+            id="deep",
+        ),
+        pytest.param(b"<Delete><Object><Key>a\x00b</Key></Object></Delete>", id="nul"),
+    ],
+)
+def test_hostile_xml_is_malformed(server: Any, obj: tuple[str, str, bytes], doc: bytes) -> None:
+    bucket, key, data = obj
+    md5 = b64(hashlib.md5(doc).digest())
+    answer = signed(server, "POST", f"/{bucket}?delete", doc, headers={"Content-MD5": md5})
+    is_error(answer, 400, "MalformedXML")
+    assert signed(server, "GET", f"/{bucket}/{key}").body == data
