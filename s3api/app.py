@@ -26,7 +26,7 @@ from s3api.errors import (
     S3Error,
     from_domain,
 )
-from s3api.inputs import decimal
+from s3api.inputs import decimal, refuse_unstorable
 from s3api.operations import ACTIONS
 from s3api.operations.common import Context, bucket_of
 from s3api.request import S3Request
@@ -233,6 +233,7 @@ class S3App:
             raise MethodNotAllowed()
         if req.bucket_name is not None:
             bucket_of(req)  # InvalidBucketName before anything else
+        refuse_unstorable(req.key, req.extra["query_pairs"])
         unsupported = routing.unsupported_header(action, headers)
         if unsupported is not None:
             name, value = unsupported

@@ -69,6 +69,21 @@ def unstorable(text: str) -> str | None:
     return f"contains a lone surrogate (U+{ord(m.group()):04X}), which is not a character"
 
 
+def refuse_unstorable(key: str | None, query: list[tuple[str, str]]) -> None:
+    """InvalidArgument when an S3 request's key or a query parameter (prefix,
+    marker, continuation-token, key-marker, uploadId, ...) holds text the
+    database cannot store. S3 itself takes a NUL in a key; loxo's history
+    index cannot, so it is refused on reads and writes alike."""
+    if key is not None and (problem := unstorable(key)) is not None:
+        raise InvalidArgument(f"The object key {problem}", ArgumentName="key")
+    for name, value in query:
+        problem = unstorable(name) or unstorable(value)
+        if problem is not None:
+            raise InvalidArgument(
+                f"The query parameter {name!r} {problem}", ArgumentName=name[:100]
+            )
+
+
 def header_unsafe(text: str) -> str | None:
     """Why `text` cannot be a response header's value (a line break, NUL or
     another control character), or None."""

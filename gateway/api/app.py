@@ -18,6 +18,7 @@ from gateway.api import openapi
 from gateway.api.auth import MAX_BODY, authenticate
 from gateway.api.errors import ApiError, bad_request, from_domain
 from gateway.api.operations import OPERATIONS, Call, Operation, json_response
+from s3api.inputs import unstorable
 from versioning.control import Control
 from versioning.errors import VersioningError
 
@@ -51,10 +52,25 @@ def _json_object(body: bytes) -> dict[str, Any]:
         if depth > MAX_JSON_DEPTH:
             raise bad_request(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(value, dict):
-            pending.extend((v, depth + 1) for v in value.values())
+            for name, item in value.items():
+                _storable(f"the body's field name {name[:100]!r}", name)
+                if isinstance(item, str):
+                    _storable(f"the body's field {name[:100]!r}", item)
+                pending.append((item, depth + 1))
         elif isinstance(value, list):
             pending.extend((v, depth + 1) for v in value)
+            for item in value:
+                if isinstance(item, str):
+                    _storable("a string in the body", item)
     return data
+
+
+def _storable(what: str, text: str) -> None:
+    """400 for text the database cannot store: NUL, lone surrogates (JSON's
+    "\\ud800" decodes to one); names, refs, paths and cursors all reach it."""
+    problem = unstorable(text)
+    if problem is not None:
+        raise bad_request(f"{what} {problem}")
 
 
 class ControlApi:
@@ -105,6 +121,10 @@ class ControlApi:
         pairs = parse_qsl(query_string, keep_blank_values=True)
         headers = {k.lower(): v for k, v in request.headers.items()}
         access_key = authenticate(self.secrets, request.method, raw_path, pairs, headers, body)
+        for name, value in params.items():
+            _storable(f"the path parameter {name}", value)
+        for name, value in pairs:
+            _storable(f"the query parameter {name[:100]!r}", name + value)
         data = _json_object(body)
         call = Call(params, dict(pairs), data, access_key)
         result = await operation.handler(self.control, call)

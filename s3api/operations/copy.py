@@ -28,7 +28,7 @@ from s3api.errors import (
     NoSuchVersion,
     PreconditionFailed,
 )
-from s3api.inputs import decimal
+from s3api.inputs import decimal, unstorable
 from s3api.operations.common import (
     Context,
     attrs_from_headers,
@@ -86,6 +86,8 @@ def parse_copy_source(value: str) -> CopySource:
     bucket, _, key = text.removeprefix("/").partition("/")
     if not bucket or not key:
         raise invalid("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+    if (problem := unstorable(key)) is not None:
+        raise invalid(f"The copy source key {problem}")
     if version == "null":
         version = None  # loxo has no null version: every version is a commit
     if version is not None and not is_commit_hex(version):

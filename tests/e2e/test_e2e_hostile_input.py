@@ -235,3 +235,78 @@ def test_hostile_xml_is_malformed(server: Any, obj: tuple[str, str, bytes], doc:
     answer = signed(server, "POST", f"/{bucket}?delete", doc, headers={"Content-MD5": md5})
     is_error(answer, 400, "MalformedXML")
     assert signed(server, "GET", f"/{bucket}/{key}").body == data
+
+
+# --------------------------------------------------------------------------- 3. NUL
+
+
+def test_nul_and_lone_surrogates_on_the_control_api(server: Any) -> None:
+    repo = new_repo(server)
+    for target in (
+        f"{API}/repos/a%00b",
+        f"{API}/repos/{repo}/branches/ma%00in",
+        f"{API}/repos/{repo}/tags/t%00",
+        f"{API}/repos/{repo}/commits/main%00",
+        f"{API}/repos/{repo}/branches?cursor=%00",
+        f"{API}/repos?cursor=a%00",
+        f"{API}/repos/{repo}/tags?cursor=%00",
+        f"{API}/repos/{repo}/commits?cursor=%00",
+        f"{API}/repos/{repo}/commits?ref=main%00",
+        f"{API}/repos/{repo}/commits?path=a%00",
+        f"{API}/repos/{repo}/history?path=a%00",
+        f"{API}/repos/{repo}/history?path=a&cursor=%00",
+        f"{API}/repos/{repo}/diff?from=main&to=main&prefix=%00",
+        f"{API}/repos/{repo}/diff?from=main&to=main&cursor=%00",
+        f"{API}/repos/{repo}/open-commits?cursor=%00",
+    ):
+        answer = signed(server, "GET", target)
+        is_error(answer, 400, "invalid_request")
+    for text in ("a\u0000b", "\ud800", "x\udfffy"):
+        for path, doc in (
+            (f"{API}/repos", {"name": text}),
+            (f"{API}/repos/{repo}/branches", {"name": text}),
+            (f"{API}/repos/{repo}/branches", {"name": "b", "from": text}),
+            (f"{API}/repos/{repo}/tags", {"name": text}),
+            (f"{API}/repos/{repo}/open-commits", {"author": text}),
+            (f"{API}/repos/{repo}/merge", {"source": text, "into": "main"}),
+            (f"{API}/repos/{repo}/revert", {"commit": "main", "message": text}),
+            (f"{API}/repos/{repo}/branches/main/reset", {"to": text}),
+        ):
+            answer = api_json(server, "POST", path, doc)
+            is_error(answer, 400, "invalid_request")
+    branches = signed(server, "GET", f"{API}/repos/{repo}/branches")
+    assert [b["name"] for b in json.loads(branches.body)["items"]] == ["main"]
+
+
+def test_nul_in_s3_keys_and_parameters(server: Any, s3: Any, db: Any, new_bucket: Any) -> None:
+    bucket = new_bucket()
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    commits = db.commit_count(bucket)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    for method, target, body in (
+        ("PUT", f"/{bucket}/a%00b", b"x"),
+        ("GET", f"/{bucket}/a%00b", b""),
+        ("HEAD", f"/{bucket}/a%00b", b""),
+        ("DELETE", f"/{bucket}/a%00b", b""),
+        ("POST", f"/{bucket}/a%00b?uploads", b""),
+        ("GET", f"/{bucket}?prefix=%00", b""),
+        ("GET", f"/{bucket}?marker=%00", b""),
+        ("GET", f"/{bucket}?list-type=2&start-after=%00", b""),
+        ("GET", f"/{bucket}?list-type=2&continuation-token=%00", b""),
+        ("GET", f"/{bucket}?delimiter=%00", b""),
+        ("GET", f"/{bucket}?versions&key-marker=%00", b""),
+        ("GET", f"/{bucket}?uploads&key-marker=k&upload-id-marker=%00", b""),
+        ("GET", f"/{bucket}?uploads&key-marker=%00", b""),
+        ("GET", f"/{bucket}/mp?uploadId=%00", b""),
+        ("PUT", f"/{bucket}/mp?uploadId=%00&partNumber=1", b"p"),
+        ("DELETE", f"/{bucket}/mp?uploadId={q(upload)}%00", b""),
+    ):
+        answer = signed(server, method, target, body)
+        is_error(answer, 400, None if method == "HEAD" else "InvalidArgument")
+    answer = signed(
+        server, "PUT", f"/{bucket}/copy", headers={"x-amz-copy-source": f"{bucket}/k%00"}
+    )
+    is_error(answer, 400, "InvalidArgument")
+    assert db.commit_count(bucket) == commits
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["k"]
