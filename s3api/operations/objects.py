@@ -26,7 +26,7 @@ from s3api.errors import (
     NoSuchVersion,
     PreconditionFailed,
 )
-from s3api.inputs import decimal
+from s3api.inputs import decimal, header_unsafe, header_value
 from s3api.operations.common import (
     MAX_PARTS,
     Context,
@@ -198,12 +198,33 @@ _RESPONSE_OVERRIDES = (
 )
 
 
+def _overrides(req: S3Request) -> dict[str, str]:
+    """The response-* query parameters as the headers they set. A value with a
+    line break or another control character would split or break the response
+    header (the connection was dropped, with no answer): InvalidArgument.
+    Other text is sent as its UTF-8 bytes, as S3 does."""
+    out = {}
+    for param, header in _RESPONSE_OVERRIDES:
+        value = req.query.get(param)
+        if value is None:
+            continue
+        problem = header_unsafe(value)
+        if problem is not None:
+            raise InvalidArgument(
+                f"The {param} parameter {problem}; it cannot be sent as a header",
+                ArgumentName=param,
+            )
+        out[header] = header_value(value)
+    return out
+
+
 async def _prepare_read(
     ctx: Context, req: S3Request
 ) -> Response | tuple[ObjectEntry, dict[str, str], tuple[int, int] | None]:
     """What GET and HEAD share: lookup, conditionals, headers and the range.
     Returns a finished response (304) or (entry, headers, range)."""
     part = _part_number(req)
+    overrides = _overrides(req)
     view, entry = await _lookup(ctx, req)
     version = await _version_header(ctx, view, entry)
     not_modified = _check_conditions(req, entry)
@@ -216,9 +237,7 @@ async def _prepare_read(
     headers = object_headers(entry, version, with_checksums)
     if any(h.startswith("x-amz-checksum-") for h in headers):
         headers["x-amz-checksum-type"] = checksums.object_type(entry.checksums)
-    for param, header in _RESPONSE_OVERRIDES:
-        if param in req.query:
-            headers[header] = req.query[param]
+    headers.update(overrides)
     if part is not None:
         span: tuple[int, int] | None = _part_span(entry, part)
         if entry.parts:

@@ -310,3 +310,58 @@ def test_nul_in_s3_keys_and_parameters(server: Any, s3: Any, db: Any, new_bucket
     assert db.commit_count(bucket) == commits
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["k"]
+
+
+# --------------------------------------------------------------------------- 4. headers
+
+
+@pytest.mark.parametrize(
+    "param",
+    [
+        "response-content-type",
+        "response-content-disposition",
+        "response-cache-control",
+        "response-content-language",
+        "response-expires",
+        "response-content-encoding",
+    ],
+)
+def test_response_overrides_cannot_inject_headers(
+    server: Any, obj: tuple[str, str, bytes], param: str
+) -> None:
+    bucket, key, data = obj
+    for value in ("a\r\nx-injected: 1", "a\nb", "a\rb", "a\x00b", "a\x01b", "a\x7fb"):
+        for method in ("GET", "HEAD"):
+            answer = signed(server, method, f"/{bucket}/{key}?{param}={q(value)}")
+            is_error(answer, 400, None if method == "HEAD" else "InvalidArgument")
+            assert "x-injected" not in answer.headers
+    # non-Latin-1 text is sent as its UTF-8 bytes (S3 does the same), not a 500
+    answer = signed(server, "GET", f"/{bucket}/{key}?{param}={q('naïve €')}")
+    assert answer.status == 200, answer.body
+    header = param.removeprefix("response-")
+    raw = dict((k.lower(), v) for k, v in answer.raw_headers)[header]
+    assert raw.encode("latin-1").decode("utf-8") == "naïve €"
+    assert answer.body == data
+
+
+def test_stored_header_values_cannot_carry_line_breaks(
+    server: Any, s3: Any, db: Any, new_bucket: Any
+) -> None:
+    """CR, LF and NUL never reach a stored header: the HTTP parser refuses them
+    in a header value, and an obsolete line folding (a header continued on the
+    next line) is refused too, so nothing is stored to be echoed on GET."""
+    bucket = new_bucket()
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    commits = db.commit_count(bucket)
+    for name in ("x-amz-meta-note", "Content-Disposition", "Cache-Control", "Content-Type"):
+        for raw in (
+            f"{name}: a\r\n b\r\n".encode(),  # obs-fold
+            f"{name}: a\r\n\tb\r\n".encode(),
+            f"{name}: a\x00b\r\n".encode(),
+            f"{name}: a\rb\r\n".encode(),
+            f"{name}: a\x01b\r\n".encode(),
+        ):
+            answer = signed(server, "PUT", f"/{bucket}/new", b"body", extra_header_lines=raw)
+            assert answer.status == 400, (raw, answer.status, answer.error, answer.body)
+            assert answer.code in ("BadRequest", "InvalidArgument"), answer.body
+    assert db.commit_count(bucket) == commits
