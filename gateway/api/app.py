@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -84,6 +84,10 @@ class ControlApi:
         request = Request(scope, receive)
         try:
             response = await self._handle(request)
+        except ClientDisconnect:
+            # The client hung up mid-body: nobody to answer, nothing to fix.
+            log.info("client disconnected during %s %s", scope["method"], scope["path"])
+            return
         except ApiError as err:
             response = err.response()
         except VersioningError as exc:

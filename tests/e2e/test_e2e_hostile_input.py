@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
+import time
 import uuid
 import zlib
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hostile import API, Answer, signed
+from hostile import API, Answer, sign, signed
 
 from s3api import chunked, sigv4
 
@@ -365,3 +367,59 @@ def test_stored_header_values_cannot_carry_line_breaks(
             assert answer.status == 400, (raw, answer.status, answer.error, answer.body)
             assert answer.code in ("BadRequest", "InvalidArgument"), answer.body
     assert db.commit_count(bucket) == commits
+
+
+# --------------------------------------------------------------------------- 5. disconnects
+
+
+def _send_and_hang_up(server: Any, head: bytes, partial: bytes) -> None:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(head + partial)
+    time.sleep(0.2)
+    sock.close()
+
+
+def _wait_for_log(server: Any, start: int, needle: str, seconds: float = 3.0) -> str:
+    deadline = time.monotonic() + seconds
+    text = log_since(server, start)
+    while needle not in text and time.monotonic() < deadline:
+        time.sleep(0.1)
+        text = log_since(server, start)
+    return text
+
+
+def test_client_disconnects_are_not_internal_errors(server: Any, s3: Any, new_bucket: Any) -> None:
+    bucket = new_bucket()
+    repo = new_repo(server)
+    start = len(server.log_text())
+    body = json.dumps({"name": "x" * 5000}).encode()
+    for target, method, payload, sent in (
+        (f"{API}/repos/{repo}/branches", "POST", body, 100),
+        (f"{API}/repos", "POST", body, 100),
+        (f"/{bucket}/k", "PUT", b"x" * 200_000, 100),
+        (f"/{bucket}/big", "PUT", b"x" * (8 << 20), 3 << 20),  # through the chunker
+        (f"/{bucket}?delete", "POST", b"<Delete>" + b"<Object><Key>k</Key></Object>" * 2000, 100),
+    ):
+        headers = sign(server, method, target, payload)
+        headers.pop("host", None)
+        head = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode()
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+        head += f"Content-Length: {len(payload)}\r\n\r\n".encode()
+        _send_and_hang_up(server, head, payload[:sent])
+    # a GET whose reader hangs up mid-body
+    s3.put_object(Bucket=bucket, Key="read", Body=b"z" * (8 << 20))
+    headers = sign(server, "GET", f"/{bucket}/read")
+    headers.pop("host", None)
+    head = f"GET /{bucket}/read HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode()
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode() + b"\r\n"
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(head)
+    sock.recv(65536)
+    sock.close()
+    # the server goes on serving, and said nothing alarming about it
+    assert signed(server, "GET", f"{API}/repos/{repo}").status == 200
+    time.sleep(1.0)
+    text = log_since(server, start)
+    assert "Traceback" not in text, text
+    assert "internal error" not in text.lower(), text
+    assert "ERROR" not in text, text
