@@ -8,7 +8,8 @@ by the content writer's threads while the body streams, and compared by
 `verify()` after the last byte and before anything is committed, so a body that
 fails a check is never visible. A checksum announced by x-amz-trailer is
 computed the same way and compared with the value the trailer brings at the end
-of the body.
+of the body; a trailer carrying anything x-amz-trailer did not announce is
+refused (InvalidRequest), so no checksum that arrives goes unchecked.
 """
 
 from __future__ import annotations
@@ -269,7 +270,15 @@ class S3Request:
             (name, self.headers[f"x-amz-checksum-{name}"]) for name in self.checksum_headers()
         ]
         trailers: dict[str, str] = self.extra.get("trailers", {})
-        for name in self.trailer_checksums():
+        announced = self.trailer_checksums()
+        unannounced = sorted(set(trailers) - {f"x-amz-checksum-{n}" for n in announced})
+        if unannounced:
+            # A checksum that arrives is verified or refused, never ignored.
+            raise InvalidRequest(
+                f"The body's trailer carries {', '.join(unannounced)}, which the x-amz-trailer "
+                "header does not announce"
+            )
+        for name in announced:
             value = trailers.get(f"x-amz-checksum-{name}")
             if value is None:
                 raise InvalidRequest(

@@ -423,3 +423,83 @@ def test_client_disconnects_are_not_internal_errors(server: Any, s3: Any, new_bu
     assert "Traceback" not in text, text
     assert "internal error" not in text.lower(), text
     assert "ERROR" not in text, text
+
+
+# --------------------------------------------------------------------------- 6. trailers
+
+
+def _trailer_put(
+    server: Any,
+    target: str,
+    data: bytes,
+    trailers: list[tuple[str, str]],
+    announce: str | None,
+) -> Answer:
+    framed = chunked.encode([data], trailers=trailers)
+    headers = {
+        "x-amz-decoded-content-length": str(len(data)),
+        "Content-Encoding": "aws-chunked",
+    }
+    if announce is not None:
+        headers["x-amz-trailer"] = announce
+    return signed(
+        server,
+        "PUT",
+        target,
+        framed,
+        headers,
+        payload_hash=sigv4.STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+    )
+
+
+@pytest.mark.parametrize(
+    ("trailers", "announce"),
+    [
+        pytest.param([("x-amz-checksum-crc32", "AAAAAA==")], None, id="undeclared-wrong"),
+        pytest.param([("x-amz-checksum-crc32", "RIGHT")], None, id="undeclared-right"),
+        pytest.param(
+            [("x-amz-checksum-crc32", "RIGHT"), ("x-amz-checksum-sha256", b64(b"x" * 32))],
+            "x-amz-checksum-crc32",
+            id="second-undeclared",
+        ),
+        pytest.param(
+            [("x-amz-checksum-sha256", b64(b"x" * 32))],
+            "x-amz-checksum-crc32",
+            id="other-algorithm",
+        ),
+        pytest.param(
+            [("x-amz-checksum-crc32", "RIGHT"), ("x-something-else", "1")],
+            "x-amz-checksum-crc32",
+            id="unknown-name",
+        ),
+        pytest.param([("x-something-else", "1")], None, id="unknown-undeclared"),
+    ],
+)
+def test_trailer_checksums_are_verified_or_refused(
+    server: Any,
+    s3: Any,
+    db: Any,
+    new_bucket: Any,
+    trailers: list[tuple[str, str]],
+    announce: str | None,
+) -> None:
+    bucket = new_bucket()
+    data = b"trailer checked body"
+    trailers = [(n, crc32(data) if v == "RIGHT" else v) for n, v in trailers]
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    for target in (f"/{bucket}/k", f"/{bucket}/mp?uploadId={q(upload)}&partNumber=1"):
+        answer = _trailer_put(server, target, data, trailers, announce)
+        assert answer.status == 400, (target, answer.status, answer.body)
+        assert answer.code in ("InvalidRequest", "BadDigest"), answer.body
+    assert db.commit_count(bucket) == 0
+    assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload).get("Parts", []) == []
+    # the declared, right checksum is accepted
+    ok = _trailer_put(
+        server,
+        f"/{bucket}/k",
+        data,
+        [("x-amz-checksum-crc32", crc32(data))],
+        "x-amz-checksum-crc32",
+    )
+    assert ok.status == 200, ok.body
+    assert ok.headers["x-amz-checksum-crc32"] == crc32(data)
