@@ -29,6 +29,7 @@ from s3api.errors import (
     from_domain,
     from_signing,
 )
+from s3api.inputs import decimal, refuse_unstorable
 from s3api.operations import ACTIONS
 from s3api.operations.common import Context, bucket_of
 from s3api.request import S3Request
@@ -136,7 +137,8 @@ async def _drain_body(req: S3Request | None, scope: Scope, receive: Receive) -> 
     length = headers.get("content-length")
     if length is None and "chunked" not in headers.get("transfer-encoding", ""):
         return True  # no body at all
-    if length is not None and (not length.isdigit() or int(length) > DRAIN_LIMIT):
+    size = decimal(length) if length is not None else None
+    if length is not None and (size is None or size > DRAIN_LIMIT):
         return False
     if length == "0":
         return True
@@ -254,6 +256,7 @@ class S3App:
             raise MethodNotAllowed()
         if req.bucket_name is not None:
             bucket_of(req)  # InvalidBucketName before anything else
+        refuse_unstorable(req.key, req.query_pairs)
         unsupported = routing.unsupported_header(action, headers)
         if unsupported is not None:
             name, value = unsupported

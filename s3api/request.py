@@ -8,7 +8,8 @@ by the content writer's threads while the body streams, and compared by
 `verify()` after the last byte and before anything is committed, so a body that
 fails a check is never visible. A checksum announced by x-amz-trailer is
 computed the same way and compared with the value the trailer brings at the end
-of the body.
+of the body; a trailer carrying anything x-amz-trailer did not announce is
+refused (InvalidRequest), so no checksum that arrives goes unchecked.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from s3api.errors import (
     MissingContentLength,
     XAmzContentSHA256Mismatch,
 )
+from s3api.inputs import decimal
 from versioning.content import Hasher, Ingested
 from versioning.model import Manifest
 
@@ -94,9 +96,10 @@ class S3Request:
         value = self.headers.get("content-length")
         if value is None:
             return None
-        if not value.isdigit():
+        length = decimal(value)
+        if length is None:
             raise InvalidArgument("Content-Length must be a non-negative integer")
-        return int(value)
+        return length
 
     def payload_hash(self) -> str:
         """x-amz-content-sha256 as signed (a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-*):
@@ -110,14 +113,14 @@ class S3Request:
         value = self.headers.get("x-amz-decoded-content-length")
         if value is None:
             return None
-        value = value.strip()
-        if not value.isdigit():
+        length = decimal(value.strip())
+        if length is None:
             raise InvalidArgument(
                 "x-amz-decoded-content-length must be a non-negative integer",
                 ArgumentName="x-amz-decoded-content-length",
-                ArgumentValue=value,
+                ArgumentValue=value.strip()[:100],
             )
-        return int(value)
+        return length
 
     async def pieces(self) -> AsyncIterator[bytes]:
         """The body, streamed. For aws-chunked bodies (x-amz-content-sha256
@@ -274,7 +277,15 @@ class S3Request:
             (name, self.headers[f"x-amz-checksum-{name}"]) for name in self.checksum_headers()
         ]
         trailers = self.trailers
-        for name in self.trailer_checksums():
+        announced = self.trailer_checksums()
+        unannounced = sorted(set(trailers) - {f"x-amz-checksum-{n}" for n in announced})
+        if unannounced:
+            # A checksum that arrives is verified or refused, never ignored.
+            raise InvalidRequest(
+                f"The body's trailer carries {', '.join(unannounced)}, which the x-amz-trailer "
+                "header does not announce"
+            )
+        for name in announced:
             value = trailers.get(f"x-amz-checksum-{name}")
             if value is None:
                 raise InvalidRequest(

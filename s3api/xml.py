@@ -2,7 +2,9 @@
 
 Responses are written with a small escaping builder (listing pages of 1,000
 keys are hot); requests are parsed with xmltodict, and any malformed document
-becomes MalformedXML.
+becomes MalformedXML. So does any document with a DTD (`<!DOCTYPE ...>`: no
+entity expansion, internal or external, ever happens) or nested deeper than
+MAX_DEPTH elements: S3's request documents are a few levels deep.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from xml.parsers import expat
 
 import xmltodict
 
 from s3api.errors import MalformedXML
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+MAX_DEPTH = 32
 HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 # &, <, > and every control character but tab and newline become references,
@@ -64,10 +68,62 @@ def document(root: str, children: Iterable[Element], namespace: bool = True) -> 
     return "".join(out).encode("utf-8")
 
 
+class _Refused(Exception):
+    """A DTD or too deep a document: MalformedXML."""
+
+
+class _GuardedParser:
+    """An expat parser that refuses DTDs and more than MAX_DEPTH nested
+    elements; xmltodict sets its handlers through this, which wraps the
+    element handlers to count the depth."""
+
+    def __init__(self, parser: Any) -> None:
+        object.__setattr__(self, "_parser", parser)
+        object.__setattr__(self, "_depth", 0)
+        parser.StartDoctypeDeclHandler = self._doctype
+
+    def _doctype(self, *_: Any) -> None:
+        raise _Refused("DTDs are not accepted")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "StartElementHandler":
+            start = value
+
+            def value(*args: Any) -> None:
+                object.__setattr__(self, "_depth", self._depth + 1)
+                if self._depth > MAX_DEPTH:
+                    raise _Refused(f"documents nest at most {MAX_DEPTH} elements")
+                start(*args)
+
+        elif name == "EndElementHandler":
+            end = value
+
+            def value(*args: Any) -> None:
+                object.__setattr__(self, "_depth", self._depth - 1)
+                end(*args)
+
+        setattr(self._parser, name, value)
+
+
+class _GuardedExpat:
+    """What xmltodict takes as its `expat` module."""
+
+    ExpatError = expat.ExpatError
+
+    @staticmethod
+    def ParserCreate(*args: Any, **kwargs: Any) -> _GuardedParser:
+        return _GuardedParser(expat.ParserCreate(*args, **kwargs))
+
+
 def parse(body: bytes, root: str) -> dict[str, Any]:
     """Parse a request document whose root element must be `root`."""
     try:
-        doc = xmltodict.parse(body, process_namespaces=False, disable_entities=True)
+        doc = xmltodict.parse(
+            body, expat=_GuardedExpat, process_namespaces=False, disable_entities=True
+        )
     except Exception:
         raise MalformedXML() from None
     if not isinstance(doc, dict) or len(doc) != 1:

@@ -7,9 +7,10 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -17,6 +18,7 @@ from gateway.api import openapi
 from gateway.api.auth import MAX_BODY, authenticate
 from gateway.api.errors import ApiError, bad_request, from_domain
 from gateway.api.operations import OPERATIONS, Call, Operation, json_response
+from s3api.inputs import unstorable
 from versioning.control import Control
 from versioning.errors import VersioningError
 
@@ -26,6 +28,49 @@ PREFIX = openapi.PREFIX
 
 def _pattern(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
+
+
+#: How deep a request body may nest: every operation takes a flat object.
+MAX_JSON_DEPTH = 16
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object ({} when empty); 400 when it is not
+    one, or nests deeper than MAX_JSON_DEPTH (the decoder recurses: a body of
+    100,000 `[` must not be a RecursionError and a 500)."""
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except RecursionError:
+        raise bad_request(f"the request body nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:
+        raise bad_request("the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise bad_request("the request body must be a JSON object")
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise bad_request(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            for name, item in value.items():
+                _storable(f"the body's field name {name[:100]!r}", name)
+                if isinstance(item, str):
+                    _storable(f"the body's field {name[:100]!r}", item)
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((v, depth + 1) for v in value)
+            for item in value:
+                if isinstance(item, str):
+                    _storable("a string in the body", item)
+    return data
+
+
+def _storable(what: str, text: str) -> None:
+    """400 for text the database cannot store: NUL, lone surrogates (JSON's
+    "\\ud800" decodes to one); names, refs, paths and cursors all reach it."""
+    problem = unstorable(text)
+    if problem is not None:
+        raise bad_request(f"{what} {problem}")
 
 
 class ControlApi:
@@ -39,6 +84,10 @@ class ControlApi:
         request = Request(scope, receive)
         try:
             response = await self._handle(request)
+        except ClientDisconnect:
+            # The client hung up mid-body: nobody to answer, nothing to fix.
+            log.info("client disconnected during %s %s", scope["method"], scope["path"])
+            return
         except ApiError as err:
             response = err.response()
         except VersioningError as exc:
@@ -76,12 +125,11 @@ class ControlApi:
         pairs = parse_qsl(query_string, keep_blank_values=True)
         headers = {k.lower(): v for k, v in request.headers.items()}
         access_key = authenticate(self.secrets, request.method, raw_path, pairs, headers, body)
-        try:
-            data = json.loads(body) if body.strip() else {}
-        except ValueError:
-            raise bad_request("the request body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise bad_request("the request body must be a JSON object")
+        for name, value in params.items():
+            _storable(f"the path parameter {name}", value)
+        for name, value in pairs:
+            _storable(f"the query parameter {name[:100]!r}", name + value)
+        data = _json_object(body)
         call = Call(params, dict(pairs), data, access_key)
         result = await operation.handler(self.control, call)
         return json_response(result, operation.status)

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.api import encode
 from gateway.api.errors import bad_request
+from s3api.inputs import decimal
 from versioning.control import Control
 
 DEFAULT_LIMIT = 1000
@@ -37,10 +38,10 @@ class Call:
         return self.query.get(name, default)
 
     def limit(self) -> int:
-        text = self.query.get("limit", str(DEFAULT_LIMIT))
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        value = decimal(self.query.get("limit", str(DEFAULT_LIMIT)))
+        if value is None or not 1 <= value <= MAX_LIMIT:
             raise bad_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
-        return int(text)
+        return value
 
     def time(self, name: str) -> int | None:
         text = self.query.get(name)

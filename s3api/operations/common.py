@@ -12,6 +12,7 @@ from urllib.parse import quote
 from s3api import checksums, routing, tags
 from s3api.buckets import BucketRef, parse_bucket
 from s3api.errors import InvalidArgument, KeyTooLongError, NoSuchBucket, NotImplementedErr
+from s3api.inputs import header_unsafe
 from s3api.request import S3Request
 from s3api.xml import http_date
 from versioning import errors as dom
@@ -256,18 +257,27 @@ async def check_early(ctx: Context, view: View, check: Check | None) -> None:
 
 
 def attrs_from_headers(headers: Mapping[str, str]) -> ObjectAttrs:
+    """What a write stores to send back on GET and HEAD: Content-Type, the
+    STORED_HEADERS and x-amz-meta-*. Their values are echoed into response
+    headers, so none may hold a line break or another control character
+    (the HTTP parser refuses those already; this keeps them out of storage
+    whatever the parser lets through)."""
     metadata = {
         name.removeprefix("x-amz-meta-"): value
         for name, value in headers.items()
         if name.startswith("x-amz-meta-")
     }
     stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
-    return ObjectAttrs(
-        headers.get("content-type") or DEFAULT_CONTENT_TYPE,
-        metadata,
-        stored,
-        tags.from_header(headers),
-    )
+    content_type = headers.get("content-type") or DEFAULT_CONTENT_TYPE
+    for name, value in [
+        ("content-type", content_type),
+        *stored.items(),
+        *((f"x-amz-meta-{k}", v) for k, v in metadata.items()),
+    ]:
+        problem = header_unsafe(value)
+        if problem is not None:
+            raise InvalidArgument(f"The {name} header {problem}", ArgumentName=name)
+    return ObjectAttrs(content_type, metadata, stored, tags.from_header(headers))
 
 
 def check_canned_acl(headers: Mapping[str, str], served: bool = False) -> None:

@@ -27,6 +27,7 @@ from s3api.errors import (
     MalformedXML,
     NoSuchUpload,
 )
+from s3api.inputs import decimal
 from s3api.operations.common import Context, check_early, view_of, write_condition
 from s3api.operations.multipart import upload_of
 from s3api.operations.objects import read_only
@@ -72,17 +73,17 @@ async def _part_list(req: S3Request) -> tuple[list[tuple[int, str]], dict[int, d
     for item in xml.as_list(doc.get("Part")):
         if not isinstance(item, dict) or "PartNumber" not in item or "ETag" not in item:
             raise MalformedXML()
-        number = str(item["PartNumber"]).strip()
-        if not number.isdigit() or len(number) > 5:
+        number = decimal(str(item["PartNumber"]).strip())
+        if number is None:
             raise MalformedXML()
         etag = str(item["ETag"]).strip().strip('"').lower()
-        parts.append((int(number), etag))
+        parts.append((number, etag))
         sums = {}
         for name in checksums.ALGORITHMS:
             value = item.get(f"Checksum{name.upper()}")
             if value is not None:
                 sums[name] = str(value).strip()
-        declared[int(number)] = sums
+        declared[number] = sums
     if not parts:
         raise MalformedXML(
             "The XML you provided was not well-formed or did not validate: "
@@ -190,9 +191,9 @@ async def _object_checksums(
     expected_size = req.headers.get("x-amz-mp-object-size")
     if expected_size is not None:
         actual = sum(p.size for p in chosen)
-        if not expected_size.strip().isdigit() or int(expected_size) != actual:
+        if decimal(expected_size.strip()) != actual:
             raise InvalidRequest(
-                f"The x-amz-mp-object-size {expected_size.strip()!r} does not match the size "
+                f"The x-amz-mp-object-size {expected_size.strip()[:100]!r} does not match the size "
                 f"of the assembled object ({actual} bytes)."
             )
     algorithm, kind = upload.checksum_algorithm, upload.checksum_type

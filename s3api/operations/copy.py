@@ -29,6 +29,7 @@ from s3api.errors import (
     NoSuchVersion,
     PreconditionFailed,
 )
+from s3api.inputs import decimal, unstorable
 from s3api.operations.common import (
     Context,
     attrs_from_headers,
@@ -51,7 +52,7 @@ from versioning.views import ObjectAttrs, View, new_entry
 # The largest object CopyObject copies, and the largest part: as S3. Larger
 # objects are copied with UploadPartCopy, in ranges.
 MAX_COPY_SIZE = 5 * 1024**3
-_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+_COPY_RANGE = re.compile(r"^bytes=([0-9]+)-([0-9]+)$")
 _COPY_BODY_LIMIT = 1 << 20
 
 
@@ -87,6 +88,8 @@ def parse_copy_source(value: str) -> CopySource:
     bucket, _, key = text.removeprefix("/").partition("/")
     if not bucket or not key:
         raise invalid("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+    if (problem := unstorable(key)) is not None:
+        raise invalid(f"The copy source key {problem}")
     if version == "null":
         version = None  # loxo has no null version: every version is a commit
     if version is not None and not is_commit_hex(version):
@@ -283,14 +286,15 @@ def _copy_range(value: str | None, size: int) -> tuple[int, int]:
             "The x-amz-copy-source-range value must be of the form bytes=first-last where "
             "first and last are the zero-based offsets of the first and last bytes to copy",
             ArgumentName="x-amz-copy-source-range",
-            ArgumentValue=value,
+            ArgumentValue=value[:100],
         )
-    first, last = int(m.group(1)), int(m.group(2))
+    first, last = decimal(m.group(1)), decimal(m.group(2))
+    assert first is not None and last is not None
     if first > last or last >= size:
         raise InvalidArgument(
             f"Range specified is not valid for source object of size: {size}",
             ArgumentName="x-amz-copy-source-range",
-            ArgumentValue=value,
+            ArgumentValue=value[:100],
         )
     return first, last + 1
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from s3api import xml
 from s3api.errors import InvalidArgument
+from s3api.inputs import int_argument
 from s3api.operations.buckets import OWNER
 from s3api.operations.common import Context, KeyEncoder, key_encoder, view_of
 from s3api.paging import Page, page
@@ -45,18 +46,7 @@ def max_keys_param(req: S3Request) -> int:
     raw = req.query.get("max-keys")
     if raw is None:
         return MAX_KEYS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidArgument(
-            "Provided max-keys not an integer or within integer range", ArgumentName="max-keys"
-        ) from None
-    if value < 0:
-        raise InvalidArgument(
-            "Argument maxKeys must be an integer between 0 and 2147483647",
-            ArgumentName="max-keys",
-        )
-    return min(value, MAX_KEYS)
+    return min(int_argument("max-keys", raw), MAX_KEYS)
 
 
 def _contents(listed: Page[ObjectEntry], enc: KeyEncoder, owner: bool) -> list[xml.Element]:

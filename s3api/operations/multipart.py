@@ -18,6 +18,7 @@ from s3api.errors import (
     InvalidRequest,
     NoSuchUpload,
 )
+from s3api.inputs import decimal, int_argument
 from s3api.operations.buckets import OWNER
 from s3api.operations.common import (
     MAX_PARTS,
@@ -108,13 +109,13 @@ def _upload_checksum(req: S3Request) -> tuple[str | None, str | None]:
 
 
 def _part_number(req: S3Request) -> int:
-    raw = req.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+    number = decimal(req.query.get("partNumber", ""))
+    if number is None or not 1 <= number <= MAX_PARTS:
         raise InvalidArgument(
             f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
             ArgumentName="partNumber",
         )
-    return int(raw)
+    return number
 
 
 async def part_target(ctx: Context, req: S3Request) -> tuple[int, Upload]:
@@ -175,17 +176,7 @@ def _int_param(req: S3Request, name: str, default: int) -> int:
     raw = req.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidArgument(
-            f"Provided {name} not an integer or within integer range", ArgumentName=name
-        ) from None
-    if value < 0:
-        raise InvalidArgument(
-            f"Argument {name} must be an integer between 0 and 2147483647", ArgumentName=name
-        )
-    return value
+    return int_argument(name, raw)
 
 
 async def list_parts(ctx: Context, req: S3Request) -> Response:

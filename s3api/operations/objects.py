@@ -28,6 +28,7 @@ from s3api.errors import (
     NotImplementedErr,
     PreconditionFailed,
 )
+from s3api.inputs import decimal, header_unsafe, header_value
 from s3api.operations.common import (
     MAX_PARTS,
     Context,
@@ -51,7 +52,7 @@ from versioning.ids import CommitId, is_commit_hex
 from versioning.model import ObjectEntry
 from versioning.views import View, new_entry
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 def read_only(view: View) -> AccessDenied:
@@ -151,7 +152,8 @@ def _part_number(req: S3Request) -> int | None:
     raw = req.query.get("partNumber")
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+    number = decimal(raw)
+    if number is None or not 1 <= number <= MAX_PARTS:
         raise InvalidArgument(
             f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
             ArgumentName="partNumber",
@@ -159,7 +161,7 @@ def _part_number(req: S3Request) -> int | None:
         )
     if "range" in req.headers:
         raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
-    return int(raw)
+    return number
 
 
 def _part_span(entry: ObjectEntry, number: int) -> tuple[int, int]:
@@ -173,24 +175,27 @@ def _part_span(entry: ObjectEntry, number: int) -> tuple[int, int]:
 
 
 def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
-    """[start, end) for a single satisfiable byte range; None to send it all."""
+    """[start, end) for a single satisfiable byte range; None to send it all.
+    Numbers of any length are read for their value (`inputs.decimal`): a start
+    past the end is InvalidRange, a last byte past it is the end."""
     if value is None:
         return None
     m = _RANGE.match(value.strip())
     if not m or (not m.group(1) and not m.group(2)):
         return None  # unparseable or multi-range: ignored, as S3 does
-    first, last = m.group(1), m.group(2)
-    if not first:  # suffix range: the last N bytes
-        n = int(last)
-        if n == 0:
-            raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value)
-        return max(size - n, 0), size
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if last and int(last) < start:
+    first = decimal(m.group(1)) if m.group(1) else None
+    last = decimal(m.group(2)) if m.group(2) else None
+    if first is None:  # suffix range: the last N bytes
+        assert last is not None
+        if last == 0:
+            raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value[:100])
+        return max(size - last, 0), size
+    start = first
+    end = size if last is None else min(last + 1, size)
+    if last is not None and last < start:
         return None
     if start >= size:
-        raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value)
+        raise InvalidRange(ActualObjectSize=str(size), RangeRequested=value[:100])
     return start, end
 
 
@@ -209,12 +214,33 @@ _RESPONSE_OVERRIDES = (
 )
 
 
+def _overrides(req: S3Request) -> dict[str, str]:
+    """The response-* query parameters as the headers they set. A value with a
+    line break or another control character would split or break the response
+    header (the connection was dropped, with no answer): InvalidArgument.
+    Other text is sent as its UTF-8 bytes, as S3 does."""
+    out = {}
+    for param, header in _RESPONSE_OVERRIDES:
+        value = req.query.get(param)
+        if value is None:
+            continue
+        problem = header_unsafe(value)
+        if problem is not None:
+            raise InvalidArgument(
+                f"The {param} parameter {problem}; it cannot be sent as a header",
+                ArgumentName=param,
+            )
+        out[header] = header_value(value)
+    return out
+
+
 async def _prepare_read(
     ctx: Context, req: S3Request
 ) -> Response | tuple[ObjectEntry, dict[str, str], tuple[int, int] | None]:
     """What GET and HEAD share: lookup, conditionals, headers and the range.
     Returns a finished response (304) or (entry, headers, range)."""
     part = _part_number(req)
+    overrides = _overrides(req)
     view, entry = await _lookup(ctx, req)
     version = await _version_header(ctx, view, entry)
     not_modified = _check_conditions(req, entry)
@@ -227,9 +253,7 @@ async def _prepare_read(
     headers = object_headers(entry, version, with_checksums)
     if any(h.startswith("x-amz-checksum-") for h in headers):
         headers["x-amz-checksum-type"] = checksums.object_type(entry.checksums)
-    for param, header in _RESPONSE_OVERRIDES:
-        if param in req.query:
-            headers[header] = req.query[param]
+    headers.update(overrides)
     if part is not None:
         span: tuple[int, int] | None = _part_span(entry, part)
         if entry.parts:
