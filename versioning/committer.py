@@ -24,6 +24,7 @@ from versioning import errors, history, tree
 from versioning.clock import now_us
 from versioning.db import ChainWrite, Database
 from versioning.ids import CommitId, ContentId, NodeId, VersionId
+from versioning.merge import same_object
 from versioning.model import Commit, Manifest, ObjectEntry
 from versioning.tree import Node, Root
 
@@ -62,6 +63,9 @@ class Change:
     withdraw: tuple[tuple[str, CommitId], ...] = ()
     # Keep the entries' last_modified (a restored version keeps its time).
     keep_times: bool = False
+    # Drop an edit that writes what the path already holds (same content,
+    # type, metadata, headers and tags): such a write makes no commit.
+    skip_same: bool = False
     future: asyncio.Future[CommitId | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -188,13 +192,18 @@ class Committer:
                 outcome[index] = exc
                 continue
             when = max(now_us(), commits[-1].time + 1 if commits else 0)
+            wanted = dict(change.edits)
+            if change.skip_same:
+                for path, entry in change.edits.items():
+                    if same_object(await tree.lookup(src, root, path), entry):
+                        del wanted[path]
             edits = {
                 k: (
                     dataclasses.replace(v, last_modified=when)
                     if v is not None and not change.keep_times
                     else v
                 )
-                for k, v in change.edits.items()
+                for k, v in wanted.items()
             }
             new_root, new_nodes = await tree.apply(src, root, edits)
             if (

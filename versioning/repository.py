@@ -246,9 +246,12 @@ class Versioning:
         origin: dict[str, Any],
         check: Check | None = None,
         contents: Sequence[Manifest] = (),
+        skip_same: bool = False,
     ) -> CommitId | None:
         """Commit `edits` on the view's branch as exactly one commit (None when
-        they change nothing). `contents` are manifests not yet registered."""
+        they change nothing). `contents` are manifests not yet registered.
+        With `skip_same`, an edit writing what its path already holds (the
+        same body and attributes) changes nothing."""
         if view.branch is None:
             raise errors.ReadOnlyRef(
                 f"{view.repo}.{view.commit.hex() if view.commit else ''} is a commit "
@@ -261,6 +264,7 @@ class Versioning:
             origin=origin,
             check=check,
             contents=contents,
+            skip_same=skip_same,
         )
         return await self.committer.submit(view.repo, view.branch, change)
 

@@ -307,6 +307,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
     content_id, result = await ctx.versioning.store_content(req.pieces(), hashers, register=False)
     stored = req.verify(result)
     entry = new_entry(content_id, result.size, result.md5.hex(), attrs, stored)
+    marker = is_directory_marker(req.key, entry)
     commit = await ctx.versioning.commit(
         view,
         {req.key: entry},
@@ -314,8 +315,14 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
         origin={"op": "PutObject", "keys": [req.key]},
         check=condition,
         contents=[result.manifest],
+        skip_same=marker,
     )
     headers = {"ETag": f'"{entry.etag}"'}
+    if commit is None and marker:
+        # The same marker was there already: answer its version.
+        commit = await ctx.versioning.commit_of(
+            await ctx.versioning.get_entry(await view_of(ctx, req), req.key)
+        )
     if commit is not None:
         headers["x-amz-version-id"] = commit.hex()
     for name, value in stored.items():
@@ -336,6 +343,14 @@ async def _delete_version(ctx: Context, view: View, key: str, version: str) -> R
     if done.was_delete_marker:
         headers["x-amz-delete-marker"] = "true"
     return Response(status_code=204, headers=headers)
+
+
+def is_directory_marker(key: str, entry: ObjectEntry) -> bool:
+    """A zero-byte object whose key ends with "/": what s3fs, pyarrow, Spark
+    and the S3 console write to stand for a folder. Writing one that is
+    already there (same attributes) makes no commit, so a dataframe job
+    that re-creates its folders leaves no empty commits behind."""
+    return key.endswith("/") and entry.size == 0
 
 
 async def delete_object(ctx: Context, req: S3Request) -> Response:
