@@ -27,7 +27,8 @@ from urllib.parse import quote
 import pytest
 from hostile import API, Answer, signed
 
-from s3api import chunked, sigv4
+from gateway.signing import sigv4
+from s3api import chunked
 
 SEED = int(os.environ.get("LOXO_FUZZ_SEED", "20261204"))
 REQUESTS = int(os.environ.get("LOXO_FUZZ_REQUESTS", "480"))
