@@ -160,7 +160,8 @@ def postgres_admin_dsn() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-async def _drop_database(admin_dsn: str, name: str) -> None:
+async def drop_database(admin_dsn: str, name: str) -> None:
+    """Drop a database (any name: it is quoted), ending its sessions first."""
     import asyncpg
 
     conn = await asyncpg.connect(admin_dsn)
@@ -170,7 +171,8 @@ async def _drop_database(admin_dsn: str, name: str) -> None:
             "WHERE datname = $1 AND pid <> pg_backend_pid()",
             name,
         )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        quoted = '"' + name.replace('"', '""') + '"'
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted}")
     finally:
         await conn.close()
 
@@ -180,7 +182,8 @@ async def _create_database(admin_dsn: str, name: str) -> None:
 
     conn = await asyncpg.connect(admin_dsn)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        quoted = '"' + name.replace('"', '""') + '"'
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted}")
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
@@ -201,7 +204,7 @@ def fresh_database(postgres_admin_dsn: str) -> Iterator[Callable[[], str]]:
     yield make
     for name in created:
         try:
-            run_async(_drop_database(postgres_admin_dsn, name))
+            run_async(drop_database(postgres_admin_dsn, name))
         except Exception as exc:  # pragma: no cover - best effort cleanup
             print(f"warning: could not drop test database {name}: {exc}", file=sys.stderr)
 

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote, unquote_to_bytes
 
+from gateway.signing.clock import iso8601, utc
 from gateway.signing.errors import (
     AccessDenied,
     InvalidArgument,
@@ -233,14 +234,14 @@ def verify(
     Host header names. A header-signed request must be within MAX_SKEW of the
     server's clock; a presigned URL is good until its Expires.
     """
-    current = _utc(now if now is not None else datetime.now(UTC))
+    current = utc(now if now is not None else datetime.now(UTC))
     if req.presigned:
         assert req.expires is not None
         if current.timestamp() > req.expires:
             raise AccessDenied(
                 "Request has expired",
-                Expires=_iso(datetime.fromtimestamp(req.expires, UTC)),
-                ServerTime=_iso(current),
+                Expires=iso8601(datetime.fromtimestamp(req.expires, UTC)),
+                ServerTime=iso8601(current),
             )
     else:
         _check_time(headers, current)
@@ -327,7 +328,7 @@ def _check_time(headers: Mapping[str, str], now: datetime) -> None:
     if abs(now - moment) > MAX_SKEW:
         raise RequestTimeTooSkewed(
             RequestTime=raw.strip() if raw else "",
-            ServerTime=_iso(now),
+            ServerTime=iso8601(now),
             MaxAllowedSkewMilliseconds=str(int(MAX_SKEW.total_seconds() * 1000)),
         )
 
@@ -344,16 +345,7 @@ def _parse_date(value: str) -> datetime | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     try:
-        return _utc(parsed)
+        return utc(parsed)
     except (ValueError, OverflowError):
         return None
 
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

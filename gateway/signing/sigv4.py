@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
+from gateway.signing.clock import iso8601, utc
 from gateway.signing.errors import (
     AccessDenied,
     AuthorizationHeaderMalformed,
@@ -556,7 +557,7 @@ def verify(
     path is tried too: both decode to the same key, so this admits nothing
     the client did not sign.
     """
-    current = _utc(now if now is not None else datetime.now(UTC))
+    current = utc(now if now is not None else datetime.now(UTC))
     request_time = _parse_amz_date(req.amz_date)
     if request_time is None:
         error = AuthorizationQueryParametersError if req.presigned else AccessDenied
@@ -592,22 +593,12 @@ def verify(
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _check_time(req: SignedRequest, request_time: datetime, now: datetime) -> None:
     if not req.presigned:
         if abs(now - request_time) > MAX_SKEW:
             raise RequestTimeTooSkewed(
                 RequestTime=req.amz_date,
-                ServerTime=_iso(now),
+                ServerTime=iso8601(now),
                 MaxAllowedSkewMilliseconds=str(int(MAX_SKEW.total_seconds() * 1000)),
             )
         return
@@ -622,8 +613,8 @@ def _check_time(req: SignedRequest, request_time: datetime, now: datetime) -> No
             "Request has expired",
             **{
                 "X-Amz-Expires": str(req.expires),
-                "Expires": _iso(expiry),
-                "ServerTime": _iso(now),
+                "Expires": iso8601(expiry),
+                "ServerTime": iso8601(now),
             },
         )
 

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
-from tests.conftest import free_port, loxo_cli, run_async, with_database
+from tests.conftest import drop_database, free_port, loxo_cli, run_async, with_database
 
 
 def quoted(identifier: str) -> str:
@@ -42,21 +42,6 @@ async def _database_exists(admin_dsn: str, name: str) -> bool:
         await conn.close()
 
 
-async def _drop(admin_dsn: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-        await conn.execute(f"DROP DATABASE IF EXISTS {quoted(name)}")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def new_database_name(postgres_admin_dsn: str) -> Iterator[str]:
     """A database name nothing has created yet, dropped after the test. It
@@ -64,7 +49,7 @@ def new_database_name(postgres_admin_dsn: str) -> Iterator[str]:
     double quote."""
     name = f'loxo_test_New-"db" {uuid.uuid4().hex[:8]}'
     yield name
-    run_async(_drop(postgres_admin_dsn, name))
+    run_async(drop_database(postgres_admin_dsn, name))
 
 
 def as_role(dsn: str, role: str) -> str:
