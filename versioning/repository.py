@@ -35,7 +35,7 @@ from versioning.leases import LeasedStore, hold_existing
 from versioning.model import ChunkRef, Manifest, ObjectEntry, OpenCommit
 from versioning.names import new_version
 from versioning.uploads import Uploads
-from versioning.version_deletes import VersionDeletes
+from versioning.version_deletes import VersionDeletes, WithdrawnFilter
 from versioning.views import View
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -201,7 +201,7 @@ class Versioning:
         branch's view leaves out the versions withdrawn from it
         (version_deletes.py); a snapshot's has them all."""
         root = (await self.db.objects.get_history(view.commit))[0] if view.commit else None
-        hidden = _Withdrawn(self.db, view.repo, view.branch) if view.branch else None
+        hidden = WithdrawnFilter(self.db, view.repo, view.branch) if view.branch else None
         async for record in history.records(self.db.objects, root, seek):
             if hidden is not None and await hidden.contains(record.key, record.commit):
                 continue
@@ -368,42 +368,6 @@ class Versioning:
             inline_max=self.inline_max,
             slots=self._slots,
         )
-
-
-class _Withdrawn:
-    """The withdrawn records of a branch, read in key order alongside a walk
-    of its history: a window of up to WINDOW rows at a time."""
-
-    WINDOW = 1000
-
-    def __init__(self, db: Database, repo: str, branch: str) -> None:
-        self.db = db
-        self.repo = repo
-        self.branch = branch
-        self.low: str | None = None  # the window holds every row with low <= key < high
-        self.high: str | None = None  # None: no end
-        self.rows: dict[str, set[CommitId]] = {}
-
-    async def contains(self, key: str, commit: CommitId) -> bool:
-        if self.low is None or key < self.low or (self.high is not None and key >= self.high):
-            await self._load(key)
-        return commit in self.rows.get(key, ())
-
-    async def _load(self, key: str) -> None:
-        store = self.db.withdrawn
-        rows = await store.withdrawn_from(self.repo, self.branch, key, self.WINDOW)
-        self.low, self.high = key, None
-        if len(rows) == self.WINDOW:
-            last = rows[-1][0]
-            rows = [r for r in rows if r[0] != last]  # the last key may continue
-            self.high = last
-            if not rows:
-                # One key with a window's worth of withdrawn versions: all of it.
-                rows = await store.withdrawn_of(self.repo, self.branch, key)
-                self.high = key + "\x00"
-        self.rows = {}
-        for k, c in rows:
-            self.rows.setdefault(k, set()).add(c)
 
 
 def _feed(md5: Any, hashers: Mapping[str, Hasher] | None, piece: bytes) -> None:

@@ -28,6 +28,9 @@ With N entries and k edited keys: `lookup` fetches O(log N) nodes; `iterate`
 O(log N + yielded / fanout); `apply` fetches and writes O(k log N) nodes;
 `diff` fetches O(changes * log N) nodes (unchanged subtrees are skipped by id);
 `stats` fetches the root only.
+
+One module on purpose: lookup, iterate, apply and diff all walk the same node
+shape, and splitting them would put the shape's invariants in four places.
 """
 
 from __future__ import annotations

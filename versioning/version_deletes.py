@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from versioning import errors, history, tree
 from versioning.committer import Change, Committer
+from versioning.db import Database
 from versioning.history import Record
 from versioning.ids import CommitId
 from versioning.model import ObjectEntry
@@ -159,3 +160,39 @@ class _Step:
     restore: bool  # it is current: commit the previous version back
     current: ObjectEntry | None  # the key's entry now (checked at commit time)
     restored: ObjectEntry | None  # what the key becomes
+
+
+class WithdrawnFilter:
+    """The withdrawn records of a branch, read in key order alongside a walk
+    of its history: a window of up to WINDOW rows at a time."""
+
+    WINDOW = 1000
+
+    def __init__(self, db: Database, repo: str, branch: str) -> None:
+        self.db = db
+        self.repo = repo
+        self.branch = branch
+        self.low: str | None = None  # the window holds every row with low <= key < high
+        self.high: str | None = None  # None: no end
+        self.rows: dict[str, set[CommitId]] = {}
+
+    async def contains(self, key: str, commit: CommitId) -> bool:
+        if self.low is None or key < self.low or (self.high is not None and key >= self.high):
+            await self._load(key)
+        return commit in self.rows.get(key, ())
+
+    async def _load(self, key: str) -> None:
+        store = self.db.withdrawn
+        rows = await store.withdrawn_from(self.repo, self.branch, key, self.WINDOW)
+        self.low, self.high = key, None
+        if len(rows) == self.WINDOW:
+            last = rows[-1][0]
+            rows = [r for r in rows if r[0] != last]  # the last key may continue
+            self.high = last
+            if not rows:
+                # One key with a window's worth of withdrawn versions: all of it.
+                rows = await store.withdrawn_of(self.repo, self.branch, key)
+                self.high = key + "\x00"
+        self.rows = {}
+        for k, c in rows:
+            self.rows.setdefault(k, set()).add(c)

@@ -31,6 +31,9 @@ event loop) and checks the bucket once, so a wrong bucket, endpoint or
 credentials fail with an S3StoreError naming them.
 
 zstd and BLAKE3 work (up to 4 MiB per chunk) runs in worker threads.
+
+One module: the store, its single-flight reads and its cache hook share the
+in-flight maps, which is why it is a little over 400 lines.
 """
 
 from __future__ import annotations
