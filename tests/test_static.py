@@ -86,12 +86,13 @@ RULES = (
         injected="from versioning.db.refs import PgRefs\n",
     ),
     Rule(
-        "the control API imports nothing of the S3 protocol but bucket naming",
+        "the control API imports nothing of the S3 protocol but names and input checks",
         ("gateway/api",),
         ("s3api",),
         # It hands out the S3 bucket of a commit or an open commit, whose
-        # name only s3api/buckets.py composes.
-        allowed=("s3api.buckets",),
+        # name only s3api/buckets.py composes, and reads client numbers and
+        # text with the same checks (s3api/inputs.py's pure functions).
+        allowed=("s3api.buckets", "s3api.inputs"),
         injected="from s3api.errors import S3Error\n",
     ),
     Rule(
