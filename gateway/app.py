@@ -106,6 +106,7 @@ class LoxoApp:
             ),
             ingest_memory=self.cfg.ingest_memory,
             open_idle_seconds=self.cfg.open_commit_idle_minutes * 60,
+            trash_seconds=self.cfg.trash_days * 86400,
         )
         versioning, control = services.versioning, services.control
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)

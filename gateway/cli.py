@@ -84,6 +84,11 @@ def serve(
         help="Abort open commits (loxo commit start) nothing was written to for this long, "
         "unless started with their own --idle-minutes.",
     ),
+    trash_days: float = typer.Option(
+        7.0,
+        help="Keep deleted repos and branches restorable (loxo repo restore, loxo branch "
+        "restore) this many days, fractions allowed; 0 deletes at once.",
+    ),
 ) -> None:
     """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
     try:
@@ -107,6 +112,7 @@ def serve(
             gc_grace_minutes=gc_grace_minutes,
             ingest_memory=ingest_memory,
             open_commit_idle_minutes=open_commit_idle_minutes,
+            trash_days=trash_days,
         )
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)

@@ -52,6 +52,8 @@ class ServeConfig:
     # Open commits nothing was written to for this long are aborted (unless
     # started with their own limit).
     open_commit_idle_minutes: float = 60.0
+    # Deleted repos and branches stay restorable this long (0: deleted at once).
+    trash_days: float = 7.0
 
     @property
     def cache_dir(self) -> Path:
@@ -102,6 +104,14 @@ def check_open_commit_idle(minutes: float) -> float:
     if not math.isfinite(minutes) or minutes <= 0:
         raise ConfigError(f"--open-commit-idle-minutes must be a number > 0 (got {minutes!r})")
     return float(minutes)
+
+
+def check_trash_days(days: float) -> float:
+    if not math.isfinite(days) or days < 0:
+        raise ConfigError(
+            f"--trash-days must be a number of days >= 0, 0 to delete at once (got {days!r})"
+        )
+    return float(days)
 
 
 # An in-flight upload re-touches its chunks every leases.KEEPALIVE_SECONDS
@@ -228,6 +238,7 @@ def build(
     gc_grace_minutes: float = 60.0,
     ingest_memory: str = "128MiB",
     open_commit_idle_minutes: float = 60.0,
+    trash_days: float = 7.0,
 ) -> ServeConfig:
     host, port = parse_listen(listen)
     sizes = {
@@ -276,4 +287,5 @@ def build(
         gc_grace_minutes=gc_grace,
         ingest_memory=sizes["--ingest-memory"],
         open_commit_idle_minutes=check_open_commit_idle(open_commit_idle_minutes),
+        trash_days=check_trash_days(trash_days),
     )

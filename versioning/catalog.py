@@ -62,16 +62,48 @@ class Catalog:
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", GC_LOCK)
 
-    async def heads(self) -> list[tuple[str, str, CommitId]]:
+    async def heads(self, trash_after: int | None = None) -> list[tuple[str, str, CommitId]]:
         """Every commit a ref names: branch heads (open commits' staging
-        branches included), tags, and open commits being finished."""
+        branches included), tags, open commits being finished, and the
+        branches and tags of trashed repos and branches (those expiring after
+        `trash_after`; None: all). One statement, so a ref moving into or out
+        of the trash meanwhile is seen in exactly one place."""
         rows = await self.pool.fetch(
             "SELECT repo, name, head FROM branches WHERE head IS NOT NULL "
             "UNION ALL SELECT repo, name, commit_id FROM tags "
             "UNION ALL SELECT repo, encode(id, 'hex'), frozen FROM open_commits "
-            "WHERE frozen IS NOT NULL ORDER BY 1, 2"
+            "WHERE frozen IS NOT NULL "
+            # -- the trash (migration 0008) --
+            "UNION ALL SELECT t.repo, 'trash:' || t.id || ':' || r.name, r.head "
+            "FROM trash t JOIN trash_refs r ON r.trash_id = t.id "
+            "WHERE r.head IS NOT NULL AND ($1::bigint IS NULL OR t.expires_at > $1) "
+            "ORDER BY 1, 2",
+            trash_after,
         )
         return [(r["repo"], r["name"], CommitId(r["head"])) for r in rows]
+
+    # -- the trash (migration 0008, db/trash.py) --------------------------------
+
+    async def purge_trash(self, now: int) -> int:
+        """Delete the trash entries expired at `now`, with the commits of
+        expired repos (and the entries of branches deleted before their repo);
+        returns how many entries went. What they alone reached is garbage."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            stashes = [
+                r["stash"]
+                for r in await conn.fetch(
+                    "DELETE FROM trash WHERE kind = 'repo' AND expires_at <= $1 RETURNING stash",
+                    now,
+                )
+            ]
+            status = await conn.execute(
+                "DELETE FROM trash WHERE kind = 'branch' "
+                "AND (expires_at <= $1 OR repo = ANY($2::text[]))",
+                now,
+                stashes,
+            )
+            await conn.execute("DELETE FROM commits WHERE repo = ANY($1::text[])", stashes)
+        return len(stashes) + _count(status)
 
     async def commits_since(self, cutoff: int) -> list[CommitId]:
         rows = await self.pool.fetch("SELECT id FROM commits WHERE time >= $1", cutoff)

@@ -18,7 +18,7 @@ from versioning.commit_log import PathChange
 from versioning.committer import Change, Committer
 from versioning.db import Database
 from versioning.ids import CommitId
-from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag
+from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag, TrashEntry
 from versioning.names import check_ref_name, new_version
 from versioning.open_commits import OpenCommits
 
@@ -100,7 +100,16 @@ class Control:
         return RepoInfo(repo, count, last, last_time, objects, size)
 
     async def delete_repo(self, name: str) -> None:
+        """To the trash, with all its branches, tags and history."""
         await self.branches.delete_repo(name)
+
+    async def restore_repo(self, name: str, as_name: str | None = None) -> Repo:
+        return await self.branches.restore_repo(name, as_name)
+
+    async def list_trash(
+        self, repo: str | None = None, kind: str | None = None
+    ) -> list[TrashEntry]:
+        return await self.branches.list_trash(repo, kind)
 
     # -- branches ----------------------------------------------------------------
 
@@ -121,10 +130,16 @@ class Control:
     async def get_branch(self, repo: str, name: str) -> Branch:
         return await self.branches.get_branch(repo, name)
 
-    async def delete_branch(self, repo: str, name: str) -> None:
-        """Delete a branch whatever it holds (its commits stay reachable from
-        other refs, or become garbage); not the default branch."""
-        await self.branches.delete_branch(repo, name, only_if_empty=False, may_drop_repo=False)
+    async def delete_branch(self, repo: str, name: str, require_merged: bool = False) -> None:
+        """Delete a branch whatever it holds, to the trash; not the default
+        branch. With `require_merged`, refused (UnmergedCommits) while it has
+        commits no other branch or tag reaches."""
+        await self.branches.delete_branch(
+            repo, name, only_if_empty=False, may_drop_repo=False, require_merged=require_merged
+        )
+
+    async def restore_branch(self, repo: str, name: str, as_name: str | None = None) -> Branch:
+        return await self.branches.restore_branch(repo, name, as_name)
 
     async def reset_branch(
         self, repo: str, name: str, target: str, expected: CommitId | Any | None = ...

@@ -39,6 +39,10 @@ class OpenCommitNotFound(NotFound):
     pass
 
 
+class TrashNotFound(NotFound):
+    """Nothing of that name in the trash (never deleted, restored, or expired)."""
+
+
 class RefNotFound(NotFound):
     """A ref names no branch or commit (or an ancestor that does not exist)."""
 
@@ -77,6 +81,14 @@ class InvalidName(VersioningError):
 
 class BranchNotEmpty(VersioningError):
     pass
+
+
+class UnmergedCommits(VersioningError):
+    """Deleting the branch would leave commits that only the trash keeps."""
+
+    def __init__(self, message: str, commits: int) -> None:
+        super().__init__(message)
+        self.commits = commits
 
 
 class DefaultBranchInUse(BranchNotEmpty):

@@ -1,6 +1,7 @@
 """Garbage collection: give back the space of what nothing can reach.
 
-Roots are every branch head, every commit younger than the grace period (a
+Roots are every branch head and tag, every trashed repo's or branch's refs
+until the entry expires, every commit younger than the grace period (a
 snapshot someone may be reading or a commit being made), and every open
 multipart upload's parts. What they reach (reach.walk) is kept; of the rest,
 only rows last touched before the cutoff (now - grace) are deleted, because a
@@ -91,10 +92,15 @@ async def _collect(
     progress: Callable[[str], None] | None,
 ) -> GcReport:
     started = time.monotonic()
-    cutoff = now_us() - int(grace_seconds * 1_000_000)
+    now = now_us()
+    cutoff = now - int(grace_seconds * 1_000_000)
     say = progress or (lambda _msg: None)
 
-    roots = [head for _, _, head in await catalog.heads()]
+    # Trashed repos and branches are roots until they expire; expired ones go
+    # first, so what only they reached is collected by this pass.
+    if not dry_run:
+        say(f"trash: {await catalog.purge_trash(now)} expired entries purged")
+    roots = [head for _, _, head in await catalog.heads(trash_after=now)]
     roots.extend(await catalog.commits_since(cutoff))
     reached = await walk(catalog, roots, await catalog.upload_contents(), progress=say)
     if not reached.complete:

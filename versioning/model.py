@@ -241,6 +241,22 @@ class Repo:
 
 
 @dataclass(frozen=True, slots=True)
+class TrashEntry:
+    """A deleted repo or branch, restorable until `expires` (microseconds)."""
+
+    id: int
+    kind: str  # "repo" or "branch"
+    repo: str
+    name: str  # the branch's name; for a repo, its name
+    head: CommitId | None  # the branch's head; for a repo, its default branch's
+    deleted: int
+    expires: int
+    default_branch: str | None = None  # repos only
+    branches: tuple[str, ...] = ()  # repos: every branch it had
+    tags: tuple[str, ...] = ()  # repos: every tag it had
+
+
+@dataclass(frozen=True, slots=True)
 class Branch:
     repo: str
     name: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from versioning.branches import DEFAULT_TRASH_SECONDS
 from versioning.chunker import StreamChunker
 from versioning.chunkstore.base import ChunkStore
 from versioning.content import DEFAULT_INLINE_MAX
@@ -36,6 +37,7 @@ def build(
     chunker_factory: Callable[[], StreamChunker] = StreamChunker,
     ingest_memory: int | None = None,
     open_idle_seconds: float = DEFAULT_OPEN_IDLE_SECONDS,
+    trash_seconds: float = DEFAULT_TRASH_SECONDS,
 ) -> Services:
     versioning = Versioning(
         db,
@@ -45,6 +47,7 @@ def build(
         chunker_factory=chunker_factory,
         ingest_memory=ingest_memory,
     )
+    versioning.branches.trash_seconds = trash_seconds
     open_commits = OpenCommits(db, versioning.committer, author, open_idle_seconds)
     control = Control(db, versioning.branches, versioning.committer, open_commits, author)
     return Services(db, versioning, control)

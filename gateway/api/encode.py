@@ -10,7 +10,7 @@ from s3api.buckets import commit_bucket
 from versioning.commit_log import PathChange
 from versioning.control import CommitInfo, MergeResult, RepoInfo
 from versioning.ids import CommitId
-from versioning.model import Branch, Commit, ObjectEntry, OpenCommit, Repo, Tag
+from versioning.model import Branch, Commit, ObjectEntry, OpenCommit, Repo, Tag, TrashEntry
 
 # Years 1 to 9999 of datetime, in Unix seconds (a bound, not a calendar).
 MAX_SECONDS = 253_402_300_799
@@ -63,6 +63,21 @@ def branch(b: Branch) -> dict[str, Any]:
         "name": b.name,
         "head": hex_or_none(b.head),
         "created": time_text(b.created),
+    }
+
+
+def trash_entry(e: TrashEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "kind": e.kind,
+        "repo": e.repo,
+        "name": e.name,
+        "head": hex_or_none(e.head),
+        "deleted": time_text(e.deleted),
+        "expires": time_text(e.expires),
+        "default_branch": e.default_branch,
+        "branches": list(e.branches),
+        "tags": list(e.tags),
     }
 
 

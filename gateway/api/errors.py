@@ -38,6 +38,7 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.BranchNotFound, 404, "branch_not_found"),
     (dom.TagNotFound, 404, "tag_not_found"),
     (dom.OpenCommitNotFound, 404, "open_commit_not_found"),
+    (dom.TrashNotFound, 404, "trash_not_found"),
     (dom.CommitNotFound, 404, "commit_not_found"),
     (dom.RefNotFound, 404, "ref_not_found"),
     (dom.ObjectNotFound, 404, "object_not_found"),
@@ -53,6 +54,7 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.ReadOnlyRef, 409, "read_only"),
     (dom.HeadMoved, 409, "head_moved"),
     (dom.MergeConflict, 409, "merge_conflict"),
+    (dom.UnmergedCommits, 409, "unmerged_commits"),
     (dom.Busy, 503, "busy"),
     (dom.ConcurrentUpdate, 503, "concurrent_update"),
     (dom.ContentGone, 503, "content_gone"),
@@ -80,6 +82,8 @@ def from_domain(exc: dom.VersioningError) -> ApiError:
                     {"path": path, "kind": kind}
                     for path, _, kind in (c.partition("\t") for c in exc.conflicts)
                 ]
+            if isinstance(exc, dom.UnmergedCommits):
+                details["commits"] = exc.commits
             return ApiError(status, code, str(exc) or code.replace("_", " "), **details)
     return ApiError(500, "internal_error", "internal error; the server log has the details")
 

@@ -33,6 +33,21 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"repo": _S, "name": _S, "head": _SN, "created": _S},
     },
     "Tag": {"type": "object", "properties": {"repo": _S, "name": _S, "commit": _S, "created": _S}},
+    "TrashEntry": {
+        "type": "object",
+        "properties": {
+            "id": _I,
+            "kind": {"type": "string", "enum": ["repo", "branch"]},
+            "repo": _S,
+            "name": _S,
+            "head": _SN,
+            "deleted": _S,
+            "expires": _S,
+            "default_branch": _SN,
+            "branches": {"type": "array", "items": _S},
+            "tags": {"type": "array", "items": _S},
+        },
+    },
     "Commit": {
         "type": "object",
         "properties": {

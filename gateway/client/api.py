@@ -32,6 +32,7 @@ from gateway.client.models import (
     OpenCommit,
     Repo,
     Tag,
+    TrashEntry,
     Version,
 )
 
@@ -178,8 +179,33 @@ class AsyncClient:
     async def get_branch(self, repo: str, name: str) -> Branch:
         return Branch.from_json(await self.request("GET", _path("repos", repo, "branches", name)))
 
-    async def delete_branch(self, repo: str, name: str) -> None:
-        await self.request("DELETE", _path("repos", repo, "branches", name))
+    async def delete_branch(self, repo: str, name: str, require_merged: bool = False) -> None:
+        """Delete a branch, to the trash. With `require_merged`, refused
+        (LoxoError unmerged_commits, `details["commits"]` many) while it has
+        commits no other branch or tag reaches."""
+        params = {"require_merged": "true"} if require_merged else None
+        await self.request("DELETE", _path("repos", repo, "branches", name), params)
+
+    # -- the trash ---------------------------------------------------------------
+
+    async def list_trash(
+        self, repo: str | None = None, kind: str | None = None
+    ) -> AsyncIterator[TrashEntry]:
+        """Deleted repos and branches that can still be restored, newest first."""
+        async for item in self.pages(_path("trash"), {"repo": repo, "kind": kind}):
+            yield TrashEntry.from_json(item)
+
+    async def restore_repo(self, name: str, as_name: str | None = None) -> Repo:
+        """Put a deleted repo back, with all its branches, tags and history
+        (LoxoError repo_exists when the name was taken again: pass `as_name`)."""
+        path = _path("repos", name, "restore")
+        return Repo.from_json(await self.request("POST", path, body={"as": as_name}))
+
+    async def restore_branch(self, repo: str, name: str, as_name: str | None = None) -> Branch:
+        """Put a deleted branch back at the head it had (LoxoError
+        branch_exists when the name was taken again: pass `as_name`)."""
+        path = _path("repos", repo, "branches", name, "restore")
+        return Branch.from_json(await self.request("POST", path, body={"as": as_name}))
 
     async def reset_branch(
         self, repo: str, name: str, to: str, expected_head: str | Any | None = ...
@@ -354,6 +380,9 @@ class Client:
     get_branch = _blocking(AsyncClient.get_branch)
     delete_branch = _blocking(AsyncClient.delete_branch)
     reset_branch = _blocking(AsyncClient.reset_branch)
+    list_trash = _iterating(AsyncClient.list_trash)
+    restore_repo = _blocking(AsyncClient.restore_repo)
+    restore_branch = _blocking(AsyncClient.restore_branch)
     create_tag = _blocking(AsyncClient.create_tag)
     list_tags = _iterating(AsyncClient.list_tags)
     get_tag = _blocking(AsyncClient.get_tag)

@@ -50,6 +50,37 @@ class Branch:
 
 
 @dataclass(frozen=True, slots=True)
+class TrashEntry:
+    """A deleted repo or branch that can be restored until `expires`."""
+
+    id: int
+    kind: str  # "repo" or "branch"
+    repo: str
+    name: str
+    head: str | None
+    deleted: datetime | None
+    expires: datetime | None
+    default_branch: str | None = None
+    branches: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> TrashEntry:
+        return TrashEntry(
+            d["id"],
+            d["kind"],
+            d["repo"],
+            d["name"],
+            d.get("head"),
+            _time(d.get("deleted")),
+            _time(d.get("expires")),
+            d.get("default_branch"),
+            tuple(d.get("branches") or ()),
+            tuple(d.get("tags") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Tag:
     repo: str
     name: str

@@ -120,6 +120,7 @@ _NOT_FOUND = {
     "ref_not_found",
     "open_commit_not_found",
     "object_not_found",
+    "trash_not_found",
     "not_found",
 }
 _CONFLICT = {
@@ -138,6 +139,7 @@ _USAGE = {
     "ambiguous_ref",
     "invalid_request",
     "confirmation_required",
+    "unmerged_commits",
 }
 _AUTH = {"unauthenticated", "access_denied"}
 

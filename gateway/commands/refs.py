@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import typer
 
+from gateway.client import LoxoError
+from gateway.client.models import TrashEntry
 from gateway.commands.common import (
     EXIT_USAGE,
     OUTPUT,
@@ -19,8 +23,15 @@ from gateway.commands.common import (
     when,
 )
 
-repo_app = typer.Typer(help="Create, list, describe and delete repos.", no_args_is_help=True)
-branch_app = typer.Typer(help="Create, list, delete and reset branches.", no_args_is_help=True)
+repo_app = typer.Typer(
+    help="Create, list, describe, delete and restore repos.", no_args_is_help=True
+)
+branch_app = typer.Typer(
+    help="Create, list, delete, restore and reset branches.", no_args_is_help=True
+)
+_TRASH = typer.Option(
+    False, "--trash", help="List what was deleted and can be restored, and until when."
+)
 tag_app = typer.Typer(help="Immutable names for commits.", no_args_is_help=True)
 
 
@@ -38,9 +49,13 @@ def repo_create(
         out.print(f"created repo {repo.name} (bucket {repo.name}, branch {repo.default_branch})")
 
 
-@repo_app.command("list", epilog="Example: loxo repo list -o json")
-def repo_list(output: Output = OUTPUT) -> None:
-    """List repos."""
+@repo_app.command("list", epilog="Example: loxo repo list --trash")
+def repo_list(trash: bool = _TRASH, output: Output = OUTPUT) -> None:
+    """List repos (with --trash: deleted repos that can be restored)."""
+    if trash:
+        with client() as api:
+            _trash_table(list(api.list_trash(kind="repo")), output)
+        return
     with client() as api:
         repos = list(api.list_repos())
     if output is Output.json:
@@ -79,12 +94,63 @@ def repo_describe(name: str, output: Output = OUTPUT) -> None:
 def repo_delete(
     name: str, yes: bool = typer.Option(False, "--yes", help="Confirm: delete everything.")
 ) -> None:
-    """Delete a repo with all its branches, tags and history."""
+    """Delete a repo with all its branches, tags and history (to the trash:
+    `loxo repo restore` puts it back until it expires)."""
     if not yes:
-        fail(f"deleting {name} removes all its branches, tags and history; add --yes", EXIT_USAGE)
+        fail(
+            f"deleting {name} removes all its branches, tags and history (to the trash, "
+            "restorable until it expires); add --yes",
+            EXIT_USAGE,
+        )
     with client() as api:
         api.delete_repo(name, confirm=True)
-    out.print(f"deleted repo {name}")
+        until = _expiry(api.list_trash(repo=name, kind="repo"), name)
+    out.print(f"deleted repo {name}{until}")
+
+
+@repo_app.command("restore", epilog="Example: loxo repo restore images --as images-old")
+def repo_restore(
+    name: str,
+    as_name: str = typer.Option(
+        None, "--as", help="Restore under this name (when NAME was taken again)."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Put a deleted repo back, with all its branches, tags and history."""
+    with client() as api:
+        repo = api.restore_repo(name, as_name)
+    if output is Output.json:
+        print_json(repo)
+    else:
+        out.print(f"restored repo {repo.name} (bucket {repo.name})")
+
+
+def _expiry(entries: Iterable[TrashEntry], name: str) -> str:
+    """ " (in the trash until ...)" from the newest entry named `name`, if any."""
+    for entry in entries:
+        if entry.name == name:
+            return f" (in the trash until {when(entry.expires)}: loxo {entry.kind} restore)"
+    return " for good (the server keeps no trash)"
+
+
+def _trash_table(entries: list[TrashEntry], output: Output) -> None:
+    if output is Output.json:
+        print_json(entries)
+        return
+    table(
+        ["KIND", "NAME", "HEAD", "DELETED", "RESTORABLE UNTIL", "REFS"],
+        [
+            (
+                e.kind,
+                e.name if e.kind == "repo" else f"{e.repo}@{e.name}",
+                short(e.head),
+                when(e.deleted),
+                when(e.expires),
+                (f"{len(e.branches)} branches, {len(e.tags)} tags" if e.kind == "repo" else "-"),
+            )
+            for e in entries
+        ],
+    )
 
 
 @branch_app.command("create", epilog="Example: loxo branch create images@dev --from images@main")
@@ -121,9 +187,13 @@ def _ref_in(repo: str, text: str | None, option: str = "--from") -> str | None:
     return text
 
 
-@branch_app.command("list", epilog="Example: loxo branch list images")
-def branch_list(repo: str, output: Output = OUTPUT) -> None:
-    """List a repo's branches."""
+@branch_app.command("list", epilog="Example: loxo branch list images --trash")
+def branch_list(repo: str, trash: bool = _TRASH, output: Output = OUTPUT) -> None:
+    """List a repo's branches (with --trash: deleted ones that can be restored)."""
+    if trash:
+        with client() as api:
+            _trash_table(list(api.list_trash(repo=repo, kind="branch")), output)
+        return
     with client() as api:
         branches = list(api.list_branches(repo))
     if output is Output.json:
@@ -135,13 +205,52 @@ def branch_list(repo: str, output: Output = OUTPUT) -> None:
         )
 
 
-@branch_app.command("delete", epilog="Example: loxo branch delete images@dev")
-def branch_delete(name: str = typer.Argument(..., metavar="REPO@BRANCH")) -> None:
-    """Delete a branch (its commits stay in the history of other refs)."""
+@branch_app.command("delete", epilog="Example: loxo branch delete images@dev --yes")
+def branch_delete(
+    name: str = typer.Argument(..., metavar="REPO@BRANCH"),
+    yes: bool = typer.Option(
+        False, "--yes", help="Confirm: delete even with commits no other branch or tag has."
+    ),
+) -> None:
+    """Delete a branch, to the trash (`loxo branch restore` puts it back until
+    it expires). Without --yes, refused when it has commits no other branch or
+    tag reaches."""
     t = target(name, need_ref=True, allow_path=False)
     with client() as api:
-        api.delete_branch(t.repo, t.name)
-    out.print(f"deleted branch {t.repo}@{t.ref}")
+        try:
+            api.delete_branch(t.repo, t.name, require_merged=not yes)
+        except LoxoError as exc:
+            if exc.code != "unmerged_commits":
+                raise
+            fail(
+                f"{t.repo}@{t.name} has {exc.details.get('commits')} commits no other branch "
+                "or tag reaches; deleted, they would only be in the trash until it expires. "
+                "Merge them first, or add --yes",
+                EXIT_USAGE,
+            )
+        until = _expiry(api.list_trash(repo=t.repo, kind="branch"), t.name)
+    out.print(f"deleted branch {t.repo}@{t.ref}{until}")
+
+
+@branch_app.command("restore", epilog="Example: loxo branch restore images@dev --as dev-old")
+def branch_restore(
+    name: str = typer.Argument(..., metavar="REPO@BRANCH"),
+    as_name: str = typer.Option(
+        None, "--as", help="Restore under this name (when BRANCH was taken again)."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Put a deleted branch back at the head it had."""
+    t = target(name, need_ref=True, allow_path=False)
+    with client() as api:
+        branch = api.restore_branch(t.repo, t.name, as_name)
+    if output is Output.json:
+        print_json(branch)
+    else:
+        out.print(
+            f"restored branch {t.repo}@{branch.name} at {short(branch.head)} "
+            f"(bucket {t.repo}.{branch.name})"
+        )
 
 
 @branch_app.command(

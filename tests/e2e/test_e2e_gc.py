@@ -45,8 +45,10 @@ def body(seed: int, size: int) -> bytes:
 
 @pytest.fixture
 def srv(make_server: Callable[..., LoxoServer]) -> LoxoServer:
-    # No background gc: each test runs its passes itself.
-    return make_server(extra_args=["--gc-interval-hours", "0"])
+    # No background gc: each test runs its passes itself. No trash: these
+    # tests free what a delete let go at once (tests/e2e/test_e2e_trash.py
+    # covers gc with a trash).
+    return make_server(extra_args=["--gc-interval-hours", "0", "--trash-days", "0"])
 
 
 def test_deleted_repo_is_freed_and_shared_chunks_are_kept(srv: LoxoServer) -> None:

@@ -33,7 +33,8 @@ def setup(moto_s3: str, make_server: Callable[..., LoxoServer]) -> tuple[LoxoSer
     bucket = f"chunks-{random.randrange(10**9)}"
     backing.create_bucket(Bucket=bucket)
     store_args = ["--store", f"s3://{bucket}/loxo", "--store-endpoint", moto_s3]
-    srv = make_server(extra_args=[*store_args, "--gc-interval-hours", "0"])
+    # (--trash-days 0: the gc test frees a deleted repo at once)
+    srv = make_server(extra_args=[*store_args, "--gc-interval-hours", "0", "--trash-days", "0"])
     return srv, backing, bucket
 
 

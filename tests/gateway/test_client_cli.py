@@ -285,7 +285,7 @@ def test_new_user_session(server: LoxoServer, tmp_path: Path) -> None:
 
     # -- and away with it ------------------------------------------------------------------
     deleted = cli("repo", "delete", name, "--yes")
-    assert deleted.stdout.strip() == f"deleted repo {name}"
+    assert deleted.stdout.startswith(f"deleted repo {name} (in the trash until"), deleted.stdout
     with pytest.raises(ClientError):
         s3.head_bucket(Bucket=name)
 

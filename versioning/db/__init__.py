@@ -6,6 +6,7 @@
 - uploads.py: multipart uploads and parts;
 - open_commits.py: open commits and their staging branches;
 - withdrawn.py: versions withdrawn from a branch's version listing;
+- trash.py: deleted repos and branches, restorable until they expire;
 - commit_chain.py: the one statement that commits and moves a head.
 
 Each concept is a Protocol (what the domain needs) with a PostgreSQL
@@ -24,6 +25,7 @@ from versioning.db.objects import PgObjects
 from versioning.db.open_commits import PgOpenCommits
 from versioning.db.refs import PgRefs
 from versioning.db.repos import PgRepos
+from versioning.db.trash import PgTrash
 from versioning.db.uploads import PgUploads
 from versioning.db.withdrawn import PgWithdrawn
 from versioning.migrations import apply_all
@@ -46,6 +48,7 @@ class Database:
         self.objects = objects or PgObjects(pool, node_cache_size, node_cache_bytes)
         self.repos = PgRepos(pool, self.objects)
         self.refs = PgRefs(pool, self.repos, self.objects)
+        self.trash = PgTrash(pool, self.objects)
         self.uploads = PgUploads(pool)
         self.open_commits = PgOpenCommits(pool)
         self.withdrawn = PgWithdrawn(pool)

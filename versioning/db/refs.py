@@ -17,6 +17,7 @@ from versioning.db.objects import PgObjects
 from versioning.db.open_commits import drop_open_commit
 from versioning.db.ref_guard import claim_name, guard_target, ref_move
 from versioning.db.repos import PgRepos, drop_repo
+from versioning.db.trash import forget_trashed_branches, trash_branch, trash_repo
 from versioning.ids import CommitId
 from versioning.model import Branch, Tag
 
@@ -30,7 +31,9 @@ class RefStore(Protocol):
     async def reset_branch(
         self, repo: str, name: str, target: CommitId, expected: CommitId | Any | None = ...
     ) -> bool: ...
-    async def delete_branch(self, repo: str, name: str, expected_head: CommitId | None) -> bool: ...
+    async def delete_branch(
+        self, repo: str, name: str, expected_head: CommitId | None, keep_us: int = 0
+    ) -> bool: ...
     async def create_tag(self, repo: str, name: str, commit: CommitId) -> Tag: ...
     async def get_tag(self, repo: str, name: str) -> Tag | None: ...
     async def list_tags(self, repo: str, after: str, limit: int) -> list[Tag]: ...
@@ -121,34 +124,54 @@ class PgRefs:
         await self.get_branch(repo, name)  # BranchNotFound when it is gone
         return False
 
-    async def delete_branch(self, repo: str, name: str, expected_head: CommitId | None) -> bool:
+    async def delete_branch(
+        self, repo: str, name: str, expected_head: CommitId | None, keep_us: int = 0
+    ) -> bool:
         """Delete the branch if its head is still `expected_head`; drop the repo
-        with its last branch. Returns False when the head moved meanwhile."""
+        with its last branch. With `keep_us` > 0 what is deleted goes to the
+        trash for that long (db/trash.py). Returns False when the head moved
+        meanwhile."""
+        now = now_us()
         async with self.pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                "DELETE FROM branches WHERE repo = $1 AND name = $2 "
-                "AND head IS NOT DISTINCT FROM $3",
+            # Deletes in one repo queue here, so two of them cannot each
+            # leave the other the last branch.
+            if (
+                await conn.fetchval("SELECT 1 FROM repos WHERE name = $1 FOR NO KEY UPDATE", repo)
+                is None
+            ):
+                raise errors.RepoNotFound(repo)
+            row = await conn.fetchrow(
+                "SELECT head, created FROM branches WHERE repo = $1 AND name = $2 "
+                "AND head IS NOT DISTINCT FROM $3 FOR UPDATE",
                 repo,
                 name,
                 expected_head,
             )
-            if status != "DELETE 1":
+            if row is None:
                 return False
             left = await conn.fetchval(
-                "SELECT count(*) FROM branches WHERE repo = $1 AND name NOT LIKE '\\_%'", repo
+                "SELECT count(*) FROM branches WHERE repo = $1 AND name <> $2 "
+                "AND name NOT LIKE '\\_%'",
+                repo,
+                name,
             )
             if left == 0:
+                if keep_us > 0:
+                    await trash_repo(conn, repo, now, keep_us)
+                else:
+                    await forget_trashed_branches(conn, repo)
                 await drop_repo(conn, repo)
                 self.objects.forget_repo(repo)
-            else:
-                await conn.execute(
-                    "DELETE FROM uploads WHERE repo = $1 AND branch = $2", repo, name
-                )
-                # Its open commits go with it: they could never be finished.
-                for row in await conn.fetch(
-                    "SELECT id FROM open_commits WHERE repo = $1 AND branch = $2", repo, name
-                ):
-                    await drop_open_commit(conn, repo, CommitId(row["id"]))
+                return True
+            if keep_us > 0 and not name.startswith("_"):
+                await trash_branch(conn, repo, name, expected_head, row["created"], now, keep_us)
+            await conn.execute("DELETE FROM branches WHERE repo = $1 AND name = $2", repo, name)
+            await conn.execute("DELETE FROM uploads WHERE repo = $1 AND branch = $2", repo, name)
+            # Its open commits go with it: they could never be finished.
+            for found in await conn.fetch(
+                "SELECT id FROM open_commits WHERE repo = $1 AND branch = $2", repo, name
+            ):
+                await drop_open_commit(conn, repo, CommitId(found["id"]))
         return True
 
     # -- tags ----------------------------------------------------------------

@@ -14,6 +14,7 @@ import asyncpg
 from versioning import errors
 from versioning.clock import now_us
 from versioning.db.objects import PgObjects
+from versioning.db.trash import forget_trashed_branches, trash_repo
 from versioning.ids import CommitId
 from versioning.model import Repo
 
@@ -24,7 +25,7 @@ class RepoStore(Protocol):
     async def list_repos(self) -> list[Repo]: ...
     async def repos_page(self, after: str, limit: int) -> list[Repo]: ...
     async def repo_summary(self, name: str) -> tuple[int, CommitId | None]: ...
-    async def delete_repo(self, name: str) -> None: ...
+    async def delete_repo(self, name: str, keep_us: int = 0) -> None: ...
 
 
 class PgRepos:
@@ -86,10 +87,16 @@ class PgRepos:
         assert row is not None
         return int(row["n"]), CommitId(row["last"]) if row["last"] is not None else None
 
-    async def delete_repo(self, name: str) -> None:
+    async def delete_repo(self, name: str, keep_us: int = 0) -> None:
         """Delete a repo with all its branches, tags, open commits, uploads and
-        commits; what they alone referenced is left for gc."""
+        commits; what they alone referenced is left for gc. With `keep_us` > 0
+        its branches, tags and commits go to the trash for that long instead
+        (db/trash.py); uploads and open commits are dropped either way."""
         async with self.pool.acquire() as conn, conn.transaction():
+            if keep_us > 0:
+                await trash_repo(conn, name, now_us(), keep_us)
+            else:
+                await forget_trashed_branches(conn, name)
             await drop_repo(conn, name)
         self.objects.forget_repo(name)
 

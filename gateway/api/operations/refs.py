@@ -6,7 +6,7 @@ from typing import Any
 
 from gateway.api import encode
 from gateway.api.errors import ApiError, bad_request
-from gateway.api.table import BRANCH, PAGE, REPO, Call, Param, named_page, op
+from gateway.api.table import BRANCH, PAGE, REPO, Call, Param, named_page, op, page
 from versioning.control import Control
 from versioning.ids import CommitId
 
@@ -47,7 +47,8 @@ async def describe_repo(ctl: Control, call: Call) -> Any:
 @op(
     "DELETE",
     "/repos/{repo}",
-    "Delete a repo with all its branches, tags and history",
+    "Delete a repo with all its branches, tags and history (to the trash, restorable until "
+    "it expires)",
     params=(REPO, Param("confirm", "query", "must be true", True)),
     status=204,
 )
@@ -56,11 +57,44 @@ async def delete_repo(ctl: Control, call: Call) -> Any:
         raise ApiError(
             400,
             "confirmation_required",
-            f"deleting repo {call.params['repo']} removes all its branches, tags and history; "
-            "repeat with confirm=true",
+            f"deleting repo {call.params['repo']} removes all its branches, tags and history "
+            "(to the trash, restorable until it expires); repeat with confirm=true",
         )
     await ctl.delete_repo(call.params["repo"])
     return None
+
+
+_AS = {"as": "restore under this name instead (default: the name it had)"}
+
+
+@op(
+    "POST",
+    "/repos/{repo}/restore",
+    "Restore a deleted repo from the trash, with all its branches, tags and history",
+    params=(REPO,),
+    body=_AS,
+    returns="Repo",
+)
+async def restore_repo(ctl: Control, call: Call) -> Any:
+    return encode.repo(await ctl.restore_repo(call.params["repo"], call.text("as", False)))
+
+
+@op(
+    "GET",
+    "/trash",
+    "List deleted repos and branches that can still be restored, newest first",
+    params=(
+        Param("repo", "query", "only this repo name's entries (the repo and its branches)"),
+        Param("kind", "query", "repo or branch"),
+    ),
+    returns="list:TrashEntry",
+)
+async def list_trash(ctl: Control, call: Call) -> Any:
+    kind = call.q("kind")
+    if kind not in (None, "repo", "branch"):
+        raise bad_request("kind must be repo or branch")
+    entries = await ctl.list_trash(call.q("repo"), kind)
+    return page([encode.trash_entry(e) for e in entries], None)
 
 
 # -- branches ------------------------------------------------------------------
@@ -104,13 +138,39 @@ async def get_branch(ctl: Control, call: Call) -> Any:
 @op(
     "DELETE",
     "/repos/{repo}/branches/{branch}",
-    "Delete a branch (not the default one)",
-    params=(REPO, BRANCH),
+    "Delete a branch, to the trash (not the default one)",
+    params=(
+        REPO,
+        BRANCH,
+        Param(
+            "require_merged",
+            "query",
+            "true: refuse (unmerged_commits) while it has commits no other branch or tag reaches",
+        ),
+    ),
     status=204,
 )
 async def delete_branch(ctl: Control, call: Call) -> Any:
-    await ctl.delete_branch(call.params["repo"], call.params["branch"])
+    require = call.q("require_merged", "false")
+    if require not in ("true", "false"):
+        raise bad_request("require_merged must be true or false")
+    await ctl.delete_branch(call.params["repo"], call.params["branch"], require == "true")
     return None
+
+
+@op(
+    "POST",
+    "/repos/{repo}/branches/{branch}/restore",
+    "Restore a deleted branch from the trash, at the head it had",
+    params=(REPO, BRANCH),
+    body=_AS,
+    returns="Branch",
+)
+async def restore_branch(ctl: Control, call: Call) -> Any:
+    branch = await ctl.restore_branch(
+        call.params["repo"], call.params["branch"], call.text("as", False)
+    )
+    return encode.branch(branch)
 
 
 @op(
