@@ -46,5 +46,7 @@ def build(
         ingest_memory=ingest_memory,
     )
     open_commits = OpenCommits(db, versioning.committer, author, open_idle_seconds)
-    control = Control(db, versioning.branches, versioning.committer, open_commits, author)
+    control = Control(
+        db, versioning.branches, versioning.committer, open_commits, author, versioning.purges
+    )
     return Services(db, versioning, control)

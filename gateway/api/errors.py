@@ -53,6 +53,7 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.ReadOnlyRef, 409, "read_only"),
     (dom.HeadMoved, 409, "head_moved"),
     (dom.MergeConflict, 409, "merge_conflict"),
+    (dom.ContentPurged, 410, "content_purged"),
     (dom.Busy, 503, "busy"),
     (dom.ConcurrentUpdate, 503, "concurrent_update"),
     (dom.ContentGone, 503, "content_gone"),
