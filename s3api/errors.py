@@ -150,6 +150,12 @@ class InvalidTag(S3Error):
     default_message = "The tag provided was not a valid tag."
 
 
+class InvalidObjectState(S3Error):
+    code = "InvalidObjectState"
+    status = 403
+    default_message = "The operation is not valid for the object's storage class."
+
+
 class InvalidRange(S3Error):
     code = "InvalidRange"
     status = 416
@@ -295,6 +301,9 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     (dom.BranchNotEmpty, BucketNotEmpty),
     (dom.ReadOnlyRef, AccessDenied),
     (dom.PreconditionFailed, PreconditionFailed),
+    # A body purged from the repo (loxo purge): permanent, and a code S3
+    # clients know (an archived object) and do not retry.
+    (dom.ContentPurged, InvalidObjectState),
     (dom.ConcurrentUpdate, ServiceUnavailable),
     # Control-API outcomes no S3 action produces; retryable if one ever did.
     (dom.Busy, ServiceUnavailable),

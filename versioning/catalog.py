@@ -139,6 +139,15 @@ class Catalog:
         )
         return {ContentId(r["id"]): r["manifest"] for r in rows}
 
+    async def purged_contents(self) -> dict[str, set[ContentId]]:
+        """The bodies purged from each repo (purge.py): gc and fsck do not
+        reach them from that repo."""
+        rows = await self.pool.fetch("SELECT repo, content_id FROM purged_contents")
+        out: dict[str, set[ContentId]] = {}
+        for r in rows:
+            out.setdefault(r["repo"], set()).add(ContentId(r["content_id"]))
+        return out
+
     async def upload_contents(self) -> set[ContentId]:
         rows = await self.pool.fetch("SELECT DISTINCT content FROM upload_parts")
         return {ContentId(r["content"]) for r in rows}

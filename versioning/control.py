@@ -21,6 +21,7 @@ from versioning.ids import CommitId
 from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag, TrashEntry
 from versioning.names import check_ref_name, new_version
 from versioning.open_commits import OpenCommits
+from versioning.purge import Purges
 
 MERGE_ATTEMPTS = 10
 
@@ -61,12 +62,15 @@ class Control:
         committer: Committer,
         open_commits: OpenCommits,
         author: str,
+        purges: Purges | None = None,
     ) -> None:
         self.db = db
         self.branches = branches
         self.committer = committer
         self.open_commits = open_commits
         self.author = author
+        # Erasing bodies from history, and its audit log (purge.py).
+        self.purges = purges or Purges(db)
 
     # -- refs ------------------------------------------------------------------
 

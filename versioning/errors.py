@@ -111,6 +111,11 @@ class ContentGone(CorruptData):
     """A write re-used a body that garbage collection removed meanwhile."""
 
 
+class ContentPurged(VersioningError):
+    """A read (or a new write) of a body purged from the repo (purge.py):
+    permanent, and the message names the purge."""
+
+
 class ConcurrentUpdate(VersioningError):
     """A compare-and-set lost too many times in a row."""
 

@@ -4,7 +4,8 @@ Walks every commit in the catalog (reach.walk with verify), checking each
 commit's and tree node's bytes against its id, each content manifest against
 its id, and every chunk those manifests name by reading it from the store,
 which verifies its hash. Each problem is reported with where it is visible:
-the repo, a commit and the path of an object whose body is affected.
+the repo, a commit and the path of an object whose body is affected. Bodies
+purged from a repo (purge.py) are not checked there: gc erases them on purpose.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ async def check(
         verify=True,
         track_places=True,
         progress=progress,
+        purged=await catalog.purged_contents(),
     )
     report.commits, report.nodes = len(reached.commits), len(reached.nodes)
     # A commit found missing may just have been deleted with its repo while we

@@ -3,10 +3,11 @@
 Roots are every branch head and tag, every trashed repo's or branch's refs
 until the entry expires, every commit younger than the grace period (a
 snapshot someone may be reading or a commit being made), and every open
-multipart upload's parts. What they reach (reach.walk) is kept; of the rest,
-only rows last touched before the cutoff (now - grace) are deleted, because a
-writer touches what it re-uses in the statement that relies on it
-(migration 0004, leases.py).
+multipart upload's parts. A body purged from a repo is not reached from that
+repo (purge.py), so it goes once no other repo names it. What the roots reach
+(reach.walk) is kept; of the rest, only rows last touched before the cutoff
+(now - grace) are deleted, because a writer touches what it re-uses in the
+statement that relies on it (migration 0004, leases.py).
 
 Passes run top-down (commits, then tree nodes, then contents, then chunks),
 so a crash between passes leaves only unreferenced leftovers for the next
@@ -102,7 +103,13 @@ async def _collect(
         say(f"trash: {await catalog.purge_trash(now)} expired entries purged")
     roots = [head for _, _, head in await catalog.heads(trash_after=now)]
     roots.extend(await catalog.commits_since(cutoff))
-    reached = await walk(catalog, roots, await catalog.upload_contents(), progress=say)
+    reached = await walk(
+        catalog,
+        roots,
+        await catalog.upload_contents(),
+        progress=say,
+        purged=await catalog.purged_contents(),
+    )
     if not reached.complete:
         raise CorruptData(
             "gc stopped before deleting anything: the mark found "

@@ -4,11 +4,16 @@ uploads) keep alive, found by walking commits, trees and history indexes.
 Shared by garbage collection (what to keep) and fsck (what to verify). The
 walk visits each commit and each tree node once however many commits share
 it, so its cost is the number of distinct nodes, not commits x tree size.
+
+Purged bodies (purge.py) are not reached from the repos that purged them: a
+leaf met from such a repo skips them. Tree nodes are shared across repos, so
+the nodes of a repo with purges are visited once for that repo and once for
+all the other repos (its cost is then the distinct nodes per such repo).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -42,6 +47,9 @@ class Reached:
     missing_nodes: list[tuple[NodeId, CommitId]] = field(default_factory=list)
     bad_nodes: list[tuple[NodeId, CommitId, str]] = field(default_factory=list)
     bad_commits: list[tuple[CommitId, str]] = field(default_factory=list)
+    # Purged bodies met in the repos that purged them (not in `contents`
+    # unless another repo reached them too).
+    purged: set[ContentId] = field(default_factory=set)
 
     @property
     def complete(self) -> bool:
@@ -63,9 +71,23 @@ async def walk(
     verify: bool = False,
     track_places: bool = False,
     progress: Callable[[str], None] | None = None,
+    purged: Mapping[str, Set[ContentId]] | None = None,
 ) -> Reached:
     """Everything reachable from `roots`. With `verify`, each commit's and
-    node's id is checked against the hash of its stored bytes (fsck)."""
+    node's id is checked against the hash of its stored bytes (fsck).
+    `purged` maps a repo to the bodies purged from it: its entries naming
+    them reach nothing."""
+    erased_in = {repo: ids for repo, ids in (purged or {}).items() if ids}
+    # With purges, a node is visited once per (node, group): the group is the
+    # repo when it has purges, else "" (all the others together).
+    seen: set[tuple[NodeId, str]] = set()
+
+    def group(repo: str) -> str:
+        return repo if repo in erased_in else ""
+
+    def visited(nid: NodeId, repo: str) -> bool:
+        return (nid, group(repo)) in seen if erased_in else nid in out.nodes
+
     out = Reached()
     out.contents.update(extra_contents)
     # (node, the commit it was reached from, repo, whether it is a history index)
@@ -101,15 +123,18 @@ async def walk(
         progress(f"{len(out.commits)} commits")
     while pending_nodes:
         batch_nodes, pending_nodes = pending_nodes[:BATCH], pending_nodes[BATCH:]
-        fresh: dict[NodeId, tuple[CommitId, str, bool]] = {}
+        fresh: dict[tuple[NodeId, str], tuple[CommitId, str, bool]] = {}
         for nid, cid, repo, is_history in batch_nodes:
-            if nid not in out.nodes and nid not in fresh:
-                fresh[nid] = (cid, repo, is_history)
+            if not visited(nid, repo) and (nid, group(repo)) not in fresh:
+                fresh[(nid, group(repo))] = (cid, repo, is_history)
         if not fresh:
             continue
-        out.nodes.update(fresh)
-        stored = await catalog.nodes(list(fresh))
-        for nid, (cid, repo, is_history) in fresh.items():
+        if erased_in:
+            seen.update(fresh)
+        out.nodes.update(nid for nid, _ in fresh)
+        stored = await catalog.nodes(list({nid for nid, _ in fresh}))
+        for (nid, _), (cid, repo, is_history) in fresh.items():
+            erased = erased_in.get(repo, frozenset())
             node_data = stored.get(nid)
             if node_data is None:
                 out.missing_nodes.append((nid, cid))
@@ -123,13 +148,16 @@ async def walk(
                 out.bad_nodes.append((nid, cid, "stored bytes do not hash to the node id"))
             if node.level > 0:
                 for ref in cast("tuple[ChildRef, ...]", node.values):
-                    if ref.node not in out.nodes:
+                    if not visited(ref.node, repo):
                         pending_nodes.append((ref.node, cid, repo, is_history))
                 continue
             for key, entry in zip(
                 node.keys, cast("tuple[ObjectEntry, ...]", node.values), strict=True
             ):
                 if is_delete_marker(entry):  # names no content
+                    continue
+                if entry.content in erased:
+                    out.purged.add(entry.content)
                     continue
                 out.contents.add(entry.content)
                 if track_places and not is_history and entry.content not in out.places:

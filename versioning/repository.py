@@ -34,6 +34,7 @@ from versioning.ids import CommitId, ContentId, NodeId, is_commit_hex
 from versioning.leases import LeasedStore, hold_existing
 from versioning.model import ChunkRef, Manifest, ObjectEntry, OpenCommit
 from versioning.names import new_version
+from versioning.purge import Purges
 from versioning.uploads import Uploads
 from versioning.version_deletes import VersionDeletes, WithdrawnFilter
 from versioning.views import View
@@ -66,7 +67,8 @@ class Versioning:
             self._slots = asyncio.Semaphore(max(2, ingest_memory // per_body))
         self.committer = Committer(db)
         self.branches = Branches(db)
-        self.uploads = Uploads(db, store, self.committer, author, chunker_factory)
+        self.purges = Purges(db)
+        self.uploads = Uploads(db, store, self.committer, author, chunker_factory, self.purges)
         self.version_deletes = VersionDeletes(self, self.committer, author)
 
     async def ping(self) -> None:
@@ -172,11 +174,20 @@ class Versioning:
     async def count(self, view: View) -> tuple[int, int]:
         return await tree.stats(self.db.objects, view.root)
 
-    async def reader(self, entry: ObjectEntry) -> ChunkReader:
+    async def source_entry(self, view: View, key: str) -> ObjectEntry:
+        """The entry whose body a copy will read or share: ObjectNotFound, or
+        ContentPurged when its body was purged from the view's repo."""
+        entry = await self.get_entry(view, key)
+        await self.purges.check_read(view.repo, entry.content)
+        return entry
+
+    async def reader(self, entry: ObjectEntry, repo: str) -> ChunkReader:
+        """The body of an entry of `repo`: ContentPurged when it was purged there."""
+        await self.purges.check_read(repo, entry.content)
         return ChunkReader(self.store, await self.db.objects.get_manifest(entry.content))
 
     async def read_content(self, content: ContentId) -> AsyncIterator[bytes]:
-        """The bytes of a stored body (an object's, or an upload part's)."""
+        """The bytes of an upload part's body (object bodies: `reader`)."""
         reader = ChunkReader(self.store, await self.db.objects.get_manifest(content))
         async for piece in reader.read():
             yield piece
@@ -257,6 +268,9 @@ class Versioning:
                 f"{view.repo}.{view.commit.hex() if view.commit else ''} is a commit "
                 "snapshot, and snapshots are read-only; write to a branch instead"
             )
+        await self.purges.check_write(
+            view.repo, [e.content for e in edits.values() if e is not None and e.size > 0]
+        )
         change = Change(
             edits=edits,
             message=message,
@@ -344,6 +358,7 @@ class Versioning:
         """
         if start == 0 and end == entry.size and known_md5 is not None and not hashers:
             return entry.content, entry.size, known_md5
+        # (The caller found `entry` with source_entry, which refuses purged bodies.)
         reader = ChunkReader(self.store, await self.db.objects.get_manifest(entry.content))
         md5 = hashlib.md5()
         chunks: list[ChunkRef] = []

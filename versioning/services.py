@@ -49,5 +49,7 @@ def build(
     )
     versioning.branches.trash_seconds = trash_seconds
     open_commits = OpenCommits(db, versioning.committer, author, open_idle_seconds)
-    control = Control(db, versioning.branches, versioning.committer, open_commits, author)
+    control = Control(
+        db, versioning.branches, versioning.committer, open_commits, author, versioning.purges
+    )
     return Services(db, versioning, control)

@@ -23,6 +23,7 @@ from versioning.db import Database
 from versioning.ids import CommitId, ContentId
 from versioning.leases import LeasedStore
 from versioning.model import Completion, Manifest, ObjectEntry, Upload, UploadPart
+from versioning.purge import Purges
 from versioning.views import ObjectAttrs, View, new_entry
 
 # CompleteMultipartUpload re-cuts the seams between parts (content.rejoin) so
@@ -40,12 +41,14 @@ class Uploads:
         committer: Committer,
         author: str,
         chunker_factory: Callable[[], StreamChunker],
+        purges: Purges | None = None,
     ) -> None:
         self.db = db
         self.store = store
         self.committer = committer
         self.author = author
         self.chunker_factory = chunker_factory
+        self.purges = purges or Purges(db)
 
     async def create(
         self,
@@ -172,6 +175,8 @@ class Uploads:
         else:
             chunks = [ref for refs in pieces for ref in refs]
         manifest = Manifest(tuple(chunks))
+        if manifest.size > 0:
+            await self.purges.check_write(view.repo, [manifest.id])
         content_id = await self.db.objects.put_content(manifest)
         attrs = ObjectAttrs.decode(upload.attrs)
         entry = new_entry(

@@ -55,6 +55,7 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.HeadMoved, 409, "head_moved"),
     (dom.MergeConflict, 409, "merge_conflict"),
     (dom.UnmergedCommits, 409, "unmerged_commits"),
+    (dom.ContentPurged, 410, "content_purged"),
     (dom.Busy, 503, "busy"),
     (dom.ConcurrentUpdate, 503, "concurrent_update"),
     (dom.ContentGone, 503, "content_gone"),

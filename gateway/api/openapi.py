@@ -118,6 +118,40 @@ SCHEMAS: dict[str, Any] = {
             "conflicts": {"type": "array", "items": {"type": "object"}},
         },
     },
+    "Purge": {
+        "type": "object",
+        "properties": {
+            "id": _I,
+            "repo": _S,
+            "path": _S,
+            "versions": _I,
+            "commits": _I,
+            "contents": _I,
+            "bytes": _I,
+            "reason": _S,
+            "purged_by": _S,
+            "at": _S,
+        },
+    },
+    "PurgePlan": {
+        "type": "object",
+        "properties": {
+            "repo": _S,
+            "path": _S,
+            "versions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"path": _S, "commit": _S, "size": _I},
+                },
+            },
+            "commits": _I,
+            "contents": _I,
+            "bytes": _I,
+            "other_paths": {"type": "array", "items": _S},
+            "other_paths_complete": {"type": "boolean"},
+        },
+    },
     "Error": {
         "type": "object",
         "properties": {
@@ -144,6 +178,7 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
     "expected_head": _SN,
     "from": _SN,
     "strategy": {"enum": ["ours", "theirs", None]},
+    "confirm": {"type": "boolean"},
 }
 
 

@@ -30,6 +30,8 @@ from gateway.client.models import (
     Commit,
     MergeResult,
     OpenCommit,
+    Purge,
+    PurgePlan,
     Repo,
     Tag,
     TrashEntry,
@@ -267,6 +269,25 @@ class AsyncClient:
         async for item in self.pages(_path("repos", repo, "history"), params):
             yield Version.from_json(item)
 
+    # -- purges --------------------------------------------------------------------------
+
+    async def purge_plan(self, repo: str, path: str) -> PurgePlan:
+        """What purging `path` (a folder when it ends in /) would erase."""
+        doc = await self.request("GET", _path("repos", repo, "purge-plan"), {"path": path})
+        return PurgePlan.from_json(doc)
+
+    async def purge(self, repo: str, path: str, reason: str, confirm: bool = False) -> Purge:
+        """Erase the bytes of every version of `path` from the repo's history."""
+        body = {"path": path, "reason": reason, "confirm": confirm}
+        return Purge.from_json(
+            await self.request("POST", _path("repos", repo, "purges"), body=body)
+        )
+
+    async def list_purges(self, repo: str) -> AsyncIterator[Purge]:
+        """The repo's purge audit log, oldest first."""
+        async for item in self.pages(_path("repos", repo, "purges")):
+            yield Purge.from_json(item)
+
     # -- open commits ------------------------------------------------------------------
 
     async def start_commit(
@@ -397,6 +418,9 @@ class Client:
     abort_commit = _blocking(AsyncClient.abort_commit)
     merge = _blocking(AsyncClient.merge)
     revert = _blocking(AsyncClient.revert)
+    purge_plan = _blocking(AsyncClient.purge_plan)
+    purge = _blocking(AsyncClient.purge)
+    list_purges = _iterating(AsyncClient.list_purges)
 
 
 async def _make(endpoint: str, access: str, secret: str, options: dict[str, Any]) -> AsyncClient:

@@ -200,3 +200,72 @@ class MergeResult:
             d.get("commit"),
             tuple(Conflict(c["path"], c["kind"]) for c in d.get("conflicts", [])),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PurgedVersion:
+    """One version a purge erases: a path in a commit."""
+
+    path: str
+    commit: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PurgePlan:
+    """What purging a path would erase (nothing is erased by asking)."""
+
+    repo: str
+    path: str
+    versions: list[PurgedVersion]
+    commits: int
+    contents: int
+    bytes: int
+    # Other paths of the repo (at branch and tag heads) holding the same bytes:
+    # they are erased too.
+    other_paths: list[str]
+    other_paths_complete: bool
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> PurgePlan:
+        return PurgePlan(
+            d["repo"],
+            d["path"],
+            [PurgedVersion(v["path"], v["commit"], v["size"]) for v in d["versions"]],
+            d["commits"],
+            d["contents"],
+            d["bytes"],
+            list(d.get("other_paths", [])),
+            bool(d.get("other_paths_complete", True)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """A row of a repo's purge audit log."""
+
+    id: int
+    repo: str
+    path: str
+    versions: int
+    commits: int
+    contents: int
+    bytes: int
+    reason: str
+    purged_by: str
+    at: datetime | None
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Purge:
+        return Purge(
+            d["id"],
+            d["repo"],
+            d["path"],
+            d["versions"],
+            d["commits"],
+            d["contents"],
+            d["bytes"],
+            d["reason"],
+            d["purged_by"],
+            _time(d.get("at")),
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.commands import files, history
+from gateway.commands import files, history, purge
 from gateway.commands.refs import branch_app, repo_app, tag_app
 from gateway.commands.settings import config_app
 
@@ -26,5 +26,6 @@ def register(app: typer.Typer) -> None:
         files.get,
         files.ls,
         files.cat,
+        purge.purge,
     ):
         app.command()(command)

@@ -117,7 +117,7 @@ async def source_of(ctx: Context, src: CopySource) -> tuple[View, ObjectEntry]:
     except (dom.RepoNotFound, dom.BranchNotFound):
         raise NoSuchBucket(BucketName=src.bucket) from None
     try:
-        return view, await ctx.versioning.get_entry(view, src.key)
+        return view, await ctx.versioning.source_entry(view, src.key)
     except dom.ObjectNotFound:
         if src.version is not None and await deleted_by(ctx, view, src.key):
             raise InvalidRequest(
@@ -165,7 +165,9 @@ def _directive(req: S3Request, name: str = "x-amz-metadata-directive") -> str:
     return value
 
 
-async def _checksums(ctx: Context, req: S3Request, entry: ObjectEntry) -> dict[str, str]:
+async def _checksums(
+    ctx: Context, req: S3Request, source: View, entry: ObjectEntry
+) -> dict[str, str]:
     """The source's checksums, plus the one x-amz-checksum-algorithm asks for
     when the source lacks it (computed by reading the source: nothing is written)."""
     stored = dict(entry.checksums)
@@ -180,7 +182,7 @@ async def _checksums(ctx: Context, req: S3Request, entry: ObjectEntry) -> dict[s
         )
     if name not in stored:
         hasher = checksums.ALGORITHMS[name].new()
-        reader = await ctx.versioning.reader(entry)
+        reader = await ctx.versioning.reader(entry, source.repo)
         async for piece in reader.read():
             await asyncio.to_thread(hasher.update, piece)  # type: ignore[attr-defined]
         stored[name] = checksums.encode(checksums.digest_of(hasher))
@@ -229,7 +231,7 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
     else:
         attrs = attrs_from_headers(req.headers)
     attrs = dataclasses.replace(attrs, tags=entry.tags if new_tags is None else new_tags)
-    sums = await _checksums(ctx, req, entry)
+    sums = await _checksums(ctx, req, source, entry)
     await check_early(ctx, view, condition)
     new = new_entry(entry.content, entry.size, entry.etag, attrs, sums, parts=entry.parts)
     commit = await ctx.versioning.commit(

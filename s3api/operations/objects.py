@@ -236,9 +236,9 @@ def _overrides(req: S3Request) -> dict[str, str]:
 
 async def _prepare_read(
     ctx: Context, req: S3Request
-) -> Response | tuple[ObjectEntry, dict[str, str], tuple[int, int] | None]:
+) -> Response | tuple[View, ObjectEntry, dict[str, str], tuple[int, int] | None]:
     """What GET and HEAD share: lookup, conditionals, headers and the range.
-    Returns a finished response (304) or (entry, headers, range)."""
+    Returns a finished response (304) or (view, entry, headers, range)."""
     part = _part_number(req)
     overrides = _overrides(req)
     view, entry = await _lookup(ctx, req)
@@ -270,15 +270,17 @@ async def _prepare_read(
         if (start, end) != (0, entry.size):
             for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
                 del headers[name]  # a checksum describes the whole object, not the range
-    return entry, headers, span
+    return view, entry, headers, span
 
 
 async def get_object(ctx: Context, req: S3Request) -> Response:
     prepared = await _prepare_read(ctx, req)
     if isinstance(prepared, Response):
         return prepared
-    entry, headers, span = prepared
-    reader = await ctx.versioning.reader(entry)
+    view, entry, headers, span = prepared
+    # A purged body: GET answers InvalidObjectState (HEAD still describes the
+    # version, as S3 does for an archived object).
+    reader = await ctx.versioning.reader(entry, view.repo)
     if span is None:
         return StreamingResponse(reader.read(), status_code=200, headers=headers)
     return StreamingResponse(reader.read(*span), status_code=206, headers=headers)
@@ -288,7 +290,7 @@ async def head_object(ctx: Context, req: S3Request) -> Response:
     prepared = await _prepare_read(ctx, req)
     if isinstance(prepared, Response):
         return prepared
-    _, headers, span = prepared
+    _, _, headers, span = prepared
     return Response(status_code=200 if span is None else 206, headers=headers)
 
 

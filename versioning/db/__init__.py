@@ -7,6 +7,7 @@
 - open_commits.py: open commits and their staging branches;
 - withdrawn.py: versions withdrawn from a branch's version listing;
 - trash.py: deleted repos and branches, restorable until they expire;
+- purged.py: bodies purged from a repo, and the purge audit log;
 - commit_chain.py: the one statement that commits and moves a head.
 
 Each concept is a Protocol (what the domain needs) with a PostgreSQL
@@ -23,6 +24,7 @@ from versioning.db.caches import DECODED_NODES, ENCODED_NODE_BYTES
 from versioning.db.commit_chain import ChainWrite, PgCommitWriter
 from versioning.db.objects import PgObjects
 from versioning.db.open_commits import PgOpenCommits
+from versioning.db.purged import PgPurged
 from versioning.db.refs import PgRefs
 from versioning.db.repos import PgRepos
 from versioning.db.trash import PgTrash
@@ -52,6 +54,7 @@ class Database:
         self.uploads = PgUploads(pool)
         self.open_commits = PgOpenCommits(pool)
         self.withdrawn = PgWithdrawn(pool)
+        self.purged = PgPurged(pool)
         self.writer = writer or PgCommitWriter(pool, self.objects)
 
     @staticmethod
