@@ -377,7 +377,7 @@ async def op_get_old(svc: Versioning, data: Dataset, i: int) -> None:
     view = await svc.snapshot_view(data.repo, data.old)
     entry = await svc.get_entry(view, file_key(_rng(data, "get", i).randrange(data.files)))
     await svc.commit_of(entry)
-    reader = await svc.reader(entry)
+    reader = await svc.reader(entry, data.repo)
     assert reader is not None
 
 

@@ -462,7 +462,7 @@ async def _get_old(svc: Versioning, plain: Versioning, data: Dataset) -> None:
     view = await svc.snapshot_view(data.repo, data.old.hex())
     entry = await svc.get_entry(view, flat_key(flat_count(data.files) // 2))
     assert await svc.commit_of(entry) is not None
-    reader = await svc.reader(entry)
+    reader = await svc.reader(entry, data.repo)
     assert reader is not None
 
 
