@@ -32,6 +32,13 @@ class PgOpenCommits:
 
     async def create_open_commit(self, record: OpenCommit) -> None:
         """Record an open commit and create its staging branch at `base`."""
+        try:
+            await self._create(record)
+        except asyncpg.ForeignKeyViolationError:
+            # The repo went away since the caller read its branch.
+            raise errors.RepoNotFound(record.repo) from None
+
+    async def _create(self, record: OpenCommit) -> None:
         async with ref_move(self.pool) as conn:
             if record.base is not None:
                 await guard_target(conn, record.repo, record.base)

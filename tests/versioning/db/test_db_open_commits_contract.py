@@ -65,11 +65,6 @@ def test_create_refuses_a_base_of_another_repo(backend: Backend) -> None:
     backend.run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PgOpenCommits.create_open_commit lets asyncpg's ForeignKeyViolationError "
-    "escape for an unknown repo (a repo deleted since the caller read its branch)",
-)
 def test_create_in_an_unknown_repo_raises_repo_not_found(backend: Backend) -> None:
     async def scenario(db: Stores) -> None:
         with pytest.raises(errors.RepoNotFound):
