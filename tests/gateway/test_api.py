@@ -653,6 +653,7 @@ def test_inspect_and_ref_syntax(server: Any, loxo: Client, s3: Any, repo: str) -
         "objects",
         "size",
         "changes",
+        "bucket",
     }
 
     refs = {
