@@ -21,6 +21,7 @@ from versioning.ids import CommitId
 from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag
 from versioning.names import check_ref_name, new_version
 from versioning.open_commits import OpenCommits
+from versioning.text import plural
 
 MERGE_ATTEMPTS = 10
 
@@ -277,8 +278,9 @@ class Control:
             )
             if plan.conflicts and strategy is None:
                 raise errors.MergeConflict(
-                    f"merging {repo}@{source} into {into}: {len(plan.conflicts)} paths changed "
-                    "on both sides; nothing was written (use a strategy: ours or theirs)",
+                    f"merging {repo}@{source} into {into}: "
+                    f"{plural(len(plan.conflicts), 'path')} changed on both sides; nothing was "
+                    "written (use a strategy: ours or theirs)",
                     [f"{c.path}\t{c.kind}" for c in plan.conflicts],
                 )
             try:
@@ -332,8 +334,8 @@ class Control:
             )
             if plan.conflicts:
                 raise errors.MergeConflict(
-                    f"reverting {cid.hex()} on {branch}: {len(plan.conflicts)} paths changed "
-                    "since; nothing was written",
+                    f"reverting {cid.hex()} on {branch}: "
+                    f"{plural(len(plan.conflicts), 'path')} changed since; nothing was written",
                     [f"{c.path}\t{c.kind}" for c in plan.conflicts],
                 )
             edits = {

@@ -95,7 +95,8 @@ class Versioning:
                 raise
             tag = await self.db.refs.get_tag(repo, name)
             if tag is not None:
-                return await self._view_of(repo, None, tag.commit)
+                view = await self._view_of(repo, None, tag.commit)
+                return dataclasses.replace(view, tag=name)
             if len(name) < refs.MIN_PREFIX or not _HEX.match(name):
                 raise
             return await self._prefix_view(repo, name)

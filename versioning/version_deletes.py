@@ -32,6 +32,7 @@ from versioning.committer import Change, Committer
 from versioning.history import Record
 from versioning.ids import CommitId
 from versioning.model import ObjectEntry
+from versioning.text import plural
 from versioning.views import View
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class VersionDeletes:
                 view.branch,
                 Change(
                     edits={k: p.restored for k, p in restores.items()},
-                    message=f"DeleteObjectVersion ({len(restores)} keys)",
+                    message=f"DeleteObjectVersion ({plural(len(restores), 'key')})",
                     author=self.author,
                     origin={"op": "DeleteObjectVersion", "keys": sorted(restores)},
                     check=unchanged,

@@ -7,6 +7,11 @@ from datetime import datetime
 from typing import Any
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`n noun`, with the noun's plural (noun + "s", or `nouns`) unless n is 1."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
 def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 

@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway.client.api import Client, LoxoError
+from gateway.client.models import plural
 
 FILES_AT_ONCE = 8
 TRANSFER = TransferConfig(
@@ -236,8 +237,9 @@ def plan_download(s3: Any, bucket: str, path: str, local: Path) -> list[Job]:
         jobs.append(Job(key, size, local.joinpath(*parts)))
     if unsafe:
         raise UnsafeKeys(
-            f"refusing to download: {len(unsafe)} keys would not map to a file inside {local} "
-            f"(empty, '.' or '..' path segments), e.g. {unsafe[0]!r}; nothing was written"
+            f"refusing to download: {plural(len(unsafe), 'key')} would not map to a file "
+            f"inside {local} (empty, '.' or '..' path segments), e.g. {unsafe[0]!r}; "
+            "nothing was written"
         )
     return jobs
 
@@ -281,7 +283,13 @@ def listing(s3: Any, bucket: str, path: str) -> Iterator[Listed]:
 
 
 def cat(s3: Any, bucket: str, path: str, out: BinaryIO) -> None:
-    body = s3.get_object(Bucket=bucket, Key=path)["Body"]
+    """Write an object's bytes to `out`; FileNotFoundError when there is none."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=path)["Body"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "NoSuchKey":
+            raise FileNotFoundError(f"no file {path}") from None
+        raise
     for piece in body.iter_chunks(1024 * 1024):
         out.write(piece)
     out.flush()

@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gateway.client import Client, LoxoError
+from gateway.client.models import plural as plural  # re-exported for the commands
 from gateway.client.transfer import UnsafeKeys
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_AUTH, EXIT_UNAVAILABLE = (
@@ -214,6 +215,11 @@ class Target:
         """The ref, for targets parsed with need_ref=True."""
         assert self.ref is not None
         return self.ref
+
+
+def ref_text(t: Target) -> str:
+    """`repo@ref` of a target, as the user gave it (`repo` for the default branch)."""
+    return f"{t.repo}@{t.ref}" if t.ref else t.repo
 
 
 def target(text: str, need_ref: bool = False, allow_path: bool = True) -> Target:

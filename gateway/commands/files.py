@@ -20,6 +20,7 @@ from rich.progress import (
 
 from gateway.client import transfer
 from gateway.commands.common import (
+    EXIT_NOT_FOUND,
     EXIT_USAGE,
     OUTPUT,
     Output,
@@ -29,7 +30,9 @@ from gateway.commands.common import (
     fail,
     human,
     out,
+    plural,
     print_json,
+    ref_text,
     require_branch,
     table,
     target,
@@ -86,7 +89,7 @@ def put(
         if local.is_dir():
             files = list(transfer.local_files(local))
             size = sum(f.stat().st_size for f, _ in files)
-            with progress_bar(size, f"put {len(files)} files", quiet) as advance:
+            with progress_bar(size, f"put {plural(len(files), 'file')}", quiet) as advance:
                 commit = transfer.put_directory(
                     api,
                     s3,
@@ -94,7 +97,7 @@ def put(
                     t.repo,
                     t.ref or "",
                     t.path,
-                    message or f"put {len(files)} files into {t.path or '/'}",
+                    message or f"put {plural(len(files), 'file')} into {t.path or '/'}",
                     advance,
                 )
             keys = len(files)
@@ -115,7 +118,7 @@ def put(
         print_json({"commit": commit, "files": keys})
     else:
         out.print(
-            f"{keys} file{'s' if keys != 1 else ''} -> {t.repo}@{t.ref}:{t.path or '/'}"
+            f"{plural(keys, 'file')} -> {t.repo}@{t.ref}:{t.path or '/'}"
             f" (commit {commit or 'none: nothing changed'})"
         )
 
@@ -134,7 +137,10 @@ def get(
     s3 = _s3()
     with client() as api:
         bucket = transfer.bucket_for(api, t.repo, t.ref)
-        jobs = transfer.plan_download(s3, bucket, t.path, local)
+        try:
+            jobs = transfer.plan_download(s3, bucket, t.path, local)
+        except FileNotFoundError:
+            fail(f"{ref_text(t)} has no file or folder {t.path or '/'}", EXIT_NOT_FOUND)
         size = sum(job.size for job in jobs)
         with progress_bar(size, f"get {t.path or '/'}", quiet) as advance:
             transfer.download(s3, bucket, jobs, advance)
@@ -142,9 +148,7 @@ def get(
     if output is Output.json:
         print_json({"files": [str(p) for p in written], "bytes": size})
     else:
-        out.print(
-            f"{len(written)} file{'s' if len(written) != 1 else ''} ({human(size)}) -> {local}"
-        )
+        out.print(f"{plural(len(written), 'file')} ({human(size)}) -> {local}")
 
 
 def ls(
@@ -160,6 +164,8 @@ def ls(
     with client() as api:
         bucket = transfer.bucket_for(api, t.repo, t.ref)
         items = list(transfer.listing(s3, bucket, t.path))
+    if not items and t.path:
+        fail(f"{ref_text(t)} has no file or folder {t.path}", EXIT_NOT_FOUND)
     if output is Output.json:
         print_json(items)
         return
@@ -180,4 +186,7 @@ def cat(where: str = typer.Argument(..., metavar="REPO@REF:PATH")) -> None:
     s3 = _s3()
     with client() as api:
         bucket = transfer.bucket_for(api, t.repo, t.ref)
-        transfer.cat(s3, bucket, t.path, sys.stdout.buffer)
+        try:
+            transfer.cat(s3, bucket, t.path, sys.stdout.buffer)
+        except FileNotFoundError:
+            fail(f"{ref_text(t)} has no file {t.path}", EXIT_NOT_FOUND)

@@ -22,7 +22,6 @@ from s3api.errors import (
     InvalidRange,
     InvalidRequest,
     MethodNotAllowed,
-    NoSuchBucket,
     NoSuchKey,
     NoSuchVersion,
     NotImplementedErr,
@@ -40,6 +39,7 @@ from s3api.operations.common import (
     delete_check,
     delete_condition,
     failed_condition,
+    no_such_bucket,
     object_headers,
     view_of,
     write_condition,
@@ -56,10 +56,15 @@ _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 def read_only(view: View) -> AccessDenied:
+    advice = f"Write to a branch bucket such as {view.repo} or {view.repo}.<branch>."
+    if view.tag is not None:
+        return AccessDenied(
+            f"{view.repo}.{view.tag} is a tag (of commit "
+            f"{view.commit.hex() if view.commit else '-'}); tags are read-only. {advice}"
+        )
     commit = view.commit.hex() if view.commit else ""
     return AccessDenied(
-        f"{view.repo}.{commit} is a commit snapshot; snapshots are read-only. "
-        f"Write to a branch bucket such as {view.repo} or {view.repo}.<branch>."
+        f"{view.repo}.{commit} is a commit snapshot; snapshots are read-only. {advice}"
     )
 
 
@@ -78,7 +83,7 @@ async def _read_view(ctx: Context, req: S3Request) -> View:
     except dom.CommitNotFound:
         raise NoSuchVersion(Key=req.key or "", VersionId=version) from None
     except dom.NotFound:
-        raise NoSuchBucket(BucketName=req.bucket_name or "") from None
+        raise await no_such_bucket(ctx, req.bucket_name or ref.name) from None
 
 
 async def _withdrawn(ctx: Context, ref: BucketRef, key: str, version: str) -> bool:

@@ -715,3 +715,32 @@ def test_writing_to_a_tag_is_a_conflict(server: LoxoServer, cli: Cli, tmp_path: 
         assert "is a tag" in put.stderr and "read-only" in put.stderr
     missing = cli("put", str(local), f"{name}@nosuch:q", code=3)
     assert "not a branch" in missing.stderr
+
+
+def test_not_found_messages_name_what_is_missing(
+    server: LoxoServer, cli: Cli, tmp_path: Path
+) -> None:
+    """cat, get and ls name the path they did not find (ls exits 3, as get
+    does); the control API's not-found messages are sentences."""
+    name = unique("notfound")
+    s3 = server.client()
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="data/a.csv", Body=b"a\n")
+    gone = unique("nosuchrepo")
+    cat, get, ls, listed, inspected, branch, tag = parallel(
+        lambda: cli("cat", f"{name}@main:data/missing.csv", code=3),
+        lambda: cli("get", f"{name}@main:data/missing", str(tmp_path / "out"), code=3),
+        lambda: cli("ls", f"{name}@main:nothing/here/", code=3),
+        lambda: cli("ls", f"{name}:data/"),
+        lambda: cli("inspect", f"{gone}@main", code=3),
+        lambda: cli("branch", "delete", f"{name}@nosuch", code=3),
+        lambda: cli("tag", "delete", f"{name}@v9", code=3),
+    )
+    assert f"{name}@main has no file data/missing.csv" in cat.stderr, cat.stderr
+    assert f"{name}@main has no file or folder data/missing" in get.stderr, get.stderr
+    assert f"{name}@main has no file or folder nothing/here/" in ls.stderr, ls.stderr
+    assert [r[-1] for r in table_rows(listed.stdout)] == ["data/a.csv"]
+    assert f"repo '{gone}' does not exist [repo_not_found]" in inspected.stderr, inspected.stderr
+    assert f"branch 'nosuch' does not exist in repo '{name}' [branch_not_found]" in branch.stderr
+    assert f"tag 'v9' does not exist in repo '{name}' [tag_not_found]" in tag.stderr, tag.stderr
+    assert not (tmp_path / "out").exists()
