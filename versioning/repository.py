@@ -247,9 +247,11 @@ class Versioning:
         origin: dict[str, Any],
         check: Check | None = None,
         contents: Sequence[Manifest] = (),
+        author: str | None = None,
     ) -> CommitId | None:
         """Commit `edits` on the view's branch as exactly one commit (None when
-        they change nothing). `contents` are manifests not yet registered."""
+        they change nothing), by `author` (the protocol's user; None: the
+        service's default). `contents` are manifests not yet registered."""
         if view.branch is None:
             raise errors.ReadOnlyRef(
                 f"{view.repo}.{view.commit.hex() if view.commit else ''} is a commit "
@@ -258,7 +260,7 @@ class Versioning:
         change = Change(
             edits=edits,
             message=message,
-            author=self.author,
+            author=author or self.author,
             origin=origin,
             check=check,
             contents=contents,
@@ -273,6 +275,7 @@ class Versioning:
         expect: ObjectEntry | None = None,
         message: str = "",
         origin: dict[str, Any] | None = None,
+        author: str | None = None,
     ) -> tuple[CommitId | None, ObjectEntry]:
         """Give the current object at `key` on the view's branch the tag set
         `tags`, in ONE commit that rewrites its entry with the same content,
@@ -310,7 +313,12 @@ class Versioning:
 
             try:
                 commit = await self.commit(
-                    head, {key: new}, message=message, origin=origin or {}, check=unchanged
+                    head,
+                    {key: new},
+                    message=message,
+                    origin=origin or {},
+                    check=unchanged,
+                    author=author,
                 )
             except errors.PreconditionFailed:
                 if expect is not None:

@@ -155,6 +155,7 @@ class Uploads:
         etag: str,
         checksums: Mapping[str, str],
         check: Check | None = None,
+        author: str | None = None,
     ) -> tuple[CommitId | None, ObjectEntry]:
         """Assemble the object from `chosen` parts' chunks (no data is copied)
         and commit it, consuming the upload: UploadNotFound when a concurrent
@@ -183,7 +184,7 @@ class Uploads:
             Change(
                 edits={upload.key: entry},
                 message=f"CompleteMultipartUpload {upload.key}",
-                author=self.author,
+                author=author or self.author,
                 origin={"op": "CompleteMultipartUpload", "keys": [upload.key]},
                 check=check,
                 consume_upload=upload.id,

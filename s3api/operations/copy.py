@@ -238,6 +238,7 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
         message=f"CopyObject {req.key}",
         origin={"op": "CopyObject", "keys": [req.key], "source": f"{src.bucket}/{src.key}"},
         check=condition,
+        author=req.author,
     )
     modified = await ctx.versioning.commit_time(commit) if commit else new.last_modified
     children: list[xml.Element] = [

@@ -94,7 +94,7 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
             )
         else:
             versions.append((item["Key"], CommitId(bytes.fromhex(version))))
-    deleted_versions = await ctx.versioning.version_deletes.delete(view, versions)
+    deleted_versions = await ctx.versioning.version_deletes.delete(view, versions, req.author)
     edits = dict.fromkeys(keys)
     failures: dict[str, str] = {}  # key -> S3 code of its failed condition
     commit = None
@@ -108,6 +108,7 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
                 message=f"DeleteObjects ({plural(len(edits), 'key')})",
                 origin={"op": "DeleteObjects", "keys": sorted(edits)},
                 check=delete_check(pending, failed) if pending else None,
+                author=req.author,
             )
             break
         except dom.PreconditionFailed:

@@ -319,6 +319,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
         origin={"op": "PutObject", "keys": [req.key]},
         check=condition,
         contents=[result.manifest],
+        author=req.author,
     )
     headers = {"ETag": f'"{entry.etag}"'}
     if commit is not None:
@@ -328,14 +329,16 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
     return Response(status_code=200, headers=headers)
 
 
-async def _delete_version(ctx: Context, view: View, key: str, version: str) -> Response:
+async def _delete_version(
+    ctx: Context, view: View, key: str, version: str, author: str
+) -> Response:
     """DeleteObject?versionId on a branch: that version leaves the branch's
     version listing; when it was current, the previous version is current
     again (versioning/version_deletes.py). Unknown versions are a no-op."""
     if not is_commit_hex(version):
         raise InvalidArgument("Invalid version id specified", ArgumentName="versionId")
     [done] = await ctx.versioning.version_deletes.delete(
-        view, [(key, CommitId(bytes.fromhex(version)))]
+        view, [(key, CommitId(bytes.fromhex(version)))], author
     )
     headers = {"x-amz-version-id": version}
     if done.was_delete_marker:
@@ -363,7 +366,7 @@ async def delete_object(ctx: Context, req: S3Request) -> Response:
             raise NotImplementedErr(
                 "Conditions on a delete of a specific version are not implemented"
             )
-        return await _delete_version(ctx, view, req.key, version)
+        return await _delete_version(ctx, view, req.key, version, req.author)
     failed: dict[str, str] = {}
     try:
         commit = await ctx.versioning.commit(
@@ -372,6 +375,7 @@ async def delete_object(ctx: Context, req: S3Request) -> Response:
             message=f"DeleteObject {req.key}",
             origin={"op": "DeleteObject", "keys": [req.key]},
             check=delete_check({req.key: condition}, failed) if condition else None,
+            author=req.author,
         )
     except dom.PreconditionFailed:
         if failed.get(req.key) == "NoSuchKey":

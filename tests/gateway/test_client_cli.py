@@ -744,3 +744,42 @@ def test_not_found_messages_name_what_is_missing(
     assert f"branch 'nosuch' does not exist in repo '{name}' [branch_not_found]" in branch.stderr
     assert f"tag 'v9' does not exist in repo '{name}' [tag_not_found]" in tag.stderr, tag.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_commits_are_by_the_signing_access_key(
+    server: LoxoServer, cli: Cli, tmp_path: Path
+) -> None:
+    """The author of a commit is the access key that signed the request that
+    made it: S3 writes (SigV4 and SigV2), multipart, copy, delete, tagging, a
+    version delete, and the control API's open commits, merges and reverts."""
+    name = unique("author")
+    s3 = server.client()
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="a", Body=b"a")
+    server.client(signature_version="s3").put_object(Bucket=name, Key="v2", Body=b"v2")
+    s3.copy_object(Bucket=name, Key="c", CopySource={"Bucket": name, "Key": "a"})
+    s3.put_object_tagging(Bucket=name, Key="c", Tagging={"TagSet": [{"Key": "t", "Value": "1"}]})
+    up = s3.create_multipart_upload(Bucket=name, Key="m")["UploadId"]
+    etag = s3.upload_part(Bucket=name, Key="m", UploadId=up, PartNumber=1, Body=b"m")["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=name,
+        Key="m",
+        UploadId=up,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": "v2"}]})
+    replaced = s3.put_object(Bucket=name, Key="a", Body=b"a2")["VersionId"]
+    s3.delete_object(Bucket=name, Key="a", VersionId=replaced)  # restores the first a
+    s3.delete_object(Bucket=name, Key="c")
+    write_tree(tmp_path / "d", {"x.txt": b"x", "y.txt": b"y"})
+    cli("put", str(tmp_path / "d"), f"{name}@main:d")  # an open commit
+    cli("branch", "create", f"{name}@dev")
+    s3.put_object(Bucket=f"{name}.dev", Key="dev.txt", Body=b"dev")
+    s3.put_object(Bucket=name, Key="main.txt", Body=b"main")
+    cli("merge", f"{name}@dev", "--into", "main")  # a merge commit
+    cli("revert", f"{name}@main")
+    log = cli.json("log", name)
+    assert len(log) == 14, [c["message"] for c in log]
+    assert {c["author"] for c in log} == {server.access_key}, [
+        (c["message"], c["author"]) for c in log
+    ]
