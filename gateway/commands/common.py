@@ -217,6 +217,62 @@ class Target:
         return self.ref
 
 
+def open_commit_target(text: str) -> tuple[str, str]:
+    """(repo, open commit id or prefix) of `REPO@ID`, or of the bucket `commit
+    start` printed: `REPO.ID`, also as `s3://REPO.ID/`."""
+    name = text.removeprefix("s3://").rstrip("/")
+    if "@" in name:
+        t = target(name, need_ref=True, allow_path=False)
+        return t.repo, t.name
+    repo, dot, ident = name.partition(".")
+    if not (repo and dot and ident) or "/" in ident:
+        fail(
+            f"{text!r}: expected REPO@ID or the bucket `loxo commit start` printed (REPO.ID)",
+            EXIT_USAGE,
+        )
+    return repo, ident
+
+
+def _messages_path() -> Path:
+    return config_path().parent / "open-commit-messages.json"
+
+
+def _messages() -> dict[str, str]:
+    try:
+        doc = json.loads(_messages_path().read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in doc.items() if isinstance(v, str)} if isinstance(doc, dict) else {}
+
+
+def _save_messages(messages: dict[str, str]) -> None:
+    path = _messages_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(messages), "utf-8")
+    os.replace(tmp, path)
+
+
+def remember_message(repo: str, commit_id: str, message: str) -> None:
+    """Keep `commit start -m`'s message (on this machine) for `commit finish`."""
+    messages = _messages()
+    messages[f"{repo}@{commit_id}"] = message
+    _save_messages(messages)
+
+
+def recall_message(repo: str, ident: str, forget: bool = False) -> str | None:
+    """The message `commit start -m` kept for repo@ident (an id or a prefix)."""
+    messages = _messages()
+    found = [k for k in messages if k.startswith(f"{repo}@{ident}")]
+    if len(found) != 1:
+        return None
+    message = messages[found[0]]
+    if forget:
+        del messages[found[0]]
+        _save_messages(messages)
+    return message
+
+
 def ref_text(t: Target) -> str:
     """`repo@ref` of a target, as the user gave it (`repo` for the default branch)."""
     return f"{t.repo}@{t.ref}" if t.ref else t.repo

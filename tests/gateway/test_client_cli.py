@@ -280,7 +280,13 @@ def test_new_user_session(server: LoxoServer, tmp_path: Path) -> None:
     assert cli("cat", f"{name}@v1:data/x.csv").stdout.encode() == new_x
 
     reverted = cli("revert", f"{name}@main").stdout.strip()
-    assert COMMIT_ID.match(reverted), reverted
+    found = re.fullmatch(
+        rf"reverted ([0-9a-f]{{12}}) on {name}@main: new commit ([0-9a-f]{{32}}) "
+        r"\(1 path changed\)",
+        reverted,
+    )
+    assert found, reverted
+    assert found.group(2) not in (changed, added, first), "a new commit"
     assert body(s3, f"{name}.main", "data/x.csv") == new_x, "revert undid the delete"
 
     # -- and away with it ------------------------------------------------------------------
@@ -510,8 +516,10 @@ def test_open_commits(server: LoxoServer, db: Database, cli: Cli) -> None:
     assert all(r[1:3] == ["main", f"{name}.{r[0]}"] for r in rows.values())
 
     finished = cli("commit", "finish", f"{name}@{keep_id}", "-m", "twenty at once")
-    commit = finished.stdout.strip()
-    assert COMMIT_ID.match(commit), finished.stdout
+    commit = db.branch_head(name)
+    assert finished.stdout.strip() == (
+        f"finished open commit {keep_id} on {name}@main: new commit {commit} (20 paths changed)"
+    )
     assert db.branch_head(name) == commit
     aborted = cli("commit", "abort", f"{name}@{drop_id}")
     assert aborted.stdout.strip() == f"aborted {name}@{drop_id}"
@@ -783,3 +791,60 @@ def test_commits_are_by_the_signing_access_key(
     assert {c["author"] for c in log} == {server.access_key}, [
         (c["message"], c["author"]) for c in log
     ]
+
+
+def test_open_commit_by_its_bucket_with_the_start_message(
+    server: LoxoServer, db: Database, cli: Cli
+) -> None:
+    """`commit finish` (and abort) take the bucket `commit start` printed,
+    also as s3://BUCKET/; `commit start -m` gives finish its message; finish
+    and revert say what they did, and -o json stays machine-readable."""
+    s3 = server.client()
+    name = unique("bybucket")
+    s3.create_bucket(Bucket=name)
+    bucket = cli("commit", "start", f"{name}@main", "-m", "nightly labels").stdout.strip()
+    ident = bucket.partition(".")[2]
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="b.txt", Body=b"b")
+    finished = cli("commit", "finish", bucket)
+    head = db.branch_head(name)
+    assert finished.stdout.strip() == (
+        f"finished open commit {ident} on {name}@main: new commit {head} (2 paths changed)"
+    )
+    assert cli.json("log", name)[0]["message"] == "nightly labels"
+
+    second = cli("commit", "start", name + "@main").stdout.strip()
+    s3.put_object(Bucket=second, Key="c.txt", Body=b"c")
+    done = cli.json("commit", "finish", f"s3://{second}/", "-m", "one more")
+    assert done == {"commit": db.branch_head(name)} and done["commit"] != head
+    third = cli("commit", "start", name + "@main").stdout.strip()
+    assert (
+        cli("commit", "abort", f"s3://{third}").stdout.strip()
+        == f"aborted {name}@{third[len(name) + 1 :]}"
+    )
+    no_message = cli("commit", "start", name + "@main").stdout.strip()
+    refused = cli("commit", "finish", no_message, code=2)
+    assert "-m MESSAGE" in refused.stderr
+
+    reverted = cli("revert", f"{name}@main")
+    assert reverted.stdout.strip() == (
+        f"reverted {done['commit'][:12]} on {name}@main: new commit {db.branch_head(name)} "
+        "(1 path changed)"
+    )
+
+
+def test_version_and_short_help(cli: Cli) -> None:
+    """`loxo --version`, `loxo -h` (on subcommands too), and help that shows
+    flags as flags, not as options taking a <bool>."""
+    version, helped, sub, gc_help, put_help = parallel(
+        lambda: cli("--version"),
+        lambda: cli("-h"),
+        lambda: cli("commit", "finish", "-h"),
+        lambda: cli("gc", "--help"),
+        lambda: cli("put", "--help"),
+    )
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version.stdout.strip()), version.stdout
+    assert "Usage:" in helped.stdout and "Usage:" in sub.stdout
+    for shown in (helped, sub, gc_help, put_help):
+        assert "<bool>" not in shown.stdout, shown.stdout
+    assert "--no-dry-run" not in gc_help.stdout and "--dry-run" in gc_help.stdout
