@@ -22,6 +22,7 @@ from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag
 from versioning.names import check_ref_name, new_version
 from versioning.open_commits import OpenCommits
 from versioning.text import plural
+from versioning.uploads import Uploads
 
 MERGE_ATTEMPTS = 10
 
@@ -62,12 +63,20 @@ class Control:
         committer: Committer,
         open_commits: OpenCommits,
         author: str,
+        uploads: Uploads | None = None,
     ) -> None:
         self.db = db
         self.branches = branches
         self.committer = committer
         self.open_commits = open_commits
         self.author = author
+        # Multipart uploads, to list and abort the ones clients left behind.
+        self._uploads = uploads
+
+    @property
+    def uploads(self) -> Uploads:
+        assert self._uploads is not None, "built without the uploads service"
+        return self._uploads
 
     # -- refs ------------------------------------------------------------------
 

@@ -46,5 +46,12 @@ def build(
         ingest_memory=ingest_memory,
     )
     open_commits = OpenCommits(db, versioning.committer, author, open_idle_seconds)
-    control = Control(db, versioning.branches, versioning.committer, open_commits, author)
+    control = Control(
+        db,
+        versioning.branches,
+        versioning.committer,
+        open_commits,
+        author,
+        uploads=versioning.uploads,
+    )
     return Services(db, versioning, control)

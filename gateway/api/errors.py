@@ -41,6 +41,7 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.CommitNotFound, 404, "commit_not_found"),
     (dom.RefNotFound, 404, "ref_not_found"),
     (dom.ObjectNotFound, 404, "object_not_found"),
+    (dom.UploadNotFound, 404, "upload_not_found"),
     (dom.RepoExists, 409, "repo_exists"),
     (dom.BranchExists, 409, "branch_exists"),
     (dom.TagExists, 409, "tag_exists"),

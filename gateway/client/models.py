@@ -156,6 +156,31 @@ class OpenCommit:
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """A multipart upload in progress."""
+
+    id: str
+    repo: str
+    branch: str
+    key: str
+    created: datetime | None
+    parts: int
+    size: int
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Upload:
+        return Upload(
+            d["id"],
+            d["repo"],
+            d["branch"],
+            d["key"],
+            _time(d.get("created")),
+            int(d.get("parts", 0)),
+            int(d.get("size", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Conflict:
     path: str
     kind: str

@@ -121,6 +121,7 @@ _NOT_FOUND = {
     "ref_not_found",
     "open_commit_not_found",
     "object_not_found",
+    "upload_not_found",
     "not_found",
 }
 _CONFLICT = {

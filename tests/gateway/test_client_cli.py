@@ -848,3 +848,44 @@ def test_version_and_short_help(cli: Cli) -> None:
     for shown in (helped, sub, gc_help, put_help):
         assert "<bool>" not in shown.stdout, shown.stdout
     assert "--no-dry-run" not in gc_help.stdout and "--dry-run" in gc_help.stdout
+
+
+def test_uploads_list_and_abort(server: LoxoServer, cli: Cli) -> None:
+    """`loxo uploads list` shows the multipart uploads a client left behind
+    (every branch's, or one's), and `loxo uploads abort` clears them: by id,
+    or by branch, key and id (checked to match)."""
+    s3 = server.client()
+    name = unique("uploads")
+    s3.create_bucket(Bucket=name)
+    s3.create_bucket(Bucket=f"{name}.dev")
+    part = os.urandom(5 * 1024 * 1024)
+    first = s3.create_multipart_upload(Bucket=name, Key="raw/big.bin")["UploadId"]
+    s3.upload_part(Bucket=name, Key="raw/big.bin", UploadId=first, PartNumber=1, Body=part)
+    second = s3.create_multipart_upload(Bucket=f"{name}.dev", Key="other.bin")["UploadId"]
+
+    listed, dev_only, table_out = parallel(
+        lambda: cli.json("uploads", "list", name),
+        lambda: cli.json("uploads", "list", f"{name}@dev"),
+        lambda: cli("uploads", "list", name),
+    )
+    assert [(u["id"], u["branch"], u["key"], u["parts"], u["size"]) for u in listed] == [
+        (first, "main", "raw/big.bin", 1, len(part)),
+        (second, "dev", "other.bin", 0, 0),
+    ]
+    assert [u["id"] for u in dev_only] == [second]
+    rows = table_rows(table_out.stdout)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (first, "main", "raw/big.bin"),
+        (second, "dev", "other.bin"),
+    ]
+
+    wrong_key = cli("uploads", "abort", f"{name}@main", "not/it.bin", first, code=3)
+    assert f"has no upload {first} of key 'not/it.bin'" in wrong_key.stderr, wrong_key.stderr
+    aborted = cli("uploads", "abort", f"{name}@main", "raw/big.bin", first)
+    assert aborted.stdout.strip() == f"aborted upload {first} of raw/big.bin in {name}@main"
+    cli("uploads", "abort", name, second)
+    again = cli("uploads", "abort", name, second, code=3)
+    assert "[upload_not_found]" in again.stderr
+    assert cli.json("uploads", "list", name) == []
+    assert s3.list_multipart_uploads(Bucket=name).get("Uploads", []) == []
+    cli("uploads", "list", unique("nosuchrepo"), code=3)

@@ -3,7 +3,7 @@ operation table (gateway/api/table.py) as their modules are imported."""
 
 from __future__ import annotations
 
-from gateway.api.operations import commits, refs
+from gateway.api.operations import commits, refs, uploads
 from gateway.api.table import OPERATIONS, Call, Operation, json_response
 
-__all__ = ["OPERATIONS", "Call", "Operation", "commits", "json_response", "refs"]
+__all__ = ["OPERATIONS", "Call", "Operation", "commits", "json_response", "refs", "uploads"]
