@@ -39,6 +39,18 @@ class UnsafeKeys(ValueError):
     """Object keys that cannot be written as files under the target folder."""
 
 
+class Interrupted(Exception):
+    """The user interrupted a put through an open commit (Ctrl-C): what
+    happened to the open commit. `aborted` False: aborting it failed too."""
+
+    def __init__(self, repo: str, open_commit: str, branch: str, aborted: bool) -> None:
+        super().__init__(f"interrupted: open commit {repo}@{open_commit}")
+        self.repo = repo
+        self.open_commit = open_commit
+        self.branch = branch
+        self.aborted = aborted
+
+
 @dataclass(frozen=True, slots=True)
 class Listed:
     path: str
@@ -136,9 +148,13 @@ def upload_files(
         if progress is not None:
             progress(size)
 
-    with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
+    pool = ThreadPoolExecutor(FILES_AT_ONCE)
+    try:
         for _ in pool.map(one, files):
             pass
+    finally:
+        # On an error or Ctrl-C, files not yet started are not started.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def put_directory(
@@ -176,9 +192,15 @@ def put_files(
         # The server refused to finish (or an upload): nothing is committed.
         api.abort_commit(repo, opened.id)
         raise
+    except KeyboardInterrupt:
+        try:
+            api.abort_commit(repo, opened.id)
+        except (LoxoError, KeyboardInterrupt):
+            raise Interrupted(repo, opened.id, branch, aborted=False) from None
+        raise Interrupted(repo, opened.id, branch, aborted=True) from None
     except BaseException:
-        # An upload failed, or the user interrupted: a finish may be under
-        # way only if it was sent, and then abort is refused harmlessly.
+        # An upload failed: a finish may be under way only if it was sent,
+        # and then abort is refused harmlessly.
         with contextlib.suppress(LoxoError):
             api.abort_commit(repo, opened.id)
         raise

@@ -4,7 +4,7 @@
 Exit codes: 0 done; 1 any other failure; 2 bad usage or input; 3 not found;
 4 conflict (exists already, merge conflict, head moved); 5 not
 authenticated, or no endpoint/keys configured; 6 the server is unreachable
-or unavailable.
+or unavailable; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from gateway.client import Client, LoxoError
 from gateway.client.models import plural as plural  # re-exported for the commands
 from gateway.client.transfer import UnsafeKeys
 
+# Interrupted by Ctrl-C (SIGINT): 128 + 2, as shells report it.
+EXIT_INTERRUPTED = 130
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_AUTH, EXIT_UNAVAILABLE = (
     1,
     2,

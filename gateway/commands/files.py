@@ -20,11 +20,13 @@ from rich.progress import (
 
 from gateway.client import transfer
 from gateway.commands.common import (
+    EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     OUTPUT,
     Output,
     Settings,
+    Target,
     client,
     err,
     fail,
@@ -84,6 +86,36 @@ def put(
     """
     t = target(dest, need_ref=True)
     s3 = _s3()
+    try:
+        commit, keys = _put(local, t, message, quiet, s3)
+    except transfer.Interrupted as stop:
+        if stop.aborted:
+            fail(
+                f"interrupted: aborted open commit {stop.open_commit} on "
+                f"{stop.repo}@{stop.branch}, nothing was committed",
+                EXIT_INTERRUPTED,
+            )
+        fail(
+            f"interrupted: open commit {stop.open_commit} on {stop.repo}@{stop.branch} could "
+            f"not be aborted; nothing was committed. Abort it with `loxo commit abort "
+            f"{stop.repo}@{stop.open_commit}`",
+            EXIT_INTERRUPTED,
+        )
+    except KeyboardInterrupt:
+        fail(f"interrupted: nothing was committed to {ref_text(t)}", EXIT_INTERRUPTED)
+    if output is Output.json:
+        print_json({"commit": commit, "files": keys})
+    else:
+        out.print(
+            f"{plural(keys, 'file')} -> {t.repo}@{t.ref}:{t.path or '/'}"
+            f" (commit {commit or 'none: nothing changed'})"
+        )
+
+
+def _put(
+    local: Path, t: Target, message: str | None, quiet: bool, s3: Any
+) -> tuple[str | None, int]:
+    """Upload for `put`: (the commit id, or None; how many files)."""
     with client() as api:
         require_branch(api, t.repo, t.name)
         if local.is_dir():
@@ -114,13 +146,7 @@ def put(
                     # The version of what we wrote is the commit that wrote it.
                     commit = s3.head_object(Bucket=f"{t.repo}.{t.name}", Key=key)["VersionId"]
             keys = 1
-    if output is Output.json:
-        print_json({"commit": commit, "files": keys})
-    else:
-        out.print(
-            f"{plural(keys, 'file')} -> {t.repo}@{t.ref}:{t.path or '/'}"
-            f" (commit {commit or 'none: nothing changed'})"
-        )
+    return commit, keys
 
 
 def get(

@@ -14,8 +14,11 @@ import hashlib
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +29,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from gateway.client import Client
 from tests.conftest import Database, LoxoServer, free_port
 from tests.conftest import loxo_cli as loxo
 
@@ -889,3 +893,45 @@ def test_uploads_list_and_abort(server: LoxoServer, cli: Cli) -> None:
     assert cli.json("uploads", "list", name) == []
     assert s3.list_multipart_uploads(Bucket=name).get("Uploads", []) == []
     cli("uploads", "list", unique("nosuchrepo"), code=3)
+
+
+def test_ctrl_c_of_put_aborts_the_open_commit(
+    server: LoxoServer, db: Database, cli: Cli, tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT) during `loxo put DIR` aborts the open commit it
+    writes into, says so, exits 130, and leaves the branch as it was."""
+    name = unique("sigint")
+    s3 = server.client()
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="before.txt", Body=b"before")
+    head = db.branch_head(name)
+    write_tree(tmp_path / "big", {f"f{i:04d}.bin": os.urandom(32 * 1024) for i in range(1500)})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOXO_")}
+    env.update(cli.env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "put", str(tmp_path / "big"), f"{name}@main:big"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with Client(server.endpoint, server.access_key or "", server.secret_key or "") as api:
+        deadline = time.monotonic() + 60
+        opened: list[Any] = []
+        while not opened and proc.poll() is None and time.monotonic() < deadline:
+            opened = list(api.list_open_commits(name))
+            time.sleep(0.05)
+        assert len(opened) == 1, "the put did not start an open commit in time"
+        time.sleep(0.3)  # some files are on their way
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 130, (proc.returncode, stdout, stderr)
+        assert (
+            f"interrupted: aborted open commit {opened[0].id} on {name}@main, nothing was committed"
+        ) in stderr, stderr
+        assert "Traceback" not in stderr, stderr
+        assert list(api.list_open_commits(name)) == []
+    assert db.branch_head(name) == head, "the branch is untouched"
+    assert keys(s3, name) == {"before.txt"}
