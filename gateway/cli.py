@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import typer
+import typer.core
 
 from gateway import commands
 from gateway import config as cfgmod
 
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _flag_without_type(self: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+    """Typer's rich help gives flags (`--json`, `--help`) a `<bool>` type, as
+    if they took a value: a flag shows none."""
+    return None if self.is_flag else _display_type(self, ctx)
+
+
+setattr(typer.core.TyperOption, "display_type_rich", _flag_without_type)  # noqa: B010
+
 app = typer.Typer(
     name="loxo",
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="loxo: an S3-compatible server where every write is a commit. `loxo serve` runs "
     "it; the other commands drive a running one (see `loxo config set`).",
     no_args_is_help=True,
@@ -153,7 +166,9 @@ def _storage(
     "(only when nothing is writing)   |   loxo gc --database-url postgresql://... --json",
 )
 def gc(
-    dry_run: bool = typer.Option(False, help="Report what would be freed; delete nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Report what would be freed; delete nothing."
+    ),
     grace_minutes: float = typer.Option(
         60.0,
         help="Spare anything written or re-used this recently. Below 5 is safe only "
@@ -190,12 +205,36 @@ def fsck(
     raise typer.Exit(run_fsck(cfg, as_json))
 
 
-@app.command()
-def version() -> None:
-    """Print loxo's version."""
+def _version_text() -> str:
     from importlib.metadata import version as dist_version
 
-    typer.echo(dist_version("loxo"))
+    return dist_version("loxo")
+
+
+@app.command()
+def version() -> None:
+    """Print loxo's version (as `loxo --version` does)."""
+    typer.echo(_version_text())
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(_version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        callback=_print_version,
+        is_eager=True,
+        help="Print loxo's version and exit.",
+    ),
+) -> None:
+    """Options of `loxo` itself (the app's help text is Typer(help=...))."""
 
 
 commands.register(app)

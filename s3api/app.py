@@ -226,6 +226,7 @@ class S3App:
             host_bucket = bucket_from_host(headers.get("host"), self.domains)
             raw_query = scope.get("query_string", b"").decode("latin-1")
             sigv2.verify(v2, secret, req.method, raw_path, raw_query, headers, bucket=host_bucket)
+            req.access_key = v2.access_key
             return
         signed = sigv4.parse(req.method, raw_path, pairs, headers)
         if signed is None:
@@ -234,6 +235,7 @@ class S3App:
         if secret is None:
             raise InvalidAccessKeyId()
         sigv4.verify(signed, secret, req.method, raw_path, pairs, headers)
+        req.access_key = signed.credential.access_key
         # aws-chunked bodies (STREAMING-AWS4-HMAC-SHA256-*) chain their chunk
         # signatures from this one: S3Request.pieces() checks them.
         req.signed = signed

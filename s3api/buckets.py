@@ -47,17 +47,48 @@ class BucketRef:
         return f"{self.repo}.{self.branch}" if self.branch is not None else self.repo
 
 
+RULE = (
+    "Bucket names are `repo`, `repo.branch` (one dot) or `repo.<commit id>`: a repo name "
+    "is 3 to 63 characters, a branch or tag name 1 or more, each of lowercase letters, "
+    "digits and hyphens, not starting or ending with a hyphen; a branch name of 32 hex "
+    "digits reads as a commit id."
+)
+
+
+def _problem(part: str, what: str) -> str | None:
+    """What is wrong with one dot-separated part of a bucket name, if anything."""
+    if not part:
+        return f"the {what} name is empty"
+    bad = sorted(
+        {c for c in part if not (c.islower() or c.isdigit() or c == "-") or not c.isascii()}
+    )
+    if bad:
+        return f"the {what} name {part!r} has {', '.join(repr(c) for c in bad)}"
+    if part.startswith("-") or part.endswith("-"):
+        return f"the {what} name {part!r} starts or ends with a hyphen"
+    return None
+
+
 def parse_bucket(name: str) -> BucketRef:
     if not 3 <= len(name) <= 63:
         raise InvalidBucketName(
-            f"The specified bucket is not valid: {name!r} must be 3 to 63 characters long.",
+            f"The specified bucket is not valid: {name!r} is {len(name)} characters long, "
+            f"and bucket names are 3 to 63. {RULE}",
             BucketName=name,
         )
     parts = name.split(".")
-    if len(parts) > 2 or not all(_PART.match(p) for p in parts):
+    if len(parts) > 2:
         raise InvalidBucketName(
-            f"The specified bucket is not valid: {name!r}. Use `repo` or `repo.branch` or "
-            "`repo.<commit id>`, with lowercase letters, digits and hyphens.",
+            f"The specified bucket is not valid: {name!r} has {len(parts) - 1} dots, and a "
+            f"bucket name has at most one, between repo and branch. {RULE}",
+            BucketName=name,
+        )
+    problem = _problem(parts[0], "repo") or (
+        _problem(parts[1], "branch") if len(parts) == 2 else None
+    )
+    if problem is not None or not all(_PART.match(p) for p in parts):
+        raise InvalidBucketName(
+            f"The specified bucket is not valid: {name!r}: {problem or 'not a valid name'}. {RULE}",
             BucketName=name,
         )
     if len(parts) == 1:

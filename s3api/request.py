@@ -68,6 +68,9 @@ class S3Request:
     # aws-chunked bodies chain their chunk signatures from them. None for SigV2.
     signed: sigv4.SignedRequest | None = None
     signing_key: bytes | None = None
+    # The access key that signed the request (SigV4 or SigV2): the author of
+    # the commits it makes.
+    access_key: str | None = None
     # The trailing headers of an aws-chunked body, once `pieces()` has read it.
     trailers: dict[str, str] = field(default_factory=dict)
     # False when x-amz-checksum-<alg> headers describe another object than the
@@ -83,6 +86,12 @@ class S3Request:
         if self._headers is None:
             self._headers = _without_aws_chunked(self.http.headers)
         return self._headers
+
+    @property
+    def author(self) -> str:
+        """Who a commit this request makes is by: the signing access key."""
+        assert self.access_key is not None, "authenticated requests only"
+        return self.access_key
 
     @property
     def resource(self) -> str:

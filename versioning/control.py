@@ -22,6 +22,8 @@ from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag, TrashEntry
 from versioning.names import check_ref_name, new_version
 from versioning.open_commits import OpenCommits
 from versioning.purge import Purges
+from versioning.text import plural
+from versioning.uploads import Uploads
 
 MERGE_ATTEMPTS = 10
 
@@ -63,6 +65,7 @@ class Control:
         open_commits: OpenCommits,
         author: str,
         purges: Purges | None = None,
+        uploads: Uploads | None = None,
     ) -> None:
         self.db = db
         self.branches = branches
@@ -71,6 +74,13 @@ class Control:
         self.author = author
         # Erasing bodies from history, and its audit log (purge.py).
         self.purges = purges or Purges(db)
+        # Multipart uploads, to list and abort the ones clients left behind.
+        self._uploads = uploads
+
+    @property
+    def uploads(self) -> Uploads:
+        assert self._uploads is not None, "built without the uploads service"
+        return self._uploads
 
     # -- refs ------------------------------------------------------------------
 
@@ -296,8 +306,9 @@ class Control:
             )
             if plan.conflicts and strategy is None:
                 raise errors.MergeConflict(
-                    f"merging {repo}@{source} into {into}: {len(plan.conflicts)} paths changed "
-                    "on both sides; nothing was written (use a strategy: ours or theirs)",
+                    f"merging {repo}@{source} into {into}: "
+                    f"{plural(len(plan.conflicts), 'path')} changed on both sides; nothing was "
+                    "written (use a strategy: ours or theirs)",
                     [f"{c.path}\t{c.kind}" for c in plan.conflicts],
                 )
             try:
@@ -351,8 +362,8 @@ class Control:
             )
             if plan.conflicts:
                 raise errors.MergeConflict(
-                    f"reverting {cid.hex()} on {branch}: {len(plan.conflicts)} paths changed "
-                    "since; nothing was written",
+                    f"reverting {cid.hex()} on {branch}: "
+                    f"{plural(len(plan.conflicts), 'path')} changed since; nothing was written",
                     [f"{c.path}\t{c.kind}" for c in plan.conflicts],
                 )
             edits = {

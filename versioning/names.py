@@ -22,30 +22,34 @@ MAX_REPO = 63
 MAX_QUALIFIED = 63
 
 
+REPO_RULE = (
+    f"repo names are {MIN_REPO} to {MAX_REPO} characters of lowercase letters, digits and "
+    "hyphens, not starting or ending with a hyphen"
+)
+REF_RULE = (
+    "branch and tag names are lowercase letters, digits and hyphens, not starting or "
+    "ending with a hyphen (and not 32 hex digits, which read as a commit id)"
+)
+
+
 def check_repo_name(name: str) -> None:
-    if not NAME.match(name):
-        raise errors.InvalidName(
-            f"invalid repo name {name!r}: use lowercase letters, digits and hyphens"
-        )
-    if not MIN_REPO <= len(name) <= MAX_REPO:
-        raise errors.InvalidName(
-            f"invalid repo name {name!r}: use {MIN_REPO} to {MAX_REPO} characters"
-        )
+    if not NAME.match(name) or not MIN_REPO <= len(name) <= MAX_REPO:
+        raise errors.InvalidName(f"invalid repo name {name!r}: {REPO_RULE}")
 
 
 def check_ref_name(name: str, repo: str = "") -> None:
     """A branch or tag name (they share one namespace)."""
     if not NAME.match(name):
-        raise errors.InvalidName(
-            f"invalid branch name {name!r}: use lowercase letters, digits and hyphens"
-        )
+        raise errors.InvalidName(f"invalid branch or tag name {name!r}: {REF_RULE}")
     if repo and len(repo) + 1 + len(name) > MAX_QUALIFIED:
         raise errors.InvalidName(
             f"branch or tag name {name!r} is too long for repo {repo}: the bucket "
             f"{repo}.{name} would be over {MAX_QUALIFIED} characters"
         )
     if is_commit_hex(name):
-        raise errors.InvalidName(f"branch name {name!r} would read as a commit id")
+        raise errors.InvalidName(
+            f"invalid branch or tag name {name!r}: 32 hex digits would read as a commit id"
+        )
 
 
 def new_version() -> VersionId:

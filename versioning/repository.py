@@ -97,7 +97,8 @@ class Versioning:
                 raise
             tag = await self.db.refs.get_tag(repo, name)
             if tag is not None:
-                return await self._view_of(repo, None, tag.commit)
+                view = await self._view_of(repo, None, tag.commit)
+                return dataclasses.replace(view, tag=name)
             if len(name) < refs.MIN_PREFIX or not _HEX.match(name):
                 raise
             return await self._prefix_view(repo, name)
@@ -258,9 +259,11 @@ class Versioning:
         check: Check | None = None,
         contents: Sequence[Manifest] = (),
         skip_same: bool = False,
+        author: str | None = None,
     ) -> CommitId | None:
         """Commit `edits` on the view's branch as exactly one commit (None when
-        they change nothing). `contents` are manifests not yet registered.
+        they change nothing), by `author` (the protocol's user; None: the
+        service's default). `contents` are manifests not yet registered.
         With `skip_same`, an edit writing what its path already holds (the
         same body and attributes) changes nothing."""
         if view.branch is None:
@@ -274,7 +277,7 @@ class Versioning:
         change = Change(
             edits=edits,
             message=message,
-            author=self.author,
+            author=author or self.author,
             origin=origin,
             check=check,
             contents=contents,
@@ -290,6 +293,7 @@ class Versioning:
         expect: ObjectEntry | None = None,
         message: str = "",
         origin: dict[str, Any] | None = None,
+        author: str | None = None,
     ) -> tuple[CommitId | None, ObjectEntry]:
         """Give the current object at `key` on the view's branch the tag set
         `tags`, in ONE commit that rewrites its entry with the same content,
@@ -327,7 +331,12 @@ class Versioning:
 
             try:
                 commit = await self.commit(
-                    head, {key: new}, message=message, origin=origin or {}, check=unchanged
+                    head,
+                    {key: new},
+                    message=message,
+                    origin=origin or {},
+                    check=unchanged,
+                    author=author,
                 )
             except errors.PreconditionFailed:
                 if expect is not None:

@@ -50,6 +50,12 @@ def build(
     versioning.branches.trash_seconds = trash_seconds
     open_commits = OpenCommits(db, versioning.committer, author, open_idle_seconds)
     control = Control(
-        db, versioning.branches, versioning.committer, open_commits, author, versioning.purges
+        db,
+        versioning.branches,
+        versioning.committer,
+        open_commits,
+        author,
+        versioning.purges,
+        uploads=versioning.uploads,
     )
     return Services(db, versioning, control)

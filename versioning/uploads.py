@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from versioning import errors
 from versioning.chunker import StreamChunker
@@ -31,6 +32,17 @@ from versioning.views import ObjectAttrs, View, new_entry
 # MiB; above this many parts (~8 GiB at 8 MiB parts) the parts are joined as
 # they are, so a completion never takes minutes.
 REJOIN_MAX_PARTS = 1000
+# Uploads read per query when listing a repo's.
+LIST_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class UploadInfo:
+    """An upload in progress and what its parts hold so far."""
+
+    upload: Upload
+    parts: int
+    size: int
 
 
 class Uploads:
@@ -146,6 +158,56 @@ class Uploads:
         collection to reclaim."""
         return await self.db.uploads.expire_uploads(now_us() - max_idle_us)
 
+    async def in_repo(self, repo: str, branch: str | None = None) -> list[UploadInfo]:
+        """Every upload in progress in `repo` (or on one of its branches), across
+        keys, with its parts' count and size, in upload id (start time) order:
+        for finding the ones an interrupted client or a restart left behind."""
+        await self.db.repos.get_repo(repo)
+        if branch is None:
+            names = [b.name for b in await self.db.refs.list_branches(repo)]
+        else:
+            await self.db.refs.get_branch(repo, branch)
+            names = [branch]
+        found: list[UploadInfo] = []
+        for name in names:
+            after_key = after_id = ""
+            while True:
+                page = await self.db.uploads.list_uploads(
+                    repo, name, "", after_key, after_id, LIST_PAGE
+                )
+                for upload in page:
+                    parts = await self.db.uploads.list_parts(upload.id)
+                    found.append(UploadInfo(upload, len(parts), sum(p.size for p in parts)))
+                if len(page) < LIST_PAGE:
+                    break
+                after_key, after_id = page[-1].key, page[-1].id
+        found.sort(key=lambda u: u.upload.id)
+        return found
+
+    async def abort_by_id(
+        self, repo: str, upload_id: str, branch: str | None = None, key: str | None = None
+    ) -> Upload:
+        """Abort the upload `upload_id` of `repo` (and, when given, of that
+        branch and key): UploadNotFound when there is no such upload."""
+        where = f"{repo}@{branch}" if branch else f"repo {repo}"
+        missing = errors.UploadNotFound(
+            f"{where} has no upload {upload_id}"
+            + (f" of key {key!r}" if key else "")
+            + " (completed, aborted or expired)"
+        )
+        try:
+            record = await self.db.uploads.get_upload(upload_id)
+        except errors.UploadNotFound:
+            raise missing from None
+        if (
+            record.repo != repo
+            or (branch is not None and record.branch != branch)
+            or (key is not None and record.key != key)
+        ):
+            raise missing
+        await self.abort(record)
+        return record
+
     async def abort(self, upload: Upload) -> None:
         if not await self.db.uploads.delete_upload(upload.id):
             raise errors.UploadNotFound(upload.id)
@@ -158,6 +220,7 @@ class Uploads:
         etag: str,
         checksums: Mapping[str, str],
         check: Check | None = None,
+        author: str | None = None,
     ) -> tuple[CommitId | None, ObjectEntry]:
         """Assemble the object from `chosen` parts' chunks (no data is copied)
         and commit it, consuming the upload: UploadNotFound when a concurrent
@@ -188,7 +251,7 @@ class Uploads:
             Change(
                 edits={upload.key: entry},
                 message=f"CompleteMultipartUpload {upload.key}",
-                author=self.author,
+                author=author or self.author,
                 origin={"op": "CompleteMultipartUpload", "keys": [upload.key]},
                 check=check,
                 consume_upload=upload.id,

@@ -33,6 +33,7 @@ from versioning.db import Database
 from versioning.history import Record
 from versioning.ids import CommitId
 from versioning.model import ObjectEntry
+from versioning.text import plural
 from versioning.views import View
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ class VersionDeletes:
         self.committer = committer
         self.author = author
 
-    async def delete(self, view: View, targets: Sequence[tuple[str, CommitId]]) -> list[Deleted]:
+    async def delete(
+        self, view: View, targets: Sequence[tuple[str, CommitId]], author: str | None = None
+    ) -> list[Deleted]:
         """Delete versions (key, commit) from the view's branch: every current
         one in ONE commit, the others withdrawn. Re-judged when the branch
         moved meanwhile."""
@@ -70,7 +73,7 @@ class VersionDeletes:
                 view = await self.v.branch_view(view.repo, branch)
                 plan = await self._plan(view, targets)
                 try:
-                    commit = await self._apply(view, plan)
+                    commit = await self._apply(view, plan, author or self.author)
                 except errors.PreconditionFailed:
                     continue  # a current version changed meanwhile: judge again
             return [
@@ -119,7 +122,7 @@ class VersionDeletes:
             out.append(record)
         return out
 
-    async def _apply(self, view: View, plan: list[_Step]) -> CommitId | None:
+    async def _apply(self, view: View, plan: list[_Step], author: str) -> CommitId | None:
         assert view.branch is not None
         restores = {p.key: p for p in plan if p.restore}
         # Other versions of a key being restored are withdrawn by its commit.
@@ -138,8 +141,8 @@ class VersionDeletes:
                 view.branch,
                 Change(
                     edits={k: p.restored for k, p in restores.items()},
-                    message=f"DeleteObjectVersion ({len(restores)} keys)",
-                    author=self.author,
+                    message=f"DeleteObjectVersion ({plural(len(restores), 'key')})",
+                    author=author,
                     origin={"op": "DeleteObjectVersion", "keys": sorted(restores)},
                     check=unchanged,
                     withdraw_own=tuple(restores),

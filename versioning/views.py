@@ -25,6 +25,7 @@ class View:
     branch: str | None  # None for a snapshot
     commit: CommitId | None  # None for a branch with no commits yet
     root: Root
+    tag: str | None = None  # the tag this read-only view was named by, if one
 
     @property
     def writable(self) -> bool:

@@ -11,6 +11,7 @@ from versioning.commit_log import PathChange
 from versioning.control import CommitInfo, MergeResult, RepoInfo
 from versioning.ids import CommitId
 from versioning.model import Branch, Commit, ObjectEntry, OpenCommit, Repo, Tag, TrashEntry
+from versioning.uploads import UploadInfo
 
 # Years 1 to 9999 of datetime, in Unix seconds (a bound, not a calendar).
 MAX_SECONDS = 253_402_300_799
@@ -144,6 +145,19 @@ def open_commit(r: OpenCommit) -> dict[str, Any]:
         "idle_seconds": r.idle_us / 1_000_000,
         "author": r.author,
         "finishing": r.finishing,
+    }
+
+
+def upload(info: UploadInfo) -> dict[str, Any]:
+    u = info.upload
+    return {
+        "id": u.id,
+        "repo": u.repo,
+        "branch": u.branch,
+        "key": u.key,
+        "created": time_text(u.created),
+        "parts": info.parts,
+        "size": info.size,
     }
 
 

@@ -42,6 +42,7 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.CommitNotFound, 404, "commit_not_found"),
     (dom.RefNotFound, 404, "ref_not_found"),
     (dom.ObjectNotFound, 404, "object_not_found"),
+    (dom.UploadNotFound, 404, "upload_not_found"),
     (dom.RepoExists, 409, "repo_exists"),
     (dom.BranchExists, 409, "branch_exists"),
     (dom.TagExists, 409, "tag_exists"),
@@ -85,8 +86,46 @@ def from_domain(exc: dom.VersioningError) -> ApiError:
                 ]
             if isinstance(exc, dom.UnmergedCommits):
                 details["commits"] = exc.commits
-            return ApiError(status, code, str(exc) or code.replace("_", " "), **details)
+            return ApiError(status, code, sentence(exc) or code.replace("_", " "), **details)
     return ApiError(500, "internal_error", "internal error; the server log has the details")
+
+
+def sentence(exc: dom.VersioningError) -> str:
+    """The error's message as a sentence. Not-found and exists errors carry
+    bare names ("images", "images@dev", a commit id) as their message: those
+    become "repo 'images' does not exist" and the like; a message that is
+    already a sentence is kept."""
+    text = str(exc)
+    if not text or " " in text or not isinstance(exc, dom.NotFound | dom.AlreadyExists):
+        return text
+    repo, at, name = text.partition("@")
+    if not at:
+        repo, name = "", text
+    of = f" in repo {repo!r}" if repo else ""
+    match exc:
+        case dom.RepoNotFound():
+            return f"repo {text!r} does not exist"
+        case dom.BranchNotFound():
+            return f"branch {name!r} does not exist{of}"
+        case dom.TagNotFound():
+            return f"tag {name!r} does not exist{of}"
+        case dom.OpenCommitNotFound():
+            return f"open commit {name} does not exist{of} (finished, aborted or expired)"
+        case dom.CommitNotFound():
+            return f"commit {name} does not exist{of}"
+        case dom.RefNotFound():
+            return f"ref {name!r} names nothing{of}"
+        case dom.ObjectNotFound():
+            return f"object {text!r} does not exist"
+        case dom.UploadNotFound():
+            return f"upload {text} does not exist (completed, aborted or expired)"
+        case dom.RepoExists():
+            return f"repo {text!r} already exists"
+        case dom.BranchExists():
+            return f"branch {name!r} already exists{of}"
+        case dom.TagExists():
+            return f"tag {name!r} already exists{of}"
+    return text
 
 
 def domain_codes() -> list[tuple[str, int, str]]:

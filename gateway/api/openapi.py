@@ -110,6 +110,18 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Finished": {"type": "object", "properties": {"commit": _SN}},
+    "Upload": {
+        "type": "object",
+        "properties": {
+            "id": _S,
+            "repo": _S,
+            "branch": _S,
+            "key": _S,
+            "created": _S,
+            "parts": {"type": "integer"},
+            "size": {"type": "integer"},
+        },
+    },
     "MergeResult": {
         "type": "object",
         "properties": {

@@ -35,6 +35,7 @@ from gateway.client.models import (
     Repo,
     Tag,
     TrashEntry,
+    Upload,
     Version,
 )
 
@@ -331,6 +332,20 @@ class AsyncClient:
         doc = await self.request("POST", _path("repos", repo, "revert"), body=body)
         return doc["commit"]  # type: ignore[no-any-return]
 
+    # -- multipart uploads -------------------------------------------------------------------
+
+    async def list_uploads(self, repo: str, branch: str | None = None) -> AsyncIterator[Upload]:
+        """Multipart uploads in progress in `repo` (or on `branch`), oldest first."""
+        async for item in self.pages(_path("repos", repo, "uploads"), {"branch": branch}):
+            yield Upload.from_json(item)
+
+    async def abort_upload(
+        self, repo: str, upload_id: str, branch: str | None = None, key: str | None = None
+    ) -> None:
+        """Abort an upload (only if it is `branch`'s and `key`'s, when given)."""
+        params = {"branch": branch, "key": key}
+        await self.request("DELETE", _path("repos", repo, "uploads", upload_id), params)
+
 
 P = ParamSpec("P")
 
@@ -421,6 +436,8 @@ class Client:
     purge_plan = _blocking(AsyncClient.purge_plan)
     purge = _blocking(AsyncClient.purge)
     list_purges = _iterating(AsyncClient.list_purges)
+    list_uploads = _iterating(AsyncClient.list_uploads)
+    abort_upload = _blocking(AsyncClient.abort_upload)
 
 
 async def _make(endpoint: str, access: str, secret: str, options: dict[str, Any]) -> AsyncClient:

@@ -7,6 +7,11 @@ from datetime import datetime
 from typing import Any
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`n noun`, with the noun's plural (noun + "s", or `nouns`) unless n is 1."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
 def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
@@ -178,6 +183,31 @@ class OpenCommit:
             _time(d.get("created")),
             float(d.get("idle_seconds", 0)),
             bool(d.get("finishing")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A multipart upload in progress."""
+
+    id: str
+    repo: str
+    branch: str
+    key: str
+    created: datetime | None
+    parts: int
+    size: int
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Upload:
+        return Upload(
+            d["id"],
+            d["repo"],
+            d["branch"],
+            d["key"],
+            _time(d.get("created")),
+            int(d.get("parts", 0)),
+            int(d.get("size", 0)),
         )
 
 

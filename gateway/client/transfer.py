@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway.client.api import Client, LoxoError
+from gateway.client.models import plural
 
 FILES_AT_ONCE = 8
 TRANSFER = TransferConfig(
@@ -36,6 +37,18 @@ Progress = Callable[[int], None]
 
 class UnsafeKeys(ValueError):
     """Object keys that cannot be written as files under the target folder."""
+
+
+class Interrupted(Exception):
+    """The user interrupted a put through an open commit (Ctrl-C): what
+    happened to the open commit. `aborted` False: aborting it failed too."""
+
+    def __init__(self, repo: str, open_commit: str, branch: str, aborted: bool) -> None:
+        super().__init__(f"interrupted: open commit {repo}@{open_commit}")
+        self.repo = repo
+        self.open_commit = open_commit
+        self.branch = branch
+        self.aborted = aborted
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +148,13 @@ def upload_files(
         if progress is not None:
             progress(size)
 
-    with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
+    pool = ThreadPoolExecutor(FILES_AT_ONCE)
+    try:
         for _ in pool.map(one, files):
             pass
+    finally:
+        # On an error or Ctrl-C, files not yet started are not started.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def put_directory(
@@ -175,9 +192,15 @@ def put_files(
         # The server refused to finish (or an upload): nothing is committed.
         api.abort_commit(repo, opened.id)
         raise
+    except KeyboardInterrupt:
+        try:
+            api.abort_commit(repo, opened.id)
+        except (LoxoError, KeyboardInterrupt):
+            raise Interrupted(repo, opened.id, branch, aborted=False) from None
+        raise Interrupted(repo, opened.id, branch, aborted=True) from None
     except BaseException:
-        # An upload failed, or the user interrupted: a finish may be under
-        # way only if it was sent, and then abort is refused harmlessly.
+        # An upload failed: a finish may be under way only if it was sent,
+        # and then abort is refused harmlessly.
         with contextlib.suppress(LoxoError):
             api.abort_commit(repo, opened.id)
         raise
@@ -236,8 +259,9 @@ def plan_download(s3: Any, bucket: str, path: str, local: Path) -> list[Job]:
         jobs.append(Job(key, size, local.joinpath(*parts)))
     if unsafe:
         raise UnsafeKeys(
-            f"refusing to download: {len(unsafe)} keys would not map to a file inside {local} "
-            f"(empty, '.' or '..' path segments), e.g. {unsafe[0]!r}; nothing was written"
+            f"refusing to download: {plural(len(unsafe), 'key')} would not map to a file "
+            f"inside {local} (empty, '.' or '..' path segments), e.g. {unsafe[0]!r}; "
+            "nothing was written"
         )
     return jobs
 
@@ -281,7 +305,13 @@ def listing(s3: Any, bucket: str, path: str) -> Iterator[Listed]:
 
 
 def cat(s3: Any, bucket: str, path: str, out: BinaryIO) -> None:
-    body = s3.get_object(Bucket=bucket, Key=path)["Body"]
+    """Write an object's bytes to `out`; FileNotFoundError when there is none."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=path)["Body"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "NoSuchKey":
+            raise FileNotFoundError(f"no file {path}") from None
+        raise
     for piece in body.iter_chunks(1024 * 1024):
         out.write(piece)
     out.flush()

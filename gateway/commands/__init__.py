@@ -7,6 +7,7 @@ import typer
 from gateway.commands import files, history, purge
 from gateway.commands.refs import branch_app, repo_app, tag_app
 from gateway.commands.settings import config_app
+from gateway.commands.uploads import uploads_app
 
 
 def register(app: typer.Typer) -> None:
@@ -15,6 +16,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tag_app, name="tag")
     app.add_typer(history.commit_app, name="commit")
     app.add_typer(config_app, name="config")
+    app.add_typer(uploads_app, name="uploads")
     for command in (
         history.log,
         history.inspect,

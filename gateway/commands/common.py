@@ -4,7 +4,7 @@
 Exit codes: 0 done; 1 any other failure; 2 bad usage or input; 3 not found;
 4 conflict (exists already, merge conflict, head moved); 5 not
 authenticated, or no endpoint/keys configured; 6 the server is unreachable
-or unavailable.
+or unavailable; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ from rich.table import Table
 from rich.text import Text
 
 from gateway.client import Client, LoxoError
+from gateway.client.models import plural as plural  # re-exported for the commands
 from gateway.client.transfer import UnsafeKeys
 
+# Interrupted by Ctrl-C (SIGINT): 128 + 2, as shells report it.
+EXIT_INTERRUPTED = 130
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_AUTH, EXIT_UNAVAILABLE = (
     1,
     2,
@@ -121,6 +124,7 @@ _NOT_FOUND = {
     "open_commit_not_found",
     "object_not_found",
     "trash_not_found",
+    "upload_not_found",
     "not_found",
 }
 _CONFLICT = {
@@ -216,6 +220,67 @@ class Target:
         """The ref, for targets parsed with need_ref=True."""
         assert self.ref is not None
         return self.ref
+
+
+def open_commit_target(text: str) -> tuple[str, str]:
+    """(repo, open commit id or prefix) of `REPO@ID`, or of the bucket `commit
+    start` printed: `REPO.ID`, also as `s3://REPO.ID/`."""
+    name = text.removeprefix("s3://").rstrip("/")
+    if "@" in name:
+        t = target(name, need_ref=True, allow_path=False)
+        return t.repo, t.name
+    repo, dot, ident = name.partition(".")
+    if not (repo and dot and ident) or "/" in ident:
+        fail(
+            f"{text!r}: expected REPO@ID or the bucket `loxo commit start` printed (REPO.ID)",
+            EXIT_USAGE,
+        )
+    return repo, ident
+
+
+def _messages_path() -> Path:
+    return config_path().parent / "open-commit-messages.json"
+
+
+def _messages() -> dict[str, str]:
+    try:
+        doc = json.loads(_messages_path().read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in doc.items() if isinstance(v, str)} if isinstance(doc, dict) else {}
+
+
+def _save_messages(messages: dict[str, str]) -> None:
+    path = _messages_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(messages), "utf-8")
+    os.replace(tmp, path)
+
+
+def remember_message(repo: str, commit_id: str, message: str) -> None:
+    """Keep `commit start -m`'s message (on this machine) for `commit finish`."""
+    messages = _messages()
+    messages[f"{repo}@{commit_id}"] = message
+    _save_messages(messages)
+
+
+def recall_message(repo: str, ident: str, forget: bool = False) -> str | None:
+    """The message `commit start -m` kept for repo@ident (an id or a prefix)."""
+    messages = _messages()
+    found = [k for k in messages if k.startswith(f"{repo}@{ident}")]
+    if len(found) != 1:
+        return None
+    message = messages[found[0]]
+    if forget:
+        del messages[found[0]]
+        _save_messages(messages)
+    return message
+
+
+def ref_text(t: Target) -> str:
+    """`repo@ref` of a target, as the user gave it (`repo` for the default branch)."""
+    return f"{t.repo}@{t.ref}" if t.ref else t.repo
 
 
 def target(text: str, need_ref: bool = False, allow_path: bool = True) -> Target:

@@ -20,16 +20,21 @@ from rich.progress import (
 
 from gateway.client import transfer
 from gateway.commands.common import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
     EXIT_USAGE,
     OUTPUT,
     Output,
     Settings,
+    Target,
     client,
     err,
     fail,
     human,
     out,
+    plural,
     print_json,
+    ref_text,
     require_branch,
     table,
     target,
@@ -81,12 +86,42 @@ def put(
     """
     t = target(dest, need_ref=True)
     s3 = _s3()
+    try:
+        commit, keys = _put(local, t, message, quiet, s3)
+    except transfer.Interrupted as stop:
+        if stop.aborted:
+            fail(
+                f"interrupted: aborted open commit {stop.open_commit} on "
+                f"{stop.repo}@{stop.branch}, nothing was committed",
+                EXIT_INTERRUPTED,
+            )
+        fail(
+            f"interrupted: open commit {stop.open_commit} on {stop.repo}@{stop.branch} could "
+            f"not be aborted; nothing was committed. Abort it with `loxo commit abort "
+            f"{stop.repo}@{stop.open_commit}`",
+            EXIT_INTERRUPTED,
+        )
+    except KeyboardInterrupt:
+        fail(f"interrupted: nothing was committed to {ref_text(t)}", EXIT_INTERRUPTED)
+    if output is Output.json:
+        print_json({"commit": commit, "files": keys})
+    else:
+        out.print(
+            f"{plural(keys, 'file')} -> {t.repo}@{t.ref}:{t.path or '/'}"
+            f" (commit {commit or 'none: nothing changed'})"
+        )
+
+
+def _put(
+    local: Path, t: Target, message: str | None, quiet: bool, s3: Any
+) -> tuple[str | None, int]:
+    """Upload for `put`: (the commit id, or None; how many files)."""
     with client() as api:
         require_branch(api, t.repo, t.name)
         if local.is_dir():
             files = list(transfer.local_files(local))
             size = sum(f.stat().st_size for f, _ in files)
-            with progress_bar(size, f"put {len(files)} files", quiet) as advance:
+            with progress_bar(size, f"put {plural(len(files), 'file')}", quiet) as advance:
                 commit = transfer.put_directory(
                     api,
                     s3,
@@ -94,7 +129,7 @@ def put(
                     t.repo,
                     t.ref or "",
                     t.path,
-                    message or f"put {len(files)} files into {t.path or '/'}",
+                    message or f"put {plural(len(files), 'file')} into {t.path or '/'}",
                     advance,
                 )
             keys = len(files)
@@ -111,13 +146,7 @@ def put(
                     # The version of what we wrote is the commit that wrote it.
                     commit = s3.head_object(Bucket=f"{t.repo}.{t.name}", Key=key)["VersionId"]
             keys = 1
-    if output is Output.json:
-        print_json({"commit": commit, "files": keys})
-    else:
-        out.print(
-            f"{keys} file{'s' if keys != 1 else ''} -> {t.repo}@{t.ref}:{t.path or '/'}"
-            f" (commit {commit or 'none: nothing changed'})"
-        )
+    return commit, keys
 
 
 def get(
@@ -134,7 +163,10 @@ def get(
     s3 = _s3()
     with client() as api:
         bucket = transfer.bucket_for(api, t.repo, t.ref)
-        jobs = transfer.plan_download(s3, bucket, t.path, local)
+        try:
+            jobs = transfer.plan_download(s3, bucket, t.path, local)
+        except FileNotFoundError:
+            fail(f"{ref_text(t)} has no file or folder {t.path or '/'}", EXIT_NOT_FOUND)
         size = sum(job.size for job in jobs)
         with progress_bar(size, f"get {t.path or '/'}", quiet) as advance:
             transfer.download(s3, bucket, jobs, advance)
@@ -142,9 +174,7 @@ def get(
     if output is Output.json:
         print_json({"files": [str(p) for p in written], "bytes": size})
     else:
-        out.print(
-            f"{len(written)} file{'s' if len(written) != 1 else ''} ({human(size)}) -> {local}"
-        )
+        out.print(f"{plural(len(written), 'file')} ({human(size)}) -> {local}")
 
 
 def ls(
@@ -160,6 +190,8 @@ def ls(
     with client() as api:
         bucket = transfer.bucket_for(api, t.repo, t.ref)
         items = list(transfer.listing(s3, bucket, t.path))
+    if not items and t.path:
+        fail(f"{ref_text(t)} has no file or folder {t.path}", EXIT_NOT_FOUND)
     if output is Output.json:
         print_json(items)
         return
@@ -180,4 +212,7 @@ def cat(where: str = typer.Argument(..., metavar="REPO@REF:PATH")) -> None:
     s3 = _s3()
     with client() as api:
         bucket = transfer.bucket_for(api, t.repo, t.ref)
-        transfer.cat(s3, bucket, t.path, sys.stdout.buffer)
+        try:
+            transfer.cat(s3, bucket, t.path, sys.stdout.buffer)
+        except FileNotFoundError:
+            fail(f"{ref_text(t)} has no file {t.path}", EXIT_NOT_FOUND)

@@ -13,8 +13,12 @@ from gateway.commands.common import (
     client,
     fail,
     human,
+    open_commit_target,
     out,
+    plural,
     print_json,
+    recall_message,
+    remember_message,
     short,
     table,
     target,
@@ -151,12 +155,20 @@ def history(
 
 
 @commit_app.command(
-    "start", epilog="Example: aws s3 sync ./out s3://$(loxo commit start images@main)/out"
+    "start",
+    epilog='Example: B=$(loxo commit start images@main -m "nightly labels"); '
+    "aws s3 sync ./out s3://$B/out; loxo commit finish $B",
 )
 def commit_start(
     where: str = typer.Argument(..., metavar="REPO@BRANCH"),
     idle_minutes: float = typer.Option(
         None, help="Abort it when nothing is written for this long (default: the server's setting)."
+    ),
+    message: str = typer.Option(
+        None,
+        "-m",
+        "--message",
+        help="The commit message `commit finish` uses unless given another (kept on this machine).",
     ),
     output: Output = OUTPUT,
 ) -> None:
@@ -164,6 +176,8 @@ def commit_start(
     t = target(where, need_ref=True, allow_path=False)
     with client() as api:
         opened = api.start_commit(t.repo, t.name, idle_minutes * 60 if idle_minutes else None)
+    if message:
+        remember_message(t.repo, opened.id, message)
     if output is Output.json:
         print_json(opened)
     else:
@@ -171,30 +185,52 @@ def commit_start(
 
 
 @commit_app.command(
-    "finish", epilog='Example: loxo commit finish images@3f2a9c01 -m "nightly labels"'
+    "finish",
+    epilog='Examples: loxo commit finish images@3f2a9c01 -m "nightly labels"  |  '
+    "loxo commit finish images.3f2a9c01...  (the bucket `commit start` printed; "
+    "also s3://images.3f2a9c01...)",
 )
 def commit_finish(
-    where: str = typer.Argument(..., metavar="REPO@COMMIT"),
-    message: str = typer.Option(..., "-m", "--message", help="The commit message."),
+    where: str = typer.Argument(..., metavar="REPO@ID|REPO.ID"),
+    message: str = typer.Option(
+        None, "-m", "--message", help="The commit message (default: `commit start -m`'s)."
+    ),
     output: Output = OUTPUT,
 ) -> None:
     """Finish an open commit: everything written to it becomes one commit."""
-    t = target(where, need_ref=True, allow_path=False)
+    repo, ident = open_commit_target(where)
+    text = message or recall_message(repo, ident)
+    if not text:
+        fail("give the commit message: -m MESSAGE (or `commit start -m` it)", EXIT_USAGE)
     with client() as api:
-        commit = api.finish_commit(t.repo, t.name, message)
+        opened = next((o for o in api.list_open_commits(repo) if o.id.startswith(ident)), None)
+        commit = api.finish_commit(repo, ident, text)
+        changed = sum(api.inspect(repo, commit).changes.values()) if commit else 0
+    recall_message(repo, ident, forget=True)
     if output is Output.json:
         print_json({"commit": commit})
+        return
+    what = f"open commit {opened.id if opened else ident}"
+    branch = f"{repo}@{opened.branch}" if opened else repo
+    if commit is None:
+        out.print(f"finished {what}: nothing was written to it, so no commit was made")
     else:
-        out.print(commit or "nothing was written: no commit made")
+        out.print(
+            f"finished {what} on {branch}: new commit {commit} ({plural(changed, 'path')} changed)"
+        )
 
 
-@commit_app.command("abort", epilog="Example: loxo commit abort images@3f2a9c01")
-def commit_abort(where: str = typer.Argument(..., metavar="REPO@COMMIT")) -> None:
+@commit_app.command(
+    "abort",
+    epilog="Examples: loxo commit abort images@3f2a9c01  |  loxo commit abort images.3f2a9c01...",
+)
+def commit_abort(where: str = typer.Argument(..., metavar="REPO@ID|REPO.ID")) -> None:
     """Abort an open commit: nothing written to it is committed."""
-    t = target(where, need_ref=True, allow_path=False)
+    repo, ident = open_commit_target(where)
     with client() as api:
-        api.abort_commit(t.repo, t.name)
-    out.print(f"aborted {t.repo}@{t.ref}")
+        api.abort_commit(repo, ident)
+    recall_message(repo, ident, forget=True)
+    out.print(f"aborted {repo}@{ident}")
 
 
 @commit_app.command("list", epilog="Example: loxo commit list images")
@@ -255,8 +291,16 @@ def revert(
     """
     t = target(commit, need_ref=True, allow_path=False)
     with client() as api:
+        undone = api.inspect(t.repo, t.name).id
         made = api.revert(t.repo, t.name, branch, message)
+        info = api.inspect(t.repo, made) if made else None
+        into = branch or api.describe_repo(t.repo).default_branch
     if output is Output.json:
         print_json({"commit": made})
+    elif info is None:
+        out.print(f"nothing to undo: {short(undone)} changes nothing on {t.repo}@{into}")
     else:
-        out.print(made or "nothing to undo: no commit made")
+        out.print(
+            f"reverted {short(undone)} on {t.repo}@{into}: new commit {made} "
+            f"({plural(sum(info.changes.values()), 'path')} changed)"
+        )

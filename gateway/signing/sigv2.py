@@ -348,4 +348,3 @@ def _parse_date(value: str) -> datetime | None:
         return utc(parsed)
     except (ValueError, OverflowError):
         return None
-

@@ -9,8 +9,8 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from s3api import xml
-from s3api.errors import AccessDenied, BucketAlreadyOwnedByYou, NoSuchBucket
-from s3api.operations.common import Context, bucket_of, check_canned_acl, view_of
+from s3api.errors import AccessDenied, BucketAlreadyOwnedByYou
+from s3api.operations.common import Context, bucket_of, check_canned_acl, no_such_bucket, view_of
 from s3api.request import S3Request
 from versioning import errors as dom
 
@@ -67,7 +67,7 @@ async def delete_bucket(ctx: Context, req: S3Request) -> Response:
             ref.repo, branch, only_if_empty=True, may_drop_repo=True
         )
     except dom.NotFound:
-        raise NoSuchBucket(BucketName=req.bucket_name or "") from None
+        raise await no_such_bucket(ctx, req.bucket_name or ref.name) from None
     return Response(status_code=204)
 
 

@@ -20,6 +20,7 @@ from versioning import tree
 from versioning.committer import Check
 from versioning.model import ObjectEntry
 from versioning.repository import Versioning
+from versioning.text import some_names
 from versioning.views import ObjectAttrs, View
 
 # Representation headers stored with an object and returned on GET/HEAD.
@@ -58,7 +59,29 @@ async def view_of(ctx: Context, req: S3Request) -> View:
         # a bare `repo` its default branch.
         return await ctx.versioning.named_view(ref.repo, ref.branch)
     except dom.NotFound:
-        raise NoSuchBucket(BucketName=req.bucket_name or "") from None
+        raise await no_such_bucket(ctx, req.bucket_name or ref.name) from None
+
+
+async def no_such_bucket(ctx: Context, bucket: str) -> NoSuchBucket:
+    """NoSuchBucket for `bucket`, saying what is missing and what exists: no
+    such repo, or the repo's branches when it is the branch (or commit) that
+    is missing."""
+    ref = parse_bucket(bucket)
+    prefix = "The specified bucket does not exist"
+    try:
+        branches = [b.name for b in await ctx.versioning.branches.list_branches(ref.repo)]
+    except dom.RepoNotFound:
+        return NoSuchBucket(f"{prefix}: repo {ref.repo} does not exist", BucketName=bucket)
+    if ref.commit is not None:
+        what = f"commit (or open commit) {ref.commit}"
+    elif ref.branch is not None:
+        what = f"branch or tag {ref.branch}"
+    else:
+        what = "default branch"  # only while it is being deleted
+    return NoSuchBucket(
+        f"{prefix}: repo {ref.repo} has no {what}; its branches are: {some_names(branches)}",
+        BucketName=bucket,
+    )
 
 
 async def write_view(ctx: Context, req: S3Request) -> View:

@@ -55,7 +55,7 @@ async def complete_multipart_upload(ctx: Context, req: S3Request) -> Response:
         # The ETag of a multipart object: the MD5 of its parts' MD5s, then "-N".
         etag = _multipart_etag([p.md5 for p in chosen])
         commit, entry = await ctx.versioning.uploads.complete(
-            view, upload, chosen, etag, sums, check=condition
+            view, upload, chosen, etag, sums, check=condition, author=req.author
         )
     except (NoSuchUpload, dom.UploadNotFound):
         # A concurrent completion of this upload won the race.

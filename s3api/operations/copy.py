@@ -23,7 +23,6 @@ from s3api.buckets import parse_bucket
 from s3api.errors import (
     InvalidArgument,
     InvalidRequest,
-    NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
     NoSuchVersion,
@@ -37,6 +36,7 @@ from s3api.operations.common import (
     check_early,
     check_key,
     failed_condition,
+    no_such_bucket,
     view_of,
     write_condition,
     write_view,
@@ -109,13 +109,13 @@ async def source_of(ctx: Context, src: CopySource) -> tuple[View, ObjectEntry]:
                 view = await ctx.versioning.snapshot_view(ref.repo, commit)
             except dom.CommitNotFound:
                 if src.version is None:  # the bucket names a snapshot that does not exist
-                    raise NoSuchBucket(BucketName=src.bucket) from None
+                    raise await no_such_bucket(ctx, src.bucket) from None
                 # A version that is no commit of the repo: no such object version.
                 raise NoSuchVersion(Key=src.key, VersionId=src.version) from None
         else:
             view = await ctx.versioning.named_view(ref.repo, ref.branch)
     except (dom.RepoNotFound, dom.BranchNotFound):
-        raise NoSuchBucket(BucketName=src.bucket) from None
+        raise await no_such_bucket(ctx, src.bucket) from None
     try:
         return view, await ctx.versioning.source_entry(view, src.key)
     except dom.ObjectNotFound:
@@ -240,6 +240,7 @@ async def copy_object(ctx: Context, req: S3Request) -> Response:
         message=f"CopyObject {req.key}",
         origin={"op": "CopyObject", "keys": [req.key], "source": f"{src.bucket}/{src.key}"},
         check=condition,
+        author=req.author,
     )
     modified = await ctx.versioning.commit_time(commit) if commit else new.last_modified
     children: list[xml.Element] = [

@@ -27,6 +27,7 @@ from s3api.operations.objects import read_only
 from s3api.request import S3Request
 from versioning import errors as dom
 from versioning.ids import CommitId, is_commit_hex
+from versioning.text import plural
 
 MAX_KEYS = 1000
 _MESSAGES = {
@@ -93,7 +94,7 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
             )
         else:
             versions.append((item["Key"], CommitId(bytes.fromhex(version))))
-    deleted_versions = await ctx.versioning.version_deletes.delete(view, versions)
+    deleted_versions = await ctx.versioning.version_deletes.delete(view, versions, req.author)
     edits = dict.fromkeys(keys)
     failures: dict[str, str] = {}  # key -> S3 code of its failed condition
     commit = None
@@ -104,9 +105,10 @@ async def delete_objects(ctx: Context, req: S3Request) -> Response:
             commit = await ctx.versioning.commit(
                 view,
                 edits,
-                message=f"DeleteObjects ({len(edits)} keys)",
+                message=f"DeleteObjects ({plural(len(edits), 'key')})",
                 origin={"op": "DeleteObjects", "keys": sorted(edits)},
                 check=delete_check(pending, failed) if pending else None,
+                author=req.author,
             )
             break
         except dom.PreconditionFailed:

@@ -22,7 +22,6 @@ from s3api.errors import (
     InvalidRange,
     InvalidRequest,
     MethodNotAllowed,
-    NoSuchBucket,
     NoSuchKey,
     NoSuchVersion,
     NotImplementedErr,
@@ -40,6 +39,7 @@ from s3api.operations.common import (
     delete_check,
     delete_condition,
     failed_condition,
+    no_such_bucket,
     object_headers,
     view_of,
     write_condition,
@@ -56,10 +56,15 @@ _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 def read_only(view: View) -> AccessDenied:
+    advice = f"Write to a branch bucket such as {view.repo} or {view.repo}.<branch>."
+    if view.tag is not None:
+        return AccessDenied(
+            f"{view.repo}.{view.tag} is a tag (of commit "
+            f"{view.commit.hex() if view.commit else '-'}); tags are read-only. {advice}"
+        )
     commit = view.commit.hex() if view.commit else ""
     return AccessDenied(
-        f"{view.repo}.{commit} is a commit snapshot; snapshots are read-only. "
-        f"Write to a branch bucket such as {view.repo} or {view.repo}.<branch>."
+        f"{view.repo}.{commit} is a commit snapshot; snapshots are read-only. {advice}"
     )
 
 
@@ -78,7 +83,7 @@ async def _read_view(ctx: Context, req: S3Request) -> View:
     except dom.CommitNotFound:
         raise NoSuchVersion(Key=req.key or "", VersionId=version) from None
     except dom.NotFound:
-        raise NoSuchBucket(BucketName=req.bucket_name or "") from None
+        raise await no_such_bucket(ctx, req.bucket_name or ref.name) from None
 
 
 async def _withdrawn(ctx: Context, ref: BucketRef, key: str, version: str) -> bool:
@@ -318,6 +323,7 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
         check=condition,
         contents=[result.manifest],
         skip_same=marker,
+        author=req.author,
     )
     headers = {"ETag": f'"{entry.etag}"'}
     if commit is None and marker:
@@ -332,14 +338,16 @@ async def put_object(ctx: Context, req: S3Request) -> Response:
     return Response(status_code=200, headers=headers)
 
 
-async def _delete_version(ctx: Context, view: View, key: str, version: str) -> Response:
+async def _delete_version(
+    ctx: Context, view: View, key: str, version: str, author: str
+) -> Response:
     """DeleteObject?versionId on a branch: that version leaves the branch's
     version listing; when it was current, the previous version is current
     again (versioning/version_deletes.py). Unknown versions are a no-op."""
     if not is_commit_hex(version):
         raise InvalidArgument("Invalid version id specified", ArgumentName="versionId")
     [done] = await ctx.versioning.version_deletes.delete(
-        view, [(key, CommitId(bytes.fromhex(version)))]
+        view, [(key, CommitId(bytes.fromhex(version)))], author
     )
     headers = {"x-amz-version-id": version}
     if done.was_delete_marker:
@@ -375,7 +383,7 @@ async def delete_object(ctx: Context, req: S3Request) -> Response:
             raise NotImplementedErr(
                 "Conditions on a delete of a specific version are not implemented"
             )
-        return await _delete_version(ctx, view, req.key, version)
+        return await _delete_version(ctx, view, req.key, version, req.author)
     failed: dict[str, str] = {}
     try:
         commit = await ctx.versioning.commit(
@@ -384,6 +392,7 @@ async def delete_object(ctx: Context, req: S3Request) -> Response:
             message=f"DeleteObject {req.key}",
             origin={"op": "DeleteObject", "keys": [req.key]},
             check=delete_check({req.key: condition}, failed) if condition else None,
+            author=req.author,
         )
     except dom.PreconditionFailed:
         if failed.get(req.key) == "NoSuchKey":

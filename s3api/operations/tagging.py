@@ -90,6 +90,7 @@ async def _retag(ctx: Context, req: S3Request, new_tags: dict[str, str], op: str
             expect=expect,
             message=f"{op} {req.key}",
             origin={"op": op, "keys": [req.key]},
+            author=req.author,
         )
     except dom.ObjectNotFound:
         raise NoSuchKey(Key=req.key) from None

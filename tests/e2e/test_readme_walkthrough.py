@@ -39,6 +39,8 @@ def test_readme_walkthrough_runs(server: LoxoServer, tmp_path: Path) -> None:
     env["HOME"] = str(tmp_path)
     env["XDG_CONFIG_HOME"] = str(tmp_path / ".config")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    # `loxo` runs this checkout's code, not whichever checkout installed it.
+    env["PYTHONPATH"] = str(README.parent)
     result = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
         cwd=tmp_path,

@@ -1220,6 +1220,12 @@ def test_every_operation_answers_its_documented_status(server: Any, s3: Any) -> 
     assert merged["outcome"] == "merged" and merged["conflicts"] == []
     reverted = run("revert_commit", "POST", f"{r}/revert", {"commit": "main"})
     assert reverted["commit"] is not None
+    upload = s3.create_multipart_upload(Bucket=name, Key="u")["UploadId"]
+    uploads = run("list_uploads", "GET", f"{r}/uploads")["items"]
+    assert [(u["id"], u["branch"], u["key"], u["parts"]) for u in uploads] == [
+        (upload, "main", "u", 0)
+    ]
+    assert run("abort_upload", "DELETE", f"{r}/uploads/{upload}") is None
     assert run("delete_tag", "DELETE", f"{r}/tags/t") is None
     assert run("delete_branch", "DELETE", f"{r}/branches/dev") is None
     assert run("delete_repo", "DELETE", r, confirm="true") is None
@@ -1305,7 +1311,7 @@ def test_openapi_document(server: Any) -> None:
     operations = {(API + op.path, op.method.lower()): op for op in OPERATIONS}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert documented == set(operations)
-    assert len(operations) == 23
+    assert len(operations) == 25
     for (path, method), op in operations.items():
         spec = doc["paths"][path][method]
         assert spec["operationId"] == op.name

@@ -14,8 +14,11 @@ import hashlib
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +29,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from gateway.client import Client
 from tests.conftest import Database, LoxoServer, free_port
 from tests.conftest import loxo_cli as loxo
 
@@ -280,7 +284,13 @@ def test_new_user_session(server: LoxoServer, tmp_path: Path) -> None:
     assert cli("cat", f"{name}@v1:data/x.csv").stdout.encode() == new_x
 
     reverted = cli("revert", f"{name}@main").stdout.strip()
-    assert COMMIT_ID.match(reverted), reverted
+    found = re.fullmatch(
+        rf"reverted ([0-9a-f]{{12}}) on {name}@main: new commit ([0-9a-f]{{32}}) "
+        r"\(1 path changed\)",
+        reverted,
+    )
+    assert found, reverted
+    assert found.group(2) not in (changed, added, first), "a new commit"
     assert body(s3, f"{name}.main", "data/x.csv") == new_x, "revert undid the delete"
 
     # -- and away with it ------------------------------------------------------------------
@@ -510,8 +520,10 @@ def test_open_commits(server: LoxoServer, db: Database, cli: Cli) -> None:
     assert all(r[1:3] == ["main", f"{name}.{r[0]}"] for r in rows.values())
 
     finished = cli("commit", "finish", f"{name}@{keep_id}", "-m", "twenty at once")
-    commit = finished.stdout.strip()
-    assert COMMIT_ID.match(commit), finished.stdout
+    commit = db.branch_head(name)
+    assert finished.stdout.strip() == (
+        f"finished open commit {keep_id} on {name}@main: new commit {commit} (20 paths changed)"
+    )
     assert db.branch_head(name) == commit
     aborted = cli("commit", "abort", f"{name}@{drop_id}")
     assert aborted.stdout.strip() == f"aborted {name}@{drop_id}"
@@ -715,3 +727,211 @@ def test_writing_to_a_tag_is_a_conflict(server: LoxoServer, cli: Cli, tmp_path: 
         assert "is a tag" in put.stderr and "read-only" in put.stderr
     missing = cli("put", str(local), f"{name}@nosuch:q", code=3)
     assert "not a branch" in missing.stderr
+
+
+def test_not_found_messages_name_what_is_missing(
+    server: LoxoServer, cli: Cli, tmp_path: Path
+) -> None:
+    """cat, get and ls name the path they did not find (ls exits 3, as get
+    does); the control API's not-found messages are sentences."""
+    name = unique("notfound")
+    s3 = server.client()
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="data/a.csv", Body=b"a\n")
+    gone = unique("nosuchrepo")
+    cat, get, ls, listed, inspected, branch, tag = parallel(
+        lambda: cli("cat", f"{name}@main:data/missing.csv", code=3),
+        lambda: cli("get", f"{name}@main:data/missing", str(tmp_path / "out"), code=3),
+        lambda: cli("ls", f"{name}@main:nothing/here/", code=3),
+        lambda: cli("ls", f"{name}:data/"),
+        lambda: cli("inspect", f"{gone}@main", code=3),
+        lambda: cli("branch", "delete", f"{name}@nosuch", code=3),
+        lambda: cli("tag", "delete", f"{name}@v9", code=3),
+    )
+    assert f"{name}@main has no file data/missing.csv" in cat.stderr, cat.stderr
+    assert f"{name}@main has no file or folder data/missing" in get.stderr, get.stderr
+    assert f"{name}@main has no file or folder nothing/here/" in ls.stderr, ls.stderr
+    assert [r[-1] for r in table_rows(listed.stdout)] == ["data/a.csv"]
+    assert f"repo '{gone}' does not exist [repo_not_found]" in inspected.stderr, inspected.stderr
+    assert f"branch 'nosuch' does not exist in repo '{name}' [branch_not_found]" in branch.stderr
+    assert f"tag 'v9' does not exist in repo '{name}' [tag_not_found]" in tag.stderr, tag.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_commits_are_by_the_signing_access_key(
+    server: LoxoServer, cli: Cli, tmp_path: Path
+) -> None:
+    """The author of a commit is the access key that signed the request that
+    made it: S3 writes (SigV4 and SigV2), multipart, copy, delete, tagging, a
+    version delete, and the control API's open commits, merges and reverts."""
+    name = unique("author")
+    s3 = server.client()
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="a", Body=b"a")
+    server.client(signature_version="s3").put_object(Bucket=name, Key="v2", Body=b"v2")
+    s3.copy_object(Bucket=name, Key="c", CopySource={"Bucket": name, "Key": "a"})
+    s3.put_object_tagging(Bucket=name, Key="c", Tagging={"TagSet": [{"Key": "t", "Value": "1"}]})
+    up = s3.create_multipart_upload(Bucket=name, Key="m")["UploadId"]
+    etag = s3.upload_part(Bucket=name, Key="m", UploadId=up, PartNumber=1, Body=b"m")["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=name,
+        Key="m",
+        UploadId=up,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": "v2"}]})
+    replaced = s3.put_object(Bucket=name, Key="a", Body=b"a2")["VersionId"]
+    s3.delete_object(Bucket=name, Key="a", VersionId=replaced)  # restores the first a
+    s3.delete_object(Bucket=name, Key="c")
+    write_tree(tmp_path / "d", {"x.txt": b"x", "y.txt": b"y"})
+    cli("put", str(tmp_path / "d"), f"{name}@main:d")  # an open commit
+    cli("branch", "create", f"{name}@dev")
+    s3.put_object(Bucket=f"{name}.dev", Key="dev.txt", Body=b"dev")
+    s3.put_object(Bucket=name, Key="main.txt", Body=b"main")
+    cli("merge", f"{name}@dev", "--into", "main")  # a merge commit
+    cli("revert", f"{name}@main")
+    log = cli.json("log", name)
+    assert len(log) == 14, [c["message"] for c in log]
+    assert {c["author"] for c in log} == {server.access_key}, [
+        (c["message"], c["author"]) for c in log
+    ]
+
+
+def test_open_commit_by_its_bucket_with_the_start_message(
+    server: LoxoServer, db: Database, cli: Cli
+) -> None:
+    """`commit finish` (and abort) take the bucket `commit start` printed,
+    also as s3://BUCKET/; `commit start -m` gives finish its message; finish
+    and revert say what they did, and -o json stays machine-readable."""
+    s3 = server.client()
+    name = unique("bybucket")
+    s3.create_bucket(Bucket=name)
+    bucket = cli("commit", "start", f"{name}@main", "-m", "nightly labels").stdout.strip()
+    ident = bucket.partition(".")[2]
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="b.txt", Body=b"b")
+    finished = cli("commit", "finish", bucket)
+    head = db.branch_head(name)
+    assert finished.stdout.strip() == (
+        f"finished open commit {ident} on {name}@main: new commit {head} (2 paths changed)"
+    )
+    assert cli.json("log", name)[0]["message"] == "nightly labels"
+
+    second = cli("commit", "start", name + "@main").stdout.strip()
+    s3.put_object(Bucket=second, Key="c.txt", Body=b"c")
+    done = cli.json("commit", "finish", f"s3://{second}/", "-m", "one more")
+    assert done == {"commit": db.branch_head(name)} and done["commit"] != head
+    third = cli("commit", "start", name + "@main").stdout.strip()
+    assert (
+        cli("commit", "abort", f"s3://{third}").stdout.strip()
+        == f"aborted {name}@{third[len(name) + 1 :]}"
+    )
+    no_message = cli("commit", "start", name + "@main").stdout.strip()
+    refused = cli("commit", "finish", no_message, code=2)
+    assert "-m MESSAGE" in refused.stderr
+
+    reverted = cli("revert", f"{name}@main")
+    assert reverted.stdout.strip() == (
+        f"reverted {done['commit'][:12]} on {name}@main: new commit {db.branch_head(name)} "
+        "(1 path changed)"
+    )
+
+
+def test_version_and_short_help(cli: Cli) -> None:
+    """`loxo --version`, `loxo -h` (on subcommands too), and help that shows
+    flags as flags, not as options taking a <bool>."""
+    version, helped, sub, gc_help, put_help = parallel(
+        lambda: cli("--version"),
+        lambda: cli("-h"),
+        lambda: cli("commit", "finish", "-h"),
+        lambda: cli("gc", "--help"),
+        lambda: cli("put", "--help"),
+    )
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version.stdout.strip()), version.stdout
+    assert "Usage:" in helped.stdout and "Usage:" in sub.stdout
+    for shown in (helped, sub, gc_help, put_help):
+        assert "<bool>" not in shown.stdout, shown.stdout
+    assert "--no-dry-run" not in gc_help.stdout and "--dry-run" in gc_help.stdout
+
+
+def test_uploads_list_and_abort(server: LoxoServer, cli: Cli) -> None:
+    """`loxo uploads list` shows the multipart uploads a client left behind
+    (every branch's, or one's), and `loxo uploads abort` clears them: by id,
+    or by branch, key and id (checked to match)."""
+    s3 = server.client()
+    name = unique("uploads")
+    s3.create_bucket(Bucket=name)
+    s3.create_bucket(Bucket=f"{name}.dev")
+    part = os.urandom(5 * 1024 * 1024)
+    first = s3.create_multipart_upload(Bucket=name, Key="raw/big.bin")["UploadId"]
+    s3.upload_part(Bucket=name, Key="raw/big.bin", UploadId=first, PartNumber=1, Body=part)
+    second = s3.create_multipart_upload(Bucket=f"{name}.dev", Key="other.bin")["UploadId"]
+
+    listed, dev_only, table_out = parallel(
+        lambda: cli.json("uploads", "list", name),
+        lambda: cli.json("uploads", "list", f"{name}@dev"),
+        lambda: cli("uploads", "list", name),
+    )
+    assert [(u["id"], u["branch"], u["key"], u["parts"], u["size"]) for u in listed] == [
+        (first, "main", "raw/big.bin", 1, len(part)),
+        (second, "dev", "other.bin", 0, 0),
+    ]
+    assert [u["id"] for u in dev_only] == [second]
+    rows = table_rows(table_out.stdout)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (first, "main", "raw/big.bin"),
+        (second, "dev", "other.bin"),
+    ]
+
+    wrong_key = cli("uploads", "abort", f"{name}@main", "not/it.bin", first, code=3)
+    assert f"has no upload {first} of key 'not/it.bin'" in wrong_key.stderr, wrong_key.stderr
+    aborted = cli("uploads", "abort", f"{name}@main", "raw/big.bin", first)
+    assert aborted.stdout.strip() == f"aborted upload {first} of raw/big.bin in {name}@main"
+    cli("uploads", "abort", name, second)
+    again = cli("uploads", "abort", name, second, code=3)
+    assert "[upload_not_found]" in again.stderr
+    assert cli.json("uploads", "list", name) == []
+    assert s3.list_multipart_uploads(Bucket=name).get("Uploads", []) == []
+    cli("uploads", "list", unique("nosuchrepo"), code=3)
+
+
+def test_ctrl_c_of_put_aborts_the_open_commit(
+    server: LoxoServer, db: Database, cli: Cli, tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT) during `loxo put DIR` aborts the open commit it
+    writes into, says so, exits 130, and leaves the branch as it was."""
+    name = unique("sigint")
+    s3 = server.client()
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="before.txt", Body=b"before")
+    head = db.branch_head(name)
+    write_tree(tmp_path / "big", {f"f{i:04d}.bin": os.urandom(32 * 1024) for i in range(1500)})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOXO_")}
+    env.update(cli.env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "put", str(tmp_path / "big"), f"{name}@main:big"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with Client(server.endpoint, server.access_key or "", server.secret_key or "") as api:
+        deadline = time.monotonic() + 60
+        opened: list[Any] = []
+        while not opened and proc.poll() is None and time.monotonic() < deadline:
+            opened = list(api.list_open_commits(name))
+            time.sleep(0.05)
+        assert len(opened) == 1, "the put did not start an open commit in time"
+        time.sleep(0.3)  # some files are on their way
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 130, (proc.returncode, stdout, stderr)
+        assert (
+            f"interrupted: aborted open commit {opened[0].id} on {name}@main, nothing was committed"
+        ) in stderr, stderr
+        assert "Traceback" not in stderr, stderr
+        assert list(api.list_open_commits(name)) == []
+    assert db.branch_head(name) == head, "the branch is untouched"
+    assert keys(s3, name) == {"before.txt"}

@@ -3,7 +3,16 @@ operation table (gateway/api/table.py) as their modules are imported."""
 
 from __future__ import annotations
 
-from gateway.api.operations import commits, purge, refs
+from gateway.api.operations import commits, purge, refs, uploads
 from gateway.api.table import OPERATIONS, Call, Operation, json_response
 
-__all__ = ["OPERATIONS", "Call", "Operation", "commits", "json_response", "purge", "refs"]
+__all__ = [
+    "OPERATIONS",
+    "Call",
+    "Operation",
+    "commits",
+    "json_response",
+    "purge",
+    "refs",
+    "uploads",
+]

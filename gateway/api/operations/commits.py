@@ -172,6 +172,7 @@ _OPEN = Param("id", "path", "the open commit's id (or a unique prefix of >= 8 he
         "branch": "the branch it will commit to (default: the default branch)",
         "idle_seconds": "abort it when nothing was written for this long (default: the "
         "server's --open-commit-idle-minutes)",
+        "author": "the finished commit's author (default: the access key that signed this)",
     },
     returns="OpenCommit",
     status=201,
@@ -191,7 +192,9 @@ async def start_commit(ctl: Control, call: Call) -> Any:
         or not 0 < idle <= MAX_IDLE_SECONDS
     ):
         raise bad_request(f"idle_seconds must be a number of seconds in (0, {MAX_IDLE_SECONDS}]")
-    record = await ctl.open_commits.start(repo, branch, idle, author=call.text("author", False))
+    record = await ctl.open_commits.start(
+        repo, branch, idle, author=call.text("author", False) or call.access_key
+    )
     return encode.open_commit(record)
 
 
@@ -267,6 +270,7 @@ async def merge_refs(ctl: Control, call: Call) -> Any:
         call.text("into") or "",
         strategy,
         call.text("message", False),
+        author=call.access_key,
     )
     return encode.merge_result(result)
 
@@ -290,5 +294,6 @@ async def revert_commit(ctl: Control, call: Call) -> Any:
         call.text("commit") or "",
         call.text("branch", False),
         call.text("message", False),
+        author=call.access_key,
     )
     return {"commit": encode.hex_or_none(commit)}
