@@ -1226,10 +1226,23 @@ def test_every_operation_answers_its_documented_status(server: Any, s3: Any) -> 
         (upload, "main", "u", 0)
     ]
     assert run("abort_upload", "DELETE", f"{r}/uploads/{upload}") is None
+    s3.put_object(Bucket=name, Key="secret", Body=b"to be erased")
+    plan = run("plan_purge", "GET", f"{r}/purge-plan", path="secret")
+    assert [v["path"] for v in plan["versions"]] == ["secret"]
+    purged = run(
+        "purge", "POST", f"{r}/purges", {"path": "secret", "reason": "test", "confirm": True}
+    )
+    assert purged["path"] == "secret"
+    assert [x["path"] for x in run("list_purges", "GET", f"{r}/purges")["items"]] == ["secret"]
     assert run("delete_tag", "DELETE", f"{r}/tags/t") is None
     assert run("delete_branch", "DELETE", f"{r}/branches/dev") is None
+    trash = run("list_trash", "GET", p("trash"), repo=name)["items"]
+    assert [(t["kind"], t["name"]) for t in trash] == [("branch", "dev")]
+    assert run("restore_branch", "POST", f"{r}/branches/dev/restore", {})["name"] == "dev"
     assert run("delete_repo", "DELETE", r, confirm="true") is None
     assert call(server, "GET", r).status_code == 404
+    assert run("restore_repo", "POST", f"{r}/restore", {})["name"] == name
+    assert call(server, "GET", r).status_code == 200
 
     assert done == {op.name: op.status for op in OPERATIONS}
 
