@@ -1324,7 +1324,7 @@ def test_openapi_document(server: Any) -> None:
     operations = {(API + op.path, op.method.lower()): op for op in OPERATIONS}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert documented == set(operations)
-    assert len(operations) == 25
+    assert len(operations) == 31
     for (path, method), op in operations.items():
         spec = doc["paths"][path][method]
         assert spec["operationId"] == op.name
