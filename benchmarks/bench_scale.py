@@ -213,7 +213,7 @@ class Loader:
         if self._entry is None:
             content, result = await self.svc.store_content(_one_piece(b"bench scale body"))
             md5 = result.md5.hex()
-            self._entry = lambda: self.new_entry(content, result.size, md5, ATTRS)
+            self._entry = lambda: new_entry(content, result.size, md5, ATTRS)
         return self._entry()
 
     async def _repo(self, repo: str) -> tuple[View, CommitId | None]:
