@@ -304,6 +304,8 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     # A body purged from the repo (loxo purge): permanent, and a code S3
     # clients know (an archived object) and do not retry.
     (dom.ContentPurged, InvalidObjectState),
+    (dom.TrashNotFound, NoSuchBucket),
+    (dom.UnmergedCommits, BucketNotEmpty),
     (dom.ConcurrentUpdate, ServiceUnavailable),
     # Control-API outcomes no S3 action produces; retryable if one ever did.
     (dom.Busy, ServiceUnavailable),

@@ -86,7 +86,7 @@ class BranchNotEmpty(VersioningError):
 class UnmergedCommits(VersioningError):
     """Deleting the branch would leave commits that only the trash keeps."""
 
-    def __init__(self, message: str, commits: int) -> None:
+    def __init__(self, message: str, commits: int = 0) -> None:
         super().__init__(message)
         self.commits = commits
 
