@@ -202,6 +202,8 @@ def _s3_failure(exc: ClientError) -> NoReturn:
         mapped = EXIT_NOT_FOUND
     elif code == "AccessDenied":
         mapped = EXIT_CONFLICT  # a write to something read-only (a snapshot, a tag)
+    elif code == "InvalidObjectState":
+        mapped = EXIT_ERROR  # a purged body: nothing to retry, nor to log in again
     elif status == 403:
         mapped = EXIT_AUTH  # InvalidAccessKeyId, SignatureDoesNotMatch
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.client.models import PurgePlan
+from gateway.client.models import PurgePlan, plural
 from gateway.commands.common import (
     EXIT_USAGE,
     OUTPUT,
@@ -23,8 +23,9 @@ from gateway.commands.common import (
 
 def _show_plan(plan: PurgePlan) -> None:
     out.print(
-        f"{plan.repo}:{plan.path}: {len(plan.versions)} versions in {plan.commits} commits, "
-        f"{plan.contents} distinct bodies, {human(plan.bytes)}"
+        f"{plan.repo}:{plan.path}: {plural(len(plan.versions), 'version')} in "
+        f"{plural(plan.commits, 'commit')}, "
+        f"{plural(plan.contents, 'distinct body', 'distinct bodies')}, {human(plan.bytes)}"
     )
     if plan.versions:
         table(
@@ -112,7 +113,8 @@ def purge(
         return
     _show_plan(plan)
     out.print(
-        f"purged {repo}:{done.path} (purge #{done.id}): {done.versions} versions in "
-        f"{done.commits} commits now answer InvalidObjectState; the next `loxo gc` deletes "
+        f"purged {repo}:{done.path} (purge #{done.id}): {plural(done.versions, 'version')} "
+        f"in {plural(done.commits, 'commit')} now answer InvalidObjectState; the next "
+        "`loxo gc` deletes "
         f"{human(done.bytes)} of bytes not held by other repos"
     )
