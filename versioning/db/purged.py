@@ -7,6 +7,7 @@ only what compliance erased) and ask `generation` whether it changed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -124,18 +125,7 @@ class PgPurged:
                 )
             except asyncpg.ForeignKeyViolationError:
                 raise errors.RepoNotFound(entry.repo) from None
-        return PurgeLogEntry(
-            log_id,
-            entry.repo,
-            entry.path,
-            entry.versions,
-            entry.commits,
-            entry.contents,
-            entry.bytes,
-            entry.reason,
-            entry.purged_by,
-            entry.at,
-        )
+        return dataclasses.replace(entry, id=log_id)
 
     async def log(self, repo: str, after: int, limit: int) -> list[PurgeLogEntry]:
         """The repo's purges, oldest first, with id > after (kept after the

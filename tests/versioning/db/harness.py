@@ -7,7 +7,7 @@ database, sharing its state, as versioning.db.Database does) for one test,
 opens a second handle on the same state with empty caches (another server
 process), and can make it look as if garbage collection were running.
 
-Each suite parametrizes a module-scoped `backend` fixture over IMPLEMENTATIONS:
+conftest.py gives every suite a module-scoped `backend` fixture over IMPLEMENTATIONS:
 
     @pytest.fixture(scope="module", params=IMPLEMENTATIONS, ids=implementation_id)
     def backend(request: pytest.FixtureRequest) -> Backend:

@@ -10,12 +10,10 @@ import os
 import pytest
 
 from tests.versioning.db.harness import (
-    IMPLEMENTATIONS,
     Backend,
     Chain,
     Stores,
     commit,
-    implementation_id,
     manifest_of,
     new_repo,
     open_record,
@@ -23,11 +21,6 @@ from tests.versioning.db.harness import (
 )
 from versioning import errors
 from versioning.ids import ContentId, NodeId
-
-
-@pytest.fixture(scope="module", params=IMPLEMENTATIONS, ids=implementation_id)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param(request)  # type: ignore[no-any-return]
 
 
 async def assert_written(db: Stores, chain: Chain) -> None:

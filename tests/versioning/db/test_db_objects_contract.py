@@ -9,23 +9,16 @@ import os
 import pytest
 
 from tests.versioning.db.harness import (
-    IMPLEMENTATIONS,
     Backend,
     Chain,
     Stores,
     commit,
-    implementation_id,
     manifest_of,
     new_repo,
 )
 from versioning import errors
 from versioning.ids import ChunkId, CommitId, ContentId, NodeId, VersionId
 from versioning.model import ChunkRef, Manifest
-
-
-@pytest.fixture(scope="module", params=IMPLEMENTATIONS, ids=implementation_id)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param(request)  # type: ignore[no-any-return]
 
 
 def test_get_commit_reads_what_was_written_and_respects_repo(backend: Backend) -> None:

@@ -9,11 +9,9 @@ import os
 import pytest
 
 from tests.versioning.db.harness import (
-    IMPLEMENTATIONS,
     Backend,
     Stores,
     commit,
-    implementation_id,
     new_repo,
     open_record,
     unique,
@@ -23,11 +21,6 @@ from versioning import errors
 from versioning.clock import now_us
 from versioning.ids import CommitId, ContentId
 from versioning.model import OpenCommit, UploadPart
-
-
-@pytest.fixture(scope="module", params=IMPLEMENTATIONS, ids=implementation_id)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param(request)  # type: ignore[no-any-return]
 
 
 def test_create_makes_a_staging_branch_at_the_base(backend: Backend) -> None:

@@ -6,22 +6,15 @@ from __future__ import annotations
 import pytest
 
 from tests.versioning.db.harness import (
-    IMPLEMENTATIONS,
     Backend,
     Stores,
     commit,
-    implementation_id,
     new_repo,
     open_record,
     unique,
     upload_record,
 )
 from versioning import errors
-
-
-@pytest.fixture(scope="module", params=IMPLEMENTATIONS, ids=implementation_id)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param(request)  # type: ignore[no-any-return]
 
 
 def test_unknown_repo_is_refused(backend: Backend) -> None:

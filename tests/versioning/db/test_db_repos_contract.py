@@ -6,23 +6,16 @@ from __future__ import annotations
 import pytest
 
 from tests.versioning.db.harness import (
-    IMPLEMENTATIONS,
     Backend,
     Chain,
     Stores,
     commit,
-    implementation_id,
     new_repo,
     open_record,
     unique,
     upload_record,
 )
 from versioning import errors
-
-
-@pytest.fixture(scope="module", params=IMPLEMENTATIONS, ids=implementation_id)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param(request)  # type: ignore[no-any-return]
 
 
 def test_create_get_and_the_default_branch(backend: Backend) -> None:

@@ -10,11 +10,9 @@ import os
 import pytest
 
 from tests.versioning.db.harness import (
-    IMPLEMENTATIONS,
     Backend,
     Chain,
     Stores,
-    implementation_id,
     new_repo,
     unique,
     upload_record,
@@ -23,11 +21,6 @@ from versioning import errors
 from versioning.clock import now_us
 from versioning.ids import ContentId
 from versioning.model import Upload, UploadPart
-
-
-@pytest.fixture(scope="module", params=IMPLEMENTATIONS, ids=implementation_id)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param(request)  # type: ignore[no-any-return]
 
 
 def part(number: int, created: int | None = None, **checksums: str) -> UploadPart:

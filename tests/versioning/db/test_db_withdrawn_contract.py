@@ -7,25 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import pytest
-
 from tests.versioning.db.harness import (
-    IMPLEMENTATIONS,
     Backend,
     Chain,
     Stores,
-    implementation_id,
     new_repo,
     unique,
 )
 from versioning.ids import CommitId
 
 Until = asyncio.Event | None
-
-
-@pytest.fixture(scope="module", params=IMPLEMENTATIONS, ids=implementation_id)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param(request)  # type: ignore[no-any-return]
 
 
 async def _commits(db: Stores, repo: str, n: int) -> list[CommitId]:
