@@ -1,0 +1,1 @@
+"""Pipelines: specs, datums, jobs and provenance (the domain side)."""
