@@ -310,10 +310,7 @@ def check_glob(pattern: str) -> int:
             if j < len(pattern) and pattern[j] in "!^":
                 j += 1
             start = j
-            # A `]` right after `[` (or `[!`) is a literal member, as in
-            # shells; so "[]" alone is unclosed, and "[]]" is the class {]}.
-            if j < len(pattern) and pattern[j] == "]":
-                j += 1
+            # A class has at least one member; a literal ] in it is escaped: [\]].
             while j < len(pattern) and pattern[j] != "]":
                 if pattern[j] == "\\":
                     j += 1
