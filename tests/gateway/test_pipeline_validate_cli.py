@@ -127,3 +127,11 @@ def test_missing_file_and_json_output(specs: Path) -> None:
         "empty_files": False,
     }
     assert docs[0]["datum_tries"] == 3
+
+
+def test_help_shows_examples() -> None:
+    proc = loxo("pipeline", "validate", "--help")
+    assert proc.returncode == 0
+    assert "Example" in proc.stdout and "--repos" in proc.stdout
+    listed = loxo("--help")
+    assert "pipeline" in listed.stdout
