@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from gateway.commands import files, history, purge
+from gateway.commands.pipelines import pipeline_app
 from gateway.commands.refs import branch_app, repo_app, tag_app
 from gateway.commands.settings import config_app
 from gateway.commands.uploads import uploads_app
@@ -17,6 +18,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(history.commit_app, name="commit")
     app.add_typer(config_app, name="config")
     app.add_typer(uploads_app, name="uploads")
+    app.add_typer(pipeline_app, name="pipeline")
     for command in (
         history.log,
         history.inspect,
