@@ -21,6 +21,7 @@ from versioning.ids import CommitId
 from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag, TrashEntry
 from versioning.names import check_ref_name, new_version
 from versioning.open_commits import OpenCommits
+from versioning.pipelines.planner import PipelinePlanner
 from versioning.purge import Purges
 from versioning.text import plural
 from versioning.uploads import Uploads
@@ -66,6 +67,7 @@ class Control:
         author: str,
         purges: Purges | None = None,
         uploads: Uploads | None = None,
+        pipeline_planner: PipelinePlanner | None = None,
     ) -> None:
         self.db = db
         self.branches = branches
@@ -76,11 +78,18 @@ class Control:
         self.purges = purges or Purges(db)
         # Multipart uploads, to list and abort the ones clients left behind.
         self._uploads = uploads
+        # The plan preview of a pipeline spec (pipelines/planner.py).
+        self._pipeline_planner = pipeline_planner
 
     @property
     def uploads(self) -> Uploads:
         assert self._uploads is not None, "built without the uploads service"
         return self._uploads
+
+    @property
+    def pipeline_planner(self) -> PipelinePlanner:
+        assert self._pipeline_planner is not None, "built without the pipeline planner"
+        return self._pipeline_planner
 
     # -- refs ------------------------------------------------------------------
 

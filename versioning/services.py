@@ -18,6 +18,7 @@ from versioning.content import DEFAULT_INLINE_MAX
 from versioning.control import Control
 from versioning.db import Database
 from versioning.open_commits import DEFAULT_OPEN_IDLE_SECONDS, OpenCommits
+from versioning.pipelines.planner import PipelinePlanner
 from versioning.repository import Versioning
 
 
@@ -57,5 +58,6 @@ def build(
         author,
         versioning.purges,
         uploads=versioning.uploads,
+        pipeline_planner=PipelinePlanner(versioning),
     )
     return Services(db, versioning, control)

@@ -67,6 +67,7 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
 API_CODES: tuple[tuple[int, str, str], ...] = (
     (400, "invalid_request", "a malformed parameter, cursor or JSON body"),
     (400, "confirmation_required", "a destructive call without confirm=true"),
+    (400, "invalid_spec", "a pipeline spec that cannot be used; `field` names the culprit"),
     (401, "unauthenticated", "the request carries no SigV4 signature"),
     (403, "access_denied", "an unknown access key, or a signature that does not match"),
     (404, "not_found", "no such API path"),

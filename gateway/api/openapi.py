@@ -164,6 +164,42 @@ SCHEMAS: dict[str, Any] = {
             "other_paths_complete": {"type": "boolean"},
         },
     },
+    "PipelinePlan": {
+        "type": "object",
+        "properties": {
+            "pipeline": _S,
+            "datums": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": _S,
+                        "decision": {"enum": ["run", "skip", "remove"]},
+                        "reason": _S,
+                        "inputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": _S,
+                                    "repo": _S,
+                                    "branch": _S,
+                                    "commit": _SN,
+                                    "path": _S,
+                                    "files": _I,
+                                    "bytes": _I,
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "totals": {
+                "type": "object",
+                "properties": {"datums": _I, "run": _I, "skip": _I, "remove": _I},
+            },
+        },
+    },
     "Error": {
         "type": "object",
         "properties": {
@@ -191,6 +227,7 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
     "from": _SN,
     "strategy": {"enum": ["ours", "theirs", None]},
     "confirm": {"type": "boolean"},
+    "spec": {"type": "object"},
 }
 
 

@@ -30,6 +30,7 @@ from gateway.client.models import (
     Commit,
     MergeResult,
     OpenCommit,
+    PipelinePlan,
     Purge,
     PurgePlan,
     Repo,
@@ -346,6 +347,14 @@ class AsyncClient:
         params = {"branch": branch, "key": key}
         await self.request("DELETE", _path("repos", repo, "uploads", upload_id), params)
 
+    # -- pipelines ---------------------------------------------------------------------
+
+    async def plan_pipeline(self, spec: dict[str, Any]) -> PipelinePlan:
+        """What a job of `spec` (Pachyderm's JSON form) would run, skip and remove
+        now, each datum with its reason. Nothing runs."""
+        doc = await self.request("POST", _path("pipelines", "plan"), body={"spec": spec})
+        return PipelinePlan.from_json(doc)
+
 
 P = ParamSpec("P")
 
@@ -438,6 +447,7 @@ class Client:
     list_purges = _iterating(AsyncClient.list_purges)
     list_uploads = _iterating(AsyncClient.list_uploads)
     abort_upload = _blocking(AsyncClient.abort_upload)
+    plan_pipeline = _blocking(AsyncClient.plan_pipeline)
 
 
 async def _make(endpoint: str, access: str, secret: str, options: dict[str, Any]) -> AsyncClient:

@@ -299,3 +299,62 @@ class Purge:
             d["purged_by"],
             _time(d.get("at")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedInput:
+    """One input of a planned datum: the matched path and what it covers."""
+
+    name: str
+    repo: str
+    branch: str
+    commit: str | None
+    path: str
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDatum:
+    """A datum of a pipeline plan: `decision` is run, skip or remove."""
+
+    id: str
+    decision: str
+    reason: str
+    inputs: list[PlannedInput]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelinePlan:
+    """What a job of a spec would do now (nothing runs by asking)."""
+
+    pipeline: str
+    datums: list[PlannedDatum]
+    totals: dict[str, int]
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> PipelinePlan:
+        return PipelinePlan(
+            d.get("pipeline", ""),
+            [
+                PlannedDatum(
+                    x["id"],
+                    x["decision"],
+                    x["reason"],
+                    [
+                        PlannedInput(
+                            i["name"],
+                            i["repo"],
+                            i["branch"],
+                            i.get("commit"),
+                            i["path"],
+                            int(i["files"]),
+                            int(i["bytes"]),
+                        )
+                        for i in x.get("inputs", [])
+                    ],
+                )
+                for x in d["datums"]
+            ],
+            {k: int(v) for k, v in d["totals"].items()},
+        )

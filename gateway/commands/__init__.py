@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from gateway.commands import files, history, purge
+from gateway.commands import (
+    files,
+    history,
+    pipeline_plan,  # noqa: F401 - adds `plan` to pipeline_app
+    purge,
+)
 from gateway.commands.pipelines import pipeline_app
 from gateway.commands.refs import branch_app, repo_app, tag_app
 from gateway.commands.settings import config_app

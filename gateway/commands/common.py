@@ -144,6 +144,7 @@ _USAGE = {
     "invalid_request",
     "confirmation_required",
     "unmerged_commits",
+    "invalid_spec",
 }
 _AUTH = {"unauthenticated", "access_denied"}
 

@@ -1234,6 +1234,14 @@ def test_every_operation_answers_its_documented_status(server: Any, s3: Any) -> 
     )
     assert purged["path"] == "secret"
     assert [x["path"] for x in run("list_purges", "GET", f"{r}/purges")["items"]] == ["secret"]
+    spec = {
+        "pipeline": {"name": "planned"},
+        "input": {"pfs": {"repo": name, "glob": "/f"}},
+        "transform": {"cmd": ["true"]},
+    }
+    planned = run("plan_pipeline", "POST", p("pipelines", "plan"), {"spec": spec})
+    assert [(d["decision"], d["reason"]) for d in planned["datums"]] == [("run", "new")]
+    assert planned["totals"] == {"datums": 1, "run": 1, "skip": 0, "remove": 0}
     assert run("delete_tag", "DELETE", f"{r}/tags/t") is None
     assert run("delete_branch", "DELETE", f"{r}/branches/dev") is None
     trash = run("list_trash", "GET", p("trash"), repo=name)["items"]
@@ -1324,7 +1332,7 @@ def test_openapi_document(server: Any) -> None:
     operations = {(API + op.path, op.method.lower()): op for op in OPERATIONS}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert documented == set(operations)
-    assert len(operations) == 31
+    assert len(operations) == 32
     for (path, method), op in operations.items():
         spec = doc["paths"][path][method]
         assert spec["operationId"] == op.name

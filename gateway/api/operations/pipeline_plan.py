@@ -1,0 +1,70 @@
+"""Control API: the plan preview of a pipeline spec (`loxo pipeline plan`):
+which datums a job would run, skip, or whose outputs it would remove, each
+with its reason, before anything runs. Nothing is written.
+
+The whole plan is one response (no pagination): fine for 10,000s of datums;
+a paginated plan is for later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.api.errors import ApiError, bad_request
+from gateway.api.table import Call, op
+from versioning.control import Control
+from versioning.pipelines.planner import PlannedItem, SpecPlan
+from versioning.pipelines.spec import SpecError, parse_spec
+
+
+def _item(d: PlannedItem) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "decision": d.decision,
+        "reason": d.reason,
+        "inputs": [
+            {
+                "name": i.name,
+                "repo": i.repo,
+                "branch": i.branch,
+                "commit": i.commit or None,
+                "path": i.path,
+                "files": i.files,
+                "bytes": i.bytes,
+            }
+            for i in d.inputs
+        ],
+    }
+
+
+def plan_json(plan: SpecPlan) -> dict[str, Any]:
+    return {
+        "pipeline": plan.pipeline,
+        "datums": [_item(d) for d in plan.datums],
+        "totals": plan.totals,
+    }
+
+
+def invalid_spec(exc: SpecError) -> ApiError:
+    return ApiError(400, "invalid_spec", str(exc), field=exc.field)
+
+
+@op(
+    "POST",
+    "/pipelines/plan",
+    "Plan a pipeline spec without running it: the datums a job would run now, those it "
+    "would skip, and the outputs it would remove, each with its reason",
+    body={"spec": "the pipeline spec (Pachyderm's JSON format, as `loxo pipeline validate`)"},
+    required=("spec",),
+    returns="PipelinePlan",
+)
+async def plan_pipeline(ctl: Control, call: Call) -> Any:
+    raw = call.body.get("spec")
+    if not isinstance(raw, dict):
+        raise bad_request("the JSON body needs the field 'spec', a pipeline spec object")
+    try:
+        spec = parse_spec(raw)
+        plan = await ctl.pipeline_planner.plan(spec)
+    except SpecError as exc:
+        raise invalid_spec(exc) from None
+    return plan_json(plan)
