@@ -21,6 +21,7 @@ from versioning.ids import CommitId
 from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag, TrashEntry
 from versioning.names import check_ref_name, new_version
 from versioning.open_commits import OpenCommits
+from versioning.pipelines.service import Pipelines
 from versioning.purge import Purges
 from versioning.text import plural
 from versioning.uploads import Uploads
@@ -66,6 +67,7 @@ class Control:
         author: str,
         purges: Purges | None = None,
         uploads: Uploads | None = None,
+        pipelines: Pipelines | None = None,
     ) -> None:
         self.db = db
         self.branches = branches
@@ -76,6 +78,8 @@ class Control:
         self.purges = purges or Purges(db)
         # Multipart uploads, to list and abort the ones clients left behind.
         self._uploads = uploads
+        # Pipelines' lifecycle (pipelines/service.py).
+        self.pipelines = pipelines or Pipelines(db, branches)
 
     @property
     def uploads(self) -> Uploads:

@@ -87,7 +87,7 @@ class InvalidSpec(VersioningError):
     """A pipeline spec refused: `field` is the culprit's dotted path
     (`input.pfs.glob`, "" for the document itself)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, message: str, field: str = "") -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message

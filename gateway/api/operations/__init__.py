@@ -3,7 +3,7 @@ operation table (gateway/api/table.py) as their modules are imported."""
 
 from __future__ import annotations
 
-from gateway.api.operations import commits, purge, refs, uploads
+from gateway.api.operations import commits, pipelines, purge, refs, uploads
 from gateway.api.table import OPERATIONS, Call, Operation, json_response
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Operation",
     "commits",
     "json_response",
+    "pipelines",
     "purge",
     "refs",
     "uploads",
