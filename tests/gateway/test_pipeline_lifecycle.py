@@ -161,6 +161,18 @@ def test_delete_trashes_the_output_repo_or_keeps_it(loxo: Client, s3: Any, image
     assert loxo.create_pipeline(spec(kept, images)).version == 1
 
 
+def test_a_dangling_downstream_pipeline_does_not_block_others(loxo: Client, images: str) -> None:
+    up, down, later = unique("up"), unique("down"), unique("later")
+    loxo.create_pipeline(spec(up, images))
+    loxo.create_pipeline(spec(down, up))
+    loxo.delete_pipeline(up, confirm=True)  # down now reads a repo in the trash
+    assert loxo.create_pipeline(spec(later, images)).version == 1
+    assert loxo.update_pipeline(later, spec(later, images)).version == 2
+    # ...but a spec that reads the missing repo itself is refused.
+    error = refused(400, "invalid_spec", loxo.update_pipeline, down, spec(down, up))
+    assert error.details["field"] == "input.pfs.repo"
+
+
 # --------------------------------------------------------------------------- the CLI
 
 

@@ -35,11 +35,15 @@ class Pipeline:
     @property
     def input_repos(self) -> tuple[str, ...]:
         """The repos its pfs inputs read, in spec order, each once."""
-        seen: dict[str, None] = {}
-        for _, leaf in iter_leaves(self.spec.input):
-            if isinstance(leaf, Pfs):
-                seen.setdefault(leaf.repo, None)
-        return tuple(seen)
+        return _pipeline_inputs(self.spec)
+
+
+def _pipeline_inputs(spec: PipelineSpec) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for _, leaf in iter_leaves(spec.input):
+        if isinstance(leaf, Pfs):
+            seen.setdefault(leaf.repo, None)
+    return tuple(seen)
 
 
 def new_salt() -> str:
@@ -90,9 +94,16 @@ class Pipelines:
     async def _check_dag(self, spec: PipelineSpec) -> None:
         """The DAG with `spec` in it (new, or replacing its current version):
         its inputs exist, and it makes no cycle."""
-        specs = {p.name: p.spec for p in await self.list()}
+        others = {p.name: p for p in await self.list() if p.name != spec.name}
+        specs = {name: p.spec for name, p in others.items()}
         specs[spec.name] = spec
-        repos = [r for r in await self._all_repos() if r not in specs]
+        repos = {r for r in await self._all_repos() if r not in specs}
+        # Another pipeline's input repo may be gone meanwhile (deleted, or an
+        # upstream pipeline deleted with its repo): that is no reason to
+        # refuse this spec, unless this spec reads it too.
+        mine = set(_pipeline_inputs(spec))
+        for other in others.values():
+            repos.update(r for r in other.input_repos if r not in specs and r not in mine)
         try:
             check_dag(specs, repos)
         except SpecError as exc:
