@@ -305,6 +305,10 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     # clients know (an archived object) and do not retry.
     (dom.ContentPurged, InvalidObjectState),
     (dom.TrashNotFound, NoSuchBucket),
+    # Pipelines are control-API only; a pipeline is named like its output bucket.
+    (dom.PipelineNotFound, NoSuchBucket),
+    (dom.PipelineExists, BucketAlreadyOwnedByYou),
+    (dom.InvalidSpec, InvalidRequest),
     (dom.UnmergedCommits, BucketNotEmpty),
     (dom.ConcurrentUpdate, ServiceUnavailable),
     # Control-API outcomes no S3 action produces; retryable if one ever did.

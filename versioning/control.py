@@ -22,6 +22,7 @@ from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag, TrashEntry
 from versioning.names import check_ref_name, new_version
 from versioning.open_commits import OpenCommits
 from versioning.pipelines.planner import PipelinePlanner
+from versioning.pipelines.service import Pipelines
 from versioning.purge import Purges
 from versioning.text import plural
 from versioning.uploads import Uploads
@@ -68,6 +69,7 @@ class Control:
         purges: Purges | None = None,
         uploads: Uploads | None = None,
         pipeline_planner: PipelinePlanner | None = None,
+        pipelines: Pipelines | None = None,
     ) -> None:
         self.db = db
         self.branches = branches
@@ -80,6 +82,8 @@ class Control:
         self._uploads = uploads
         # The plan preview of a pipeline spec (pipelines/planner.py).
         self._pipeline_planner = pipeline_planner
+        # Pipelines' lifecycle (pipelines/service.py).
+        self.pipelines = pipelines or Pipelines(db, branches)
 
     @property
     def uploads(self) -> Uploads:

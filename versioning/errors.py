@@ -43,6 +43,10 @@ class TrashNotFound(NotFound):
     """Nothing of that name in the trash (never deleted, restored, or expired)."""
 
 
+class PipelineNotFound(NotFound):
+    pass
+
+
 class RefNotFound(NotFound):
     """A ref names no branch or commit (or an ancestor that does not exist)."""
 
@@ -73,6 +77,20 @@ class BranchExists(AlreadyExists):
 
 class TagExists(AlreadyExists):
     pass
+
+
+class PipelineExists(AlreadyExists):
+    pass
+
+
+class InvalidSpec(VersioningError):
+    """A pipeline spec refused: `field` is the culprit's dotted path
+    (`input.pfs.glob`, "" for the document itself)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
 
 
 class InvalidName(VersioningError):

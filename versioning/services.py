@@ -2,7 +2,7 @@
 them, and which of them each protocol layer gets.
 
 s3api gets `versioning` (views, objects, branches, uploads); the control API
-gets `control` (refs, logs, diffs, open commits, merges). Both share one
+gets `control` (refs, logs, diffs, open commits, merges, pipelines). Both share one
 committer, so writes from either protocol queue on the same branch heads.
 """
 
@@ -19,6 +19,7 @@ from versioning.control import Control
 from versioning.db import Database
 from versioning.open_commits import DEFAULT_OPEN_IDLE_SECONDS, OpenCommits
 from versioning.pipelines.planner import PipelinePlanner
+from versioning.pipelines.service import Pipelines
 from versioning.repository import Versioning
 
 
@@ -59,5 +60,6 @@ def build(
         versioning.purges,
         uploads=versioning.uploads,
         pipeline_planner=PipelinePlanner(versioning),
+        pipelines=Pipelines(db, versioning.branches),
     )
     return Services(db, versioning, control)

@@ -11,6 +11,8 @@ from versioning.commit_log import PathChange
 from versioning.control import CommitInfo, MergeResult, RepoInfo
 from versioning.ids import CommitId
 from versioning.model import Branch, Commit, ObjectEntry, OpenCommit, Repo, Tag, TrashEntry
+from versioning.pipelines.service import Pipeline
+from versioning.pipelines.spec import to_json
 from versioning.uploads import UploadInfo
 
 # Years 1 to 9999 of datetime, in Unix seconds (a bound, not a calendar).
@@ -166,4 +168,19 @@ def merge_result(m: MergeResult) -> dict[str, Any]:
         "outcome": m.outcome,
         "commit": hex_or_none(m.commit),
         "conflicts": [{"path": c.path, "kind": c.kind} for c in m.conflicts],
+    }
+
+
+def pipeline(p: Pipeline) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "state": p.state,
+        "version": p.version,
+        "salt": p.salt,
+        "reprocess": p.reprocess,
+        "output_repo": p.name,
+        "input_repos": list(p.input_repos),
+        "created": time_text(p.created),
+        "updated": time_text(p.updated),
+        "spec": to_json(p.spec),
     }

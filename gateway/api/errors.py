@@ -43,9 +43,12 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.RefNotFound, 404, "ref_not_found"),
     (dom.ObjectNotFound, 404, "object_not_found"),
     (dom.UploadNotFound, 404, "upload_not_found"),
+    (dom.PipelineNotFound, 404, "pipeline_not_found"),
     (dom.RepoExists, 409, "repo_exists"),
     (dom.BranchExists, 409, "branch_exists"),
     (dom.TagExists, 409, "tag_exists"),
+    (dom.PipelineExists, 409, "pipeline_exists"),
+    (dom.InvalidSpec, 400, "invalid_spec"),
     (dom.InvalidName, 400, "invalid_name"),
     (dom.InvalidRef, 400, "invalid_ref"),
     (dom.InvalidCursor, 400, "invalid_request"),
@@ -87,6 +90,8 @@ def from_domain(exc: dom.VersioningError) -> ApiError:
                 ]
             if isinstance(exc, dom.UnmergedCommits):
                 details["commits"] = exc.commits
+            if isinstance(exc, dom.InvalidSpec):
+                details["field"] = exc.field
             return ApiError(status, code, sentence(exc) or code.replace("_", " "), **details)
     return ApiError(500, "internal_error", "internal error; the server log has the details")
 
@@ -122,6 +127,10 @@ def sentence(exc: dom.VersioningError) -> str:
             return f"upload {text} does not exist (completed, aborted or expired)"
         case dom.RepoExists():
             return f"repo {text!r} already exists"
+        case dom.PipelineNotFound():
+            return f"pipeline {text!r} does not exist"
+        case dom.PipelineExists():
+            return f"pipeline {text!r} already exists"
         case dom.BranchExists():
             return f"branch {name!r} already exists{of}"
         case dom.TagExists():

@@ -200,6 +200,21 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Pipeline": {
+        "type": "object",
+        "properties": {
+            "name": _S,
+            "state": {"enum": ["running", "stopped"]},
+            "version": _I,
+            "salt": _S,
+            "reprocess": {"type": "boolean"},
+            "output_repo": _S,
+            "input_repos": {"type": "array", "items": _S},
+            "created": _S,
+            "updated": _S,
+            "spec": {"type": "object"},
+        },
+    },
     "Error": {
         "type": "object",
         "properties": {
@@ -228,6 +243,7 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
     "strategy": {"enum": ["ours", "theirs", None]},
     "confirm": {"type": "boolean"},
     "spec": {"type": "object"},
+    "reprocess": {"type": "boolean"},
 }
 
 

@@ -30,6 +30,7 @@ from gateway.client.models import (
     Commit,
     MergeResult,
     OpenCommit,
+    Pipeline,
     PipelinePlan,
     Purge,
     PurgePlan,
@@ -355,6 +356,40 @@ class AsyncClient:
         doc = await self.request("POST", _path("pipelines", "plan"), body={"spec": spec})
         return PipelinePlan.from_json(doc)
 
+    async def create_pipeline(self, spec: dict[str, Any]) -> Pipeline:
+        """A pipeline from a spec (Pachyderm's format, as a mapping), and its
+        output repo. `invalid_spec` errors name the field in details["field"]."""
+        doc = await self.request("POST", _path("pipelines"), body={"spec": spec})
+        return Pipeline.from_json(doc)
+
+    async def update_pipeline(
+        self, name: str, spec: dict[str, Any], reprocess: bool = False
+    ) -> Pipeline:
+        """A new version of the pipeline's spec; a new salt with `reprocess`."""
+        body = {"spec": spec, "reprocess": reprocess}
+        doc = await self.request("POST", _path("pipelines", name, "versions"), body=body)
+        return Pipeline.from_json(doc)
+
+    async def list_pipelines(self) -> AsyncIterator[Pipeline]:
+        async for item in self.pages(_path("pipelines")):
+            yield Pipeline.from_json(item)
+
+    async def inspect_pipeline(self, name: str) -> Pipeline:
+        return Pipeline.from_json(await self.request("GET", _path("pipelines", name)))
+
+    async def stop_pipeline(self, name: str) -> Pipeline:
+        return Pipeline.from_json(await self.request("POST", _path("pipelines", name, "stop")))
+
+    async def start_pipeline(self, name: str) -> Pipeline:
+        return Pipeline.from_json(await self.request("POST", _path("pipelines", name, "start")))
+
+    async def delete_pipeline(
+        self, name: str, keep_repo: bool = False, confirm: bool = False
+    ) -> None:
+        """Delete the pipeline; its output repo goes to the trash unless `keep_repo`."""
+        params = {"confirm": str(confirm).lower(), "keep_repo": str(keep_repo).lower()}
+        await self.request("DELETE", _path("pipelines", name), params)
+
 
 P = ParamSpec("P")
 
@@ -448,6 +483,13 @@ class Client:
     list_uploads = _iterating(AsyncClient.list_uploads)
     abort_upload = _blocking(AsyncClient.abort_upload)
     plan_pipeline = _blocking(AsyncClient.plan_pipeline)
+    create_pipeline = _blocking(AsyncClient.create_pipeline)
+    update_pipeline = _blocking(AsyncClient.update_pipeline)
+    list_pipelines = _iterating(AsyncClient.list_pipelines)
+    inspect_pipeline = _blocking(AsyncClient.inspect_pipeline)
+    stop_pipeline = _blocking(AsyncClient.stop_pipeline)
+    start_pipeline = _blocking(AsyncClient.start_pipeline)
+    delete_pipeline = _blocking(AsyncClient.delete_pipeline)
 
 
 async def _make(endpoint: str, access: str, secret: str, options: dict[str, Any]) -> AsyncClient:

@@ -358,3 +358,34 @@ class PipelinePlan:
             ],
             {k: int(v) for k, v in d["totals"].items()},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """A pipeline: its current spec version, state and salt."""
+
+    name: str
+    state: str  # "running" or "stopped"
+    version: int
+    salt: str
+    reprocess: bool
+    output_repo: str
+    input_repos: tuple[str, ...]
+    created: datetime | None
+    updated: datetime | None
+    spec: dict[str, Any] = field(default_factory=dict)  # canonical JSON form
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Pipeline:
+        return Pipeline(
+            d["name"],
+            d["state"],
+            int(d["version"]),
+            d["salt"],
+            bool(d.get("reprocess", False)),
+            d.get("output_repo", d["name"]),
+            tuple(d.get("input_repos", ())),
+            _time(d.get("created")),
+            _time(d.get("updated")),
+            dict(d.get("spec") or {}),
+        )

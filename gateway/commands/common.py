@@ -125,6 +125,7 @@ _NOT_FOUND = {
     "object_not_found",
     "trash_not_found",
     "upload_not_found",
+    "pipeline_not_found",
     "not_found",
 }
 _CONFLICT = {
@@ -136,6 +137,7 @@ _CONFLICT = {
     "default_branch",
     "branch_not_empty",
     "read_only",
+    "pipeline_exists",
 }
 _USAGE = {
     "invalid_name",

@@ -1,18 +1,39 @@
-"""`loxo pipeline`: Pachyderm-style pipelines. So far only `validate`, which
-checks spec files offline: each spec's fields, then the DAG among them."""
+"""`loxo pipeline`: Pachyderm-style pipelines. `validate` checks spec files
+offline (each spec's fields, then the DAG among them); create, update, list,
+inspect, stop, start and delete manage pipelines on the server (jobs do not
+run yet)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from gateway.commands.common import EXIT_USAGE, OUTPUT, Output, err, fail, out
+from gateway.client import LoxoError
+from gateway.commands.common import (
+    EXIT_USAGE,
+    OUTPUT,
+    Output,
+    client,
+    err,
+    exit_code_for,
+    fail,
+    out,
+    print_json,
+    table,
+    when,
+)
+
+if TYPE_CHECKING:
+    from gateway.client.models import Pipeline
 
 pipeline_app = typer.Typer(
-    help="Pipelines (in progress): only `validate` exists so far.", no_args_is_help=True
+    help="Pipelines (in progress): validate specs, create and manage pipelines (jobs do "
+    "not run yet).",
+    no_args_is_help=True,
 )
 
 _FILES = typer.Option(
@@ -101,3 +122,167 @@ def validate(
         return
     noun = "pipeline" if len(order) == 1 else "pipelines"
     out.print(f"ok: {len(order)} {noun} (order: {', '.join(order)})", markup=False)
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+_SPEC_FILE = typer.Option(
+    ..., "--file", "-f", help="The pipeline spec, JSON or YAML (Pachyderm's format)."
+)
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    """The spec file's canonical JSON, checked offline first (exit 2 with
+    `FILE: field: message`)."""
+    from versioning.pipelines.spec import SpecError, parse_spec, to_json
+
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{path}: cannot read: {exc}", EXIT_USAGE)
+    try:
+        return to_json(parse_spec(text, source=str(path)))
+    except SpecError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _spec_refused(exc: LoxoError, path: Path) -> None:
+    """The server's refusal of a spec (its DAG: a missing input repo, a
+    cycle) as `FILE: field: message`; other errors go on."""
+    if exc.code == "invalid_spec":
+        fail(f"{path}: {exc.message} [{exc.code}]", exit_code_for(exc.code, exc.status))
+
+
+def _show(p: Pipeline, output: Output, did: str) -> None:
+    if output is Output.json:
+        print_json(p)
+        return
+    out.print(f"{did} pipeline {p.name} (version {p.version}, {p.state})", markup=False)
+
+
+@pipeline_app.command(
+    "create",
+    epilog="Examples: loxo pipeline create -f edges.yaml  |  "
+    "loxo pipeline create -f edges.json -o json",
+)
+def create(path: Path = _SPEC_FILE, output: Output = OUTPUT) -> None:
+    """Create a pipeline from a spec, and its output repo (the pipeline's name).
+    Its input repos must exist (or be other pipelines' outputs)."""
+    spec = _read_spec(path)
+    with client() as api:
+        try:
+            created = api.create_pipeline(spec)
+        except LoxoError as exc:
+            _spec_refused(exc, path)
+            raise
+    _show(created, output, "created")
+
+
+@pipeline_app.command(
+    "update",
+    epilog="Examples: loxo pipeline update -f edges.yaml  |  loxo pipeline update -f edges.yaml "
+    "--reprocess",
+)
+def update(
+    path: Path = _SPEC_FILE,
+    reprocess: bool = typer.Option(
+        False, "--reprocess", help="A new salt: the next job reprocesses every datum."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Store a new version of a pipeline's spec (the pipeline named in the spec)."""
+    spec = _read_spec(path)
+    with client() as api:
+        try:
+            updated = api.update_pipeline(spec["pipeline"]["name"], spec, reprocess)
+        except LoxoError as exc:
+            _spec_refused(exc, path)
+            raise
+    _show(updated, output, "updated")
+
+
+@pipeline_app.command("list", epilog="Examples: loxo pipeline list  |  loxo pipeline list -o json")
+def list_(output: Output = OUTPUT) -> None:
+    """List pipelines: state, version, input repos."""
+    with client() as api:
+        found = list(api.list_pipelines())
+    if output is Output.json:
+        print_json(found)
+        return
+    table(
+        ["NAME", "STATE", "VERSION", "INPUT REPOS", "UPDATED"],
+        [(p.name, p.state, p.version, ", ".join(p.input_repos), when(p.updated)) for p in found],
+    )
+
+
+@pipeline_app.command(
+    "inspect",
+    epilog="Examples: loxo pipeline inspect edges  |  loxo pipeline inspect edges -o json",
+)
+def inspect(name: str, output: Output = OUTPUT) -> None:
+    """A pipeline's state, version, salt, input and output repos and current spec."""
+    with client() as api:
+        p = api.inspect_pipeline(name)
+    if output is Output.json:
+        print_json(p)
+        return
+    for label, value in (
+        ("name", p.name),
+        ("state", p.state),
+        ("version", str(p.version)),
+        ("salt", p.salt),
+        ("input repos", ", ".join(p.input_repos)),
+        ("output repo", p.output_repo),
+        ("created", when(p.created)),
+        ("updated", when(p.updated)),
+    ):
+        out.print(f"{label + ':':13} {value}", markup=False)
+    out.print("spec:", markup=False)
+    out.print(json.dumps(p.spec, indent=2), markup=False)
+
+
+@pipeline_app.command("stop", epilog="Example: loxo pipeline stop edges")
+def stop(name: str, output: Output = OUTPUT) -> None:
+    """Stop a pipeline: no new jobs until `loxo pipeline start`."""
+    with client() as api:
+        p = api.stop_pipeline(name)
+    _show(p, output, "stopped")
+
+
+@pipeline_app.command("start", epilog="Example: loxo pipeline start edges")
+def start(name: str, output: Output = OUTPUT) -> None:
+    """Start a stopped pipeline."""
+    with client() as api:
+        p = api.start_pipeline(name)
+    _show(p, output, "started")
+
+
+@pipeline_app.command(
+    "delete",
+    epilog="Examples: loxo pipeline delete edges --yes  |  loxo pipeline delete edges "
+    "--keep-repo --yes",
+)
+def delete(
+    name: str,
+    keep_repo: bool = typer.Option(
+        False, "--keep-repo", help="Keep the output repo (default: to the trash)."
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Confirm."),
+    output: Output = OUTPUT,
+) -> None:
+    """Delete a pipeline and its spec versions; its output repo goes to the
+    trash (`loxo repo restore NAME` puts it back) unless --keep-repo."""
+    if not yes:
+        fail(
+            f"deleting pipeline {name} deletes its spec versions"
+            + ("" if keep_repo else " and moves its output repo to the trash")
+            + "; add --yes",
+            EXIT_USAGE,
+        )
+    with client() as api:
+        api.delete_pipeline(name, keep_repo=keep_repo, confirm=True)
+    if output is Output.json:
+        sys.stdout.write(json.dumps({"deleted": name, "kept_repo": keep_repo}) + "\n")
+        return
+    kept = "kept its output repo" if keep_repo else f"its output repo {name} is in the trash"
+    out.print(f"deleted pipeline {name} ({kept})", markup=False)

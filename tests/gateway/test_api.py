@@ -1251,6 +1251,22 @@ def test_every_operation_answers_its_documented_status(server: Any, s3: Any) -> 
     assert call(server, "GET", r).status_code == 404
     assert run("restore_repo", "POST", f"{r}/restore", {})["name"] == name
     assert call(server, "GET", r).status_code == 200
+    pipe = unique("pipe")
+    spec = {
+        "pipeline": {"name": pipe},
+        "input": {"pfs": {"repo": name, "glob": "/*"}},
+        "transform": {"cmd": ["true"]},
+    }
+    made = run("create_pipeline", "POST", p("pipelines"), {"spec": spec})
+    assert (made["name"], made["version"], made["input_repos"]) == (pipe, 1, [name])
+    listed = run("list_pipelines", "GET", p("pipelines"))["items"]
+    assert pipe in [x["name"] for x in listed]
+    assert run("inspect_pipeline", "GET", p("pipelines", pipe))["state"] == "running"
+    version = run("update_pipeline", "POST", p("pipelines", pipe, "versions"), {"spec": spec})
+    assert version["version"] == 2
+    assert run("stop_pipeline", "POST", p("pipelines", pipe, "stop"))["state"] == "stopped"
+    assert run("start_pipeline", "POST", p("pipelines", pipe, "start"))["state"] == "running"
+    assert run("delete_pipeline", "DELETE", p("pipelines", pipe), confirm="true") is None
 
     assert done == {op.name: op.status for op in OPERATIONS}
 
@@ -1332,7 +1348,7 @@ def test_openapi_document(server: Any) -> None:
     operations = {(API + op.path, op.method.lower()): op for op in OPERATIONS}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert documented == set(operations)
-    assert len(operations) == 32
+    assert len(operations) == 39
     for (path, method), op in operations.items():
         spec = doc["paths"][path][method]
         assert spec["operationId"] == op.name

@@ -8,6 +8,7 @@
 - withdrawn.py: versions withdrawn from a branch's version listing;
 - trash.py: deleted repos and branches, restorable until they expire;
 - purged.py: bodies purged from a repo, and the purge audit log;
+- pipelines.py: pipelines and the versions of their specs;
 - commit_chain.py: the one statement that commits and moves a head.
 
 Each concept is a Protocol (what the domain needs) with a PostgreSQL
@@ -24,6 +25,7 @@ from versioning.db.caches import DECODED_NODES, ENCODED_NODE_BYTES
 from versioning.db.commit_chain import ChainWrite, PgCommitWriter
 from versioning.db.objects import PgObjects
 from versioning.db.open_commits import PgOpenCommits
+from versioning.db.pipelines import PgPipelines
 from versioning.db.purged import PgPurged
 from versioning.db.refs import PgRefs
 from versioning.db.repos import PgRepos
@@ -55,6 +57,7 @@ class Database:
         self.open_commits = PgOpenCommits(pool)
         self.withdrawn = PgWithdrawn(pool)
         self.purged = PgPurged(pool)
+        self.pipelines = PgPipelines(pool)
         self.writer = writer or PgCommitWriter(pool, self.objects)
 
     @staticmethod

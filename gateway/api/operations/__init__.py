@@ -3,7 +3,7 @@ operation table (gateway/api/table.py) as their modules are imported."""
 
 from __future__ import annotations
 
-from gateway.api.operations import commits, pipeline_plan, purge, refs, uploads
+from gateway.api.operations import commits, pipeline_plan, pipelines, purge, refs, uploads
 from gateway.api.table import OPERATIONS, Call, Operation, json_response
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "commits",
     "json_response",
     "pipeline_plan",
+    "pipelines",
     "purge",
     "refs",
     "uploads",

@@ -44,6 +44,7 @@ from versioning.db import ChainWrite, Database
 from versioning.db.commit_chain import CommitWriter
 from versioning.db.objects import ObjectStore
 from versioning.db.open_commits import OpenCommitStore
+from versioning.db.pipelines import PipelineStore
 from versioning.db.refs import RefStore
 from versioning.db.repos import RepoStore
 from versioning.db.uploads import UploadStore
@@ -63,6 +64,7 @@ class Stores(Protocol):
     uploads: UploadStore
     open_commits: OpenCommitStore
     withdrawn: WithdrawnStore
+    pipelines: PipelineStore
     writer: CommitWriter
 
 
