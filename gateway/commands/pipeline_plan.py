@@ -11,17 +11,15 @@ import typer
 
 from gateway.client.models import PipelinePlan, PlannedDatum, plural
 from gateway.commands.common import (
-    EXIT_USAGE,
     OUTPUT,
     Output,
     client,
-    fail,
     human,
     out,
     print_json,
     table,
 )
-from gateway.commands.pipelines import pipeline_app
+from gateway.commands.pipelines import load_spec, pipeline_app
 
 _FILE = typer.Option(
     ..., "--file", "-f", help="A pipeline spec, JSON or YAML (Pachyderm's format)."
@@ -54,16 +52,9 @@ def plan(file: Path = _FILE, output: Output = OUTPUT) -> None:
     those it would skip and the outputs it would delete, each with its reason
     (a pipeline not created yet has no history: every datum is new). Reads the
     inputs' branch heads; writes nothing. A bad spec exits 2."""
-    from versioning.pipelines.spec import SpecError, parse_spec, to_json
+    from versioning.pipelines.spec import to_json
 
-    try:
-        text = file.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{file}: cannot read: {exc}", EXIT_USAGE)
-    try:
-        spec = parse_spec(text, source=str(file))
-    except SpecError as exc:
-        fail(str(exc), EXIT_USAGE)
+    spec = load_spec(file)
     with client() as api:
         result = api.plan_pipeline(to_json(spec))
     if output is Output.json:

@@ -29,6 +29,7 @@ from gateway.commands.common import (
 
 if TYPE_CHECKING:
     from gateway.client.models import Pipeline
+    from versioning.pipelines.spec import PipelineSpec
 
 pipeline_app = typer.Typer(
     help="Pipelines (in progress): validate specs, create and manage pipelines (jobs do "
@@ -69,24 +70,15 @@ def validate(
     from versioning.pipelines.dag import check_dag
     from versioning.pipelines.spec import (
         Pfs,
-        PipelineSpec,
         SpecError,
         iter_leaves,
-        parse_spec,
         to_json,
     )
 
     specs: dict[str, PipelineSpec] = {}
     file_of: dict[str, Path] = {}
     for path in files:
-        try:
-            text = path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"{path}: cannot read: {exc}", EXIT_USAGE)
-        try:
-            spec = parse_spec(text, source=str(path))
-        except SpecError as exc:
-            fail(str(exc), EXIT_USAGE)
+        spec = load_spec(path)
         if spec.name in specs:
             fail(
                 f"{path}: pipeline.name: pipeline {spec.name!r} is also defined in "
@@ -131,19 +123,26 @@ _SPEC_FILE = typer.Option(
 )
 
 
-def _read_spec(path: Path) -> dict[str, Any]:
-    """The spec file's canonical JSON, checked offline first (exit 2 with
-    `FILE: field: message`)."""
-    from versioning.pipelines.spec import SpecError, parse_spec, to_json
+def load_spec(path: Path) -> PipelineSpec:
+    """A spec file, parsed and checked offline (exit 2 with `FILE: field:
+    message`, or when it cannot be read)."""
+    from versioning.pipelines.spec import SpecError, parse_spec
 
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{path}: cannot read: {exc}", EXIT_USAGE)
     try:
-        return to_json(parse_spec(text, source=str(path)))
+        return parse_spec(text, source=str(path))
     except SpecError as exc:
         fail(str(exc), EXIT_USAGE)
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    """The spec file's canonical JSON, checked offline first."""
+    from versioning.pipelines.spec import to_json
+
+    return to_json(load_spec(path))
 
 
 def _spec_refused(exc: LoxoError, path: Path) -> None:
