@@ -43,16 +43,21 @@ async def guard_target(conn: asyncpg.Connection, repo: str, target: CommitId) ->
         )
 
 
+async def lock_repo(conn: asyncpg.Connection, repo: str) -> None:
+    """Inside a transaction: queue behind every other ref creation, restore
+    or branch delete in `repo` (RepoNotFound when there is no such repo).
+    FOR NO KEY UPDATE, so inserts' foreign-key checks do not wait on it."""
+    locked = await conn.fetchval("SELECT 1 FROM repos WHERE name = $1 FOR NO KEY UPDATE", repo)
+    if locked is None:
+        raise errors.RepoNotFound(repo)
+
+
 async def claim_name(conn: asyncpg.Connection, repo: str, name: str, other: str) -> None:
     """Inside a transaction creating a branch or tag `name`: serialize ref
     creation in the repo and refuse a name the other kind (`other`: the
     table "tags" or "branches") already has. Branches and tags share one
     namespace, so a ref never names two things."""
-    locked = await conn.fetchval(
-        "SELECT 1 FROM repos WHERE name = $1 FOR NO KEY UPDATE", repo
-    )  # (FOR NO KEY UPDATE: the inserts' foreign-key checks do not wait on it)
-    if locked is None:
-        raise errors.RepoNotFound(repo)
+    await lock_repo(conn, repo)
     if await conn.fetchval(f"SELECT 1 FROM {other} WHERE repo = $1 AND name = $2", repo, name):
         kind = errors.TagExists if other == "tags" else errors.BranchExists
         raise kind(f"{repo}@{name} is a {'tag' if other == 'tags' else 'branch'}")

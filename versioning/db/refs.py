@@ -15,7 +15,7 @@ from versioning import errors
 from versioning.clock import now_us
 from versioning.db.objects import PgObjects
 from versioning.db.open_commits import drop_open_commit
-from versioning.db.ref_guard import claim_name, guard_target, ref_move
+from versioning.db.ref_guard import claim_name, guard_target, lock_repo, ref_move
 from versioning.db.repos import PgRepos, drop_repo
 from versioning.db.trash import forget_trashed_branches, trash_branch, trash_repo
 from versioning.ids import CommitId
@@ -135,11 +135,7 @@ class PgRefs:
         async with self.pool.acquire() as conn, conn.transaction():
             # Deletes in one repo queue here, so two of them cannot each
             # leave the other the last branch.
-            if (
-                await conn.fetchval("SELECT 1 FROM repos WHERE name = $1 FOR NO KEY UPDATE", repo)
-                is None
-            ):
-                raise errors.RepoNotFound(repo)
+            await lock_repo(conn, repo)
             row = await conn.fetchrow(
                 "SELECT head, created FROM branches WHERE repo = $1 AND name = $2 "
                 "AND head IS NOT DISTINCT FROM $3 FOR UPDATE",

@@ -14,6 +14,7 @@ import asyncpg
 
 from versioning import errors
 from versioning.db.objects import PgObjects
+from versioning.db.ref_guard import lock_repo
 from versioning.ids import CommitId
 from versioning.model import Branch, Repo, TrashEntry
 
@@ -219,11 +220,7 @@ class PgTrash:
         `target`. BranchExists/TagExists when `target` is taken."""
         async with self.pool.acquire() as conn, conn.transaction():
             # Serializes with ref creation in the repo (ref_guard.claim_name).
-            if (
-                await conn.fetchval("SELECT 1 FROM repos WHERE name = $1 FOR NO KEY UPDATE", repo)
-                is None
-            ):
-                raise errors.RepoNotFound(repo)
+            await lock_repo(conn, repo)
             entry = await conn.fetchrow(
                 "SELECT t.id, r.head, r.created FROM trash t "
                 "JOIN trash_refs r ON r.trash_id = t.id AND r.kind = 'branch' "
