@@ -18,6 +18,7 @@ from s3api.xml import http_date
 from versioning import errors as dom
 from versioning import tree
 from versioning.committer import Check
+from versioning.ids import is_commit_hex
 from versioning.model import ObjectEntry
 from versioning.repository import Versioning
 from versioning.text import some_names
@@ -95,6 +96,20 @@ async def write_view(ctx: Context, req: S3Request) -> View:
     except dom.NotFound:
         return await view_of(ctx, req)  # a tag (the caller refuses it), or NoSuchBucket
     return View(ref.repo, branch, None, None)
+
+
+def version_param(req: S3Request) -> str | None:
+    """The `versionId` a request names: None when absent or "null" (no object
+    has the null version: it means the current one), else a commit id
+    (InvalidArgument when it is none)."""
+    version = req.query.get("versionId")
+    if version is None or version == "null":
+        return None
+    if not is_commit_hex(version):
+        raise InvalidArgument(
+            "Invalid version id specified", ArgumentName="versionId", ArgumentValue=version
+        )
+    return version
 
 
 def check_key(key: str) -> None:

@@ -41,6 +41,7 @@ from s3api.operations.common import (
     failed_condition,
     no_such_bucket,
     object_headers,
+    version_param,
     view_of,
     write_condition,
     write_view,
@@ -48,7 +49,7 @@ from s3api.operations.common import (
 from s3api.request import S3Request
 from s3api.xml import http_date
 from versioning import errors as dom
-from versioning.ids import CommitId, is_commit_hex
+from versioning.ids import CommitId
 from versioning.model import ObjectEntry
 from versioning.views import View, new_entry
 
@@ -70,11 +71,9 @@ def read_only(view: View) -> AccessDenied:
 
 async def _read_view(ctx: Context, req: S3Request) -> View:
     """The view a read addresses: the bucket's, or the commit named by versionId."""
-    version = req.query.get("versionId")
-    if version is None or version == "null":
+    version = version_param(req)
+    if version is None:
         return await view_of(ctx, req)
-    if not is_commit_hex(version):
-        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId")
     ref = bucket_of(req)
     if ref.commit is None and await _withdrawn(ctx, ref, req.key or "", version):
         raise NoSuchVersion(Key=req.key or "", VersionId=version)
@@ -344,8 +343,6 @@ async def _delete_version(
     """DeleteObject?versionId on a branch: that version leaves the branch's
     version listing; when it was current, the previous version is current
     again (versioning/version_deletes.py). Unknown versions are a no-op."""
-    if not is_commit_hex(version):
-        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId")
     [done] = await ctx.versioning.version_deletes.delete(
         view, [(key, CommitId(bytes.fromhex(version)))], author
     )
@@ -376,13 +373,14 @@ async def delete_object(ctx: Context, req: S3Request) -> Response:
         req.headers.get("x-amz-if-match-last-modified-time"),
         ("If-Match", "x-amz-if-match-size", "x-amz-if-match-last-modified-time"),
     )
-    version = req.query.get("versionId")
-    if version is not None and version != "null":
+    if req.query.get("versionId") not in (None, "null"):
         if condition is not None:
             # Refused, not ignored: a version delete judges its own version.
             raise NotImplementedErr(
                 "Conditions on a delete of a specific version are not implemented"
             )
+        version = version_param(req)
+        assert version is not None
         return await _delete_version(ctx, view, req.key, version, req.author)
     failed: dict[str, str] = {}
     try:

@@ -17,7 +17,6 @@ from starlette.responses import Response
 
 from s3api import routing, xml
 from s3api.errors import (
-    InvalidArgument,
     InvalidBucketState,
     MalformedACLError,
     MalformedXML,
@@ -25,10 +24,15 @@ from s3api.errors import (
     NoSuchTagSet,
     NotImplementedErr,
 )
-from s3api.operations.common import Context, bucket_of, check_canned_acl, view_of
+from s3api.operations.common import (
+    Context,
+    bucket_of,
+    check_canned_acl,
+    version_param,
+    view_of,
+)
 from s3api.operations.copy import CopySource, source_of
 from s3api.request import S3Request
-from versioning.ids import is_commit_hex
 
 OWNER_ID = "loxo"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -42,13 +46,7 @@ async def _object_version(ctx: Context, req: S3Request) -> str | None:
     """Check the addressed object (and versionId) exists; returns the commit that
     made it, for x-amz-version-id."""
     assert req.key is not None and req.bucket_name is not None
-    version = req.query.get("versionId")
-    if version == "null":
-        version = None  # no object has the null version; it means the current one
-    if version is not None and not is_commit_hex(version):
-        raise InvalidArgument(
-            "Invalid version id specified", ArgumentName="versionId", ArgumentValue=version
-        )
+    version = version_param(req)
     bucket_of(req)  # InvalidBucketName first
     _, entry = await source_of(ctx, CopySource(req.bucket_name, req.key, version))
     commit = await ctx.versioning.commit_of(entry)

@@ -18,13 +18,12 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from s3api import tags
-from s3api.errors import InvalidArgument, InvalidRequest, NoSuchKey
-from s3api.operations.common import Context, bucket_of, view_of
+from s3api.errors import InvalidRequest, NoSuchKey
+from s3api.operations.common import Context, bucket_of, version_param, view_of
 from s3api.operations.copy import CopySource, source_of
 from s3api.operations.objects import read_only
 from s3api.request import S3Request
 from versioning import errors as dom
-from versioning.ids import is_commit_hex
 from versioning.model import ObjectEntry
 
 OLD_VERSION_REFUSED = (
@@ -35,15 +34,9 @@ OLD_VERSION_REFUSED = (
 
 
 def _version(req: S3Request) -> str | None:
-    version = req.query.get("versionId")
-    if version in (None, "", "null"):
-        return None  # no object has the null version; it means the current one
-    assert version is not None
-    if not is_commit_hex(version):
-        raise InvalidArgument(
-            "Invalid version id specified", ArgumentName="versionId", ArgumentValue=version
-        )
-    return version
+    if req.query.get("versionId") == "":
+        return None  # an empty versionId names the current version too
+    return version_param(req)
 
 
 async def _addressed(ctx: Context, req: S3Request) -> ObjectEntry:
