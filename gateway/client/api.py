@@ -390,6 +390,93 @@ class AsyncClient:
         params = {"confirm": str(confirm).lower(), "keep_repo": str(keep_repo).lower()}
         await self.request("DELETE", _path("pipelines", name), params)
 
+    # -- jobs, datums, logs and lineage (docs/design/jobs.md has the JSON shapes) --
+
+    async def list_jobs(
+        self, pipeline: str | None = None, state: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Jobs, newest first (of one pipeline, in one state, when given)."""
+        async for item in self.pages(_path("jobs"), {"pipeline": pipeline, "state": state}):
+            yield item
+
+    async def inspect_job(self, job: str) -> dict[str, Any]:
+        doc: dict[str, Any] = await self.request("GET", _path("jobs", job))
+        return doc
+
+    async def stop_job(self, job: str) -> dict[str, Any]:
+        doc: dict[str, Any] = await self.request("POST", _path("jobs", job, "stop"))
+        return doc
+
+    async def list_datums(
+        self, job: str, state: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        async for item in self.pages(_path("jobs", job, "datums"), {"state": state}):
+            yield item
+
+    async def inspect_datum(self, job: str, datum: str) -> dict[str, Any]:
+        doc: dict[str, Any] = await self.request("GET", _path("jobs", job, "datums", datum))
+        return doc
+
+    async def restart_datum(self, job: str, datum: str) -> dict[str, Any]:
+        path = _path("jobs", job, "datums", datum, "restart")
+        doc: dict[str, Any] = await self.request("POST", path)
+        return doc
+
+    async def logs(
+        self,
+        pipeline: str | None = None,
+        job: str | None = None,
+        datum: str | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of log records, oldest first: {"items": [...], "next_cursor"}."""
+        params = {"pipeline": pipeline, "job": job, "datum": datum, "cursor": cursor}
+        doc: dict[str, Any] = await self.request("GET", _path("logs"), params)
+        return doc
+
+    async def wait_status(self, repo: str, commit: str) -> dict[str, Any]:
+        """Whether everything downstream of repo@commit has finished, now."""
+        params = {"repo": repo, "commit": commit}
+        doc: dict[str, Any] = await self.request("GET", _path("wait"), params)
+        return doc
+
+    async def provenance(self, repo: str, path: str, ref: str | None = None) -> dict[str, Any]:
+        """The input files (repo@commit:path) that made repo@ref:path, up the DAG."""
+        params = {"repo": repo, "ref": ref, "path": path}
+        doc: dict[str, Any] = await self.request("GET", _path("provenance"), params)
+        return doc
+
+    async def subvenance(self, repo: str, path: str, ref: str | None = None) -> dict[str, Any]:
+        """Everything derived from repo@ref:path, down the DAG."""
+        params = {"repo": repo, "ref": ref, "path": path}
+        doc: dict[str, Any] = await self.request("GET", _path("subvenance"), params)
+        return doc
+
+    async def dag(self) -> dict[str, Any]:
+        doc: dict[str, Any] = await self.request("GET", _path("dag"))
+        return doc
+
+    # -- the worker protocol ---------------------------------------------------------
+
+    async def lease_datums(
+        self, worker: str, max_items: int = 1, wait_seconds: float = 0.0
+    ) -> dict[str, Any]:
+        """Up to `max_items` datums to run: {"lease_seconds", "items": [Lease]}."""
+        body = {"worker": worker, "max": max_items, "wait_seconds": wait_seconds}
+        doc: dict[str, Any] = await self.request("POST", _path("work", "lease"), body=body)
+        return doc
+
+    async def heartbeat(self, worker: str, attempts: list[str]) -> list[str]:
+        """Extends the leases; the attempts no longer held."""
+        body = {"worker": worker, "attempts": attempts}
+        doc = await self.request("POST", _path("work", "heartbeat"), body=body)
+        return list(doc.get("lost", []))
+
+    async def complete_datum(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Report an attempt's outcome; LoxoError(409, "lease_lost") if not held."""
+        doc: dict[str, Any] = await self.request("POST", _path("work", "complete"), body=result)
+        return doc
+
 
 P = ParamSpec("P")
 
@@ -490,6 +577,20 @@ class Client:
     stop_pipeline = _blocking(AsyncClient.stop_pipeline)
     start_pipeline = _blocking(AsyncClient.start_pipeline)
     delete_pipeline = _blocking(AsyncClient.delete_pipeline)
+    list_jobs = _iterating(AsyncClient.list_jobs)
+    inspect_job = _blocking(AsyncClient.inspect_job)
+    stop_job = _blocking(AsyncClient.stop_job)
+    list_datums = _iterating(AsyncClient.list_datums)
+    inspect_datum = _blocking(AsyncClient.inspect_datum)
+    restart_datum = _blocking(AsyncClient.restart_datum)
+    logs = _blocking(AsyncClient.logs)
+    wait_status = _blocking(AsyncClient.wait_status)
+    provenance = _blocking(AsyncClient.provenance)
+    subvenance = _blocking(AsyncClient.subvenance)
+    dag = _blocking(AsyncClient.dag)
+    lease_datums = _blocking(AsyncClient.lease_datums)
+    heartbeat = _blocking(AsyncClient.heartbeat)
+    complete_datum = _blocking(AsyncClient.complete_datum)
 
 
 async def _make(endpoint: str, access: str, secret: str, options: dict[str, Any]) -> AsyncClient:
