@@ -158,7 +158,9 @@ class Attempt:
             captured = (process.tail(out), process.tail(err))
         if self.cancelled:
             return result("failed", code, "cancelled")
-        if outcome != "success" or lease.output_bucket is None:
+        # With s3_out the command wrote its outputs itself; a local replay
+        # (no output bucket) keeps them in pfs/out.
+        if outcome != "success" or lease.output_bucket is None or lease.s3_out:
             return result(outcome, code, error)
 
         started = time.monotonic()
