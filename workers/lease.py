@@ -130,14 +130,17 @@ class LeaseInput:
         if not name or "/" in name or name in (".", "..", "out"):
             raise LeaseError(f"{where}name: {name!r} cannot name a folder under pfs/")
         files = _optional(doc, "files", list, where, [])
+        if files and not doc.get("bucket"):
+            raise LeaseError(f"{where}bucket: missing, and there are files to read")
         return LeaseInput(
             name=name,
             repo=_field(doc, "repo", str, where),
             branch=_optional(doc, "branch", str, where, ""),
-            commit=_field(doc, "commit", str, where),
+            # An input branch without a commit yet has neither (and no files).
+            commit=_optional(doc, "commit", str, where, ""),
             path=_optional(doc, "path", str, where, ""),
             s3=bool(_optional(doc, "s3", bool, where, False)),
-            bucket=_field(doc, "bucket", str, where),
+            bucket=_optional(doc, "bucket", str, where, ""),
             files=tuple(InputFile.from_json(f, f"{where}files[{i}].") for i, f in enumerate(files)),
         )
 

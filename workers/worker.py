@@ -239,7 +239,7 @@ class Worker:
         backoff = BACKOFF_FIRST
         while True:
             try:
-                answer = await api.complete_datum(result.to_json())
+                answer = await api.complete_datum({**result.to_json(), "worker": self.name})
             except Exception as exc:
                 if isinstance(exc, LoxoError) and exc.code == "lease_lost":
                     if lease is not None:

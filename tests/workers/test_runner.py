@@ -470,6 +470,9 @@ def test_lease_parses_the_contracts_example_and_round_trips() -> None:
     assert Lease.from_json(parsed.to_json()) == parsed
     replay = {k: v for k, v in DOC.items() if k != "attempt"} | {"output_bucket": None}
     assert Lease.from_json(replay).output_bucket is None
+    # An input branch with no commit yet: no commit, no bucket, no files.
+    empty = {**DOC["inputs"][0], "commit": None, "bucket": None, "files": []}
+    assert Lease.from_json(DOC | {"inputs": [empty]}).inputs[0].bucket == ""
 
 
 @pytest.mark.parametrize(
@@ -483,6 +486,7 @@ def test_lease_parses_the_contracts_example_and_round_trips() -> None:
         ({"inputs": [{**DOC["inputs"][0], "name": "out"}]}, "inputs[0].name"),
         ({"inputs": [DOC["inputs"][0], DOC["inputs"][0]]}, "two inputs share a name"),
         ({"version": True}, "version: expected a number"),
+        ({"inputs": [{**DOC["inputs"][0], "bucket": None}]}, "inputs[0].bucket: missing"),
     ],
 )
 def test_malformed_leases_name_the_field(change: dict[str, Any], message: str) -> None:
