@@ -39,6 +39,7 @@ DEFAULT_LEASE_SECONDS = 30.0
 # How long a finished attempt's report is retried through network trouble:
 # past that its lease has surely expired and the datum runs again anyway.
 REPORT_RETRY_SECONDS = 300.0
+HEARTBEAT_NAP = 0.1
 
 
 def default_name() -> str:
@@ -278,8 +279,15 @@ class Worker:
     # -- heartbeats ------------------------------------------------------------------------
 
     async def _heartbeats(self, api: AsyncClient) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            await asyncio.sleep(max(self.lease_seconds / 3, 0.2))
+            # Short naps: the period follows lease_seconds, which the first
+            # lease answer may shorten well below the default.
+            await asyncio.sleep(HEARTBEAT_NAP)
+            if loop.time() - last < self.lease_seconds / 3:
+                continue
+            last = loop.time()
             held = list(self._held)
             if not held:
                 continue
