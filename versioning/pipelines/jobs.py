@@ -15,6 +15,7 @@ import asyncio
 import builtins
 import contextlib
 import json
+import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -32,6 +33,8 @@ from versioning.pipelines import output
 from versioning.pipelines.job_plan import JobPlanner, Reader
 from versioning.pipelines.service import Pipeline, Pipelines
 from versioning.pipelines.spec import Pfs, PipelineSpec, iter_leaves, parse_spec
+
+log = logging.getLogger("loxo.pipelines")
 
 DEFAULT_LEASE_SECONDS = 30.0
 # A worker's stdout and stderr are kept up to this many characters (the tail).
@@ -79,6 +82,7 @@ class Jobs:
         self._specs: dict[tuple[str, int], PipelineSpec] = {}
         # Called with each successful job (egress).
         self.on_success: list[Callable[[JobRow, PipelineSpec], Any]] = []
+        self._hooks: set[asyncio.Task[None]] = set()
 
     # -- specs -----------------------------------------------------------------------
 
@@ -475,11 +479,20 @@ class Jobs:
         )
         ended = await self.db.jobs.get_job(job.id)
         for hook in self.on_success:
-            try:
-                await hook(ended, spec)
-            except Exception as exc:  # egress failing does not undo the job
-                await self.db.jobs.set_job_stats(job.id, {"egress_error": str(exc)})
+            # Egress may take long: it must not hold up scheduling.
+            task = asyncio.create_task(self._run_hook(hook, ended, spec))
+            self._hooks.add(task)
+            task.add_done_callback(self._hooks.discard)
         return ended
+
+    async def _run_hook(
+        self, hook: Callable[[JobRow, PipelineSpec], Any], job: JobRow, spec: PipelineSpec
+    ) -> None:
+        try:
+            await hook(job, spec)
+        except Exception as exc:  # egress failing does not undo the job
+            log.warning("after job %s of %s: %s", job.id, job.pipeline, exc)
+            await self.db.jobs.set_job_stats(job.id, {"egress_error": str(exc)})
 
     async def stop(self, ident: str, reason: str = "stopped") -> JobRow:
         job = await self.db.jobs.get_job(ident)
