@@ -30,6 +30,7 @@ from versioning.db.jobs import DatumRow, JobInput, JobRow, LogLine
 from versioning.ids import CommitId
 from versioning.model import OpenCommit
 from versioning.pipelines import output
+from versioning.pipelines.datums import PastDatum
 from versioning.pipelines.job_plan import JobPlanner, Reader
 from versioning.pipelines.service import Pipeline, Pipelines
 from versioning.pipelines.spec import Pfs, PipelineSpec, iter_leaves, parse_spec
@@ -524,6 +525,17 @@ class Jobs:
         return restarted
 
     # -- reading -----------------------------------------------------------------------
+
+    async def past(self, pipeline: str, salt: str) -> dict[str, PastDatum]:
+        """What the plan preview compares with: every outcome under the salt,
+        and the live datums (whatever their salt)."""
+        out: dict[str, PastDatum] = {}
+        for did, (outcome, location) in (await self.db.jobs.all_outcomes(pipeline, salt)).items():
+            out[did] = PastDatum(outcome, location, False)  # type: ignore[arg-type]
+        for live in await self.db.jobs.live_all(pipeline):
+            outcome = "success" if live.outcome == "success" else "recovered"
+            out[live.id] = PastDatum(outcome, live.location, True)  # type: ignore[arg-type]
+        return out
 
     async def get(self, ident: str) -> JobRow:
         return await self.db.jobs.get_job(ident)

@@ -267,6 +267,22 @@ def test_reprocess(fresh_database: Callable[[], str], tmp_path: Path, every_job:
             await svc.control.pipelines.create(spec)
             await _settle(svc, "copies")
             await _write(svc, "inputs", "main", {"f0": b"v2"})
+            # The preview of the next job says what it will do, before it runs.
+            current = await svc.control.pipelines.inspect("copies")
+            past = await svc.control.jobs.past("copies", current.salt)
+            preview = await svc.control.pipeline_planner.plan(current.spec, past, current.salt)
+            assert preview.totals == (
+                {"datums": 4, "run": 4, "skip": 0, "remove": 1}
+                if every_job
+                else {"datums": 4, "run": 1, "skip": 3, "remove": 1}
+            )
+            # f0's old output goes (it changed); with every_job the rest rerun too.
+            reasons = sorted(d.reason for d in preview.datums)
+            assert reasons == (
+                ["content changed", "content changed", "reprocess", "reprocess", "reprocess"]
+                if every_job
+                else ["content changed", "content changed", "unchanged", "unchanged", "unchanged"]
+            )
             job = await _settle(svc, "copies")
             assert job is not None
             assert job.stats["run"] == (4 if every_job else 1)
