@@ -250,9 +250,18 @@ def test_heartbeats_keep_a_long_datum_leased(jobs_server: Any, tmp_path: Path) -
     access, secret = jobs_server.access_key, jobs_server.secret_key
     with Client(jobs_server.endpoint, access, secret) as api:
         pipeline = _pipeline(api, s3, slow=7.0)  # more than twice the 3 s lease
-        worker = start_worker(
-            jobs_server.endpoint, tmp_path / "w", access, secret, "--parallel", "3"
-        )
+        # This time as `loxo worker`, its keys from the environment as for every command.
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "worker", "--endpoint", jobs_server.endpoint,
+             "--scratch", str(tmp_path / "w"), "--parallel", "3"],
+            cwd=REPO_ROOT,
+            env={**os.environ, "LOXO_ACCESS_KEY": access, "LOXO_SECRET_KEY": secret,
+                 "LOXO_CONFIG": str(tmp_path / "no-config.json")},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         try:
             job = _wait_job(api, pipeline)
         finally:
@@ -294,3 +303,32 @@ def test_a_stopped_jobs_commands_are_killed(jobs_server: Any, tmp_path: Path) ->
         assert log.count("lost: killing it") == 3, log
         for d in running:
             assert f"datum {d['id'][:8]} lost" in log
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_servers_own_workers_run_jobs_and_stop_with_it(make_server: Any) -> None:
+    srv = make_server(extra_args=["--workers", "2", "--lease-seconds", "3"])
+    s3 = srv.client()
+    with Client(srv.endpoint, srv.access_key, srv.secret_key) as api:
+        pipeline = _pipeline(api, s3)
+        job = _wait_job(api, pipeline)
+        assert job["state"] == "success", (job, srv.log_text()[-3000:])
+        assert _outputs(s3, pipeline) == EXPECTED
+        workers = {d["worker"] for d in api.list_datums(job["id"])}
+        assert workers and all("-local-" in w for w in workers)
+    assert srv.proc is not None
+    pids = _children(srv.proc.pid)
+    assert len(pids) == 2, pids
+    assert srv.stop() == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
