@@ -84,6 +84,8 @@ class Jobs:
         # Called with each successful job (egress).
         self.on_success: list[Callable[[JobRow, PipelineSpec], Any]] = []
         self._hooks: set[asyncio.Task[None]] = set()
+        # Set when the server shuts down: long-polling leases answer at once.
+        self.closing = False
 
     # -- specs -----------------------------------------------------------------------
 
@@ -226,11 +228,16 @@ class Jobs:
                 if leases:
                     return leases
             left = deadline - loop.time()
-            if left <= 0:
+            if left <= 0 or self.closing:
                 return []
             # Another gateway's new work wakes nobody here: poll as well.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.work_ready.wait(), min(left, 1.0))
+
+    def close(self) -> None:
+        """Stop long polls: the server is going away."""
+        self.closing = True
+        self.work_ready.set()
 
     async def _prepare(self, row: DatumRow) -> dict[str, Any] | None:
         assert row.attempt is not None
