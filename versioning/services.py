@@ -73,4 +73,4 @@ def build(
         jobs=jobs,
         lineage=Lineage(db, versioning, pipelines),
     )
-    return Services(db, versioning, control, Scheduler(jobs, pipelines))
+    return Services(db, versioning, control, Scheduler(jobs, pipelines, versioning))

@@ -30,6 +30,7 @@ from versioning.db.jobs import DatumRow, JobInput, JobRow, LogLine
 from versioning.ids import CommitId
 from versioning.model import OpenCommit
 from versioning.pipelines import output
+from versioning.pipelines.cron import effective, effective_input
 from versioning.pipelines.datums import PastDatum
 from versioning.pipelines.job_plan import JobPlanner, Reader
 from versioning.pipelines.service import Pipeline, Pipelines
@@ -103,7 +104,7 @@ class Jobs:
         """Each pfs input's branch head; None when an input repo or branch is
         missing (the pipeline waits for it)."""
         out: dict[str, JobInput] = {}
-        for _, leaf in iter_leaves(spec.input):
+        for _, leaf in iter_leaves(effective_input(spec)):
             if not isinstance(leaf, Pfs):
                 continue
             try:
@@ -142,7 +143,14 @@ class Jobs:
         await self._output_branch(pipeline.name, spec.output_branch)
         base = await self.db.jobs.last_job(pipeline.name, success=True)
         base_spec = await self.spec(base.pipeline, base.version) if base is not None else None
-        plan = await self.planner.plan(pipeline.name, spec, pipeline.salt, inputs, base, base_spec)
+        plan = await self.planner.plan(
+            pipeline.name,
+            effective(spec),
+            pipeline.salt,
+            inputs,
+            base,
+            effective(base_spec) if base_spec is not None else None,
+        )
         now = now_us()
         job = JobRow(
             id=secrets.token_hex(16),

@@ -15,6 +15,7 @@ from gateway.api.errors import ApiError, bad_request
 from gateway.api.table import Call, op
 from versioning.control import Control
 from versioning.errors import PipelineNotFound
+from versioning.pipelines.cron import effective
 from versioning.pipelines.planner import PlannedItem, SpecPlan
 from versioning.pipelines.spec import ReprocessSpec, SpecError, parse_spec
 
@@ -82,6 +83,7 @@ async def plan_pipeline(ctl: Control, call: Call) -> Any:
         previous, salt = {}, ""
     else:
         previous, salt = await ctl.jobs.past(current.name, current.salt), current.salt
+        spec = effective(spec)  # its cron inputs have repos now
     if reprocess:
         spec = dataclasses.replace(spec, reprocess_spec=ReprocessSpec.EVERY_JOB)
     try:

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from versioning import errors
 from versioning.chunkstore.local import LocalChunkStore
 from versioning.db import Database
 from versioning.db.jobs import JobRow
@@ -291,6 +292,43 @@ def test_reprocess(fresh_database: Callable[[], str], tmp_path: Path, every_job:
             assert again is not None and again.stats["run"] == 4
             assert again.stats["plan"] == "full"
             assert set(await _tree(svc, "copies")) == {f"out/f{i}/.files/f{i}" for i in range(4)}
+        finally:
+            await svc.db.close()
+
+    _run(go())
+
+
+def test_cron_input_ticks_and_each_tick_is_a_datum(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    dsn = fresh_database()
+
+    async def go() -> None:
+        svc = await _services(dsn, tmp_path / "chunks")
+        try:
+            spec = {
+                "pipeline": {"name": "ticker"},
+                "input": {"cron": {"name": "tick", "spec": "@every 1s", "overwrite": True}},
+                "transform": {"cmd": ["true"]},
+            }
+            await svc.control.pipelines.create(spec)
+            assert (await svc.control.get_branch("ticker-tick", "main")).head is None
+            seen: list[dict[str, bytes]] = []
+            for _ in range(2):
+                await asyncio.sleep(1.1)
+                await svc.scheduler.tick()  # the tick commit, then its job
+                seen.append(await _tree(svc, "ticker-tick"))
+                await _work(svc)
+                await svc.scheduler.tick()
+            # overwrite: one tick file at a time, a new one each second
+            assert [len(t) for t in seen] == [1, 1] and seen[0] != seen[1]
+            jobs = await svc.control.jobs.list_jobs("ticker", None, None, 10)
+            assert [j.state for j in jobs] == ["success", "success"]
+            assert [(j.stats["run"], j.stats["removed"]) for j in jobs] == [(1, 1), (1, 0)]
+            assert list(await _tree(svc, "ticker")) == [_out_key("/" + k, k) for k in seen[1]]
+            await svc.control.pipelines.delete("ticker")
+            with pytest.raises(errors.RepoNotFound):
+                await svc.control.get_branch("ticker-tick", "main")
         finally:
             await svc.db.close()
 
