@@ -523,6 +523,22 @@ def yes(ok: bool) -> str:
     return "yes" if ok else "NO"
 
 
+def decile_rates(api: Client, job: str) -> tuple[float, float]:
+    """Datums/s over the first and the last tenth of the job's completions
+    (from each datum's `finished`): whether the rate falls as the job grows."""
+    ends = sorted(
+        t for d in api.list_datums(job, state="success") if (t := ts(d["finished"])) is not None
+    )
+    tenth = max(2, len(ends) // 10)
+    if len(ends) < 2 * tenth:
+        return 0.0, 0.0
+    first, last = ends[:tenth], ends[-tenth:]
+    return (
+        (tenth - 1) / max(first[-1] - first[0], 1e-9),
+        (tenth - 1) / max(last[-1] - last[0], 1e-9),
+    )
+
+
 def walls(runs: list[JobRun]) -> str:
     """The median, and every run in order."""
     each = ", ".join(f"{j.wall:.3f}" for j in runs)
@@ -644,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"full job: {full.ran} datums in {full.wall:.1f} s")
         if full.ran != n:
             raise AssertionError(f"full job ran {full.ran} datums, not {n}")
+        rates = decile_rates(api, full.job["id"])
         inc = incremental(api, s3, "small", args, lambda r: 10_000_000 + r)
         inc_s = statistics.median(j.wall for j in inc)
 
@@ -808,6 +825,13 @@ def main(argv: list[str] | None = None) -> int:
             "P10   rest of a worker's time / datum (lease, complete, setup)",
             "ms",
             fmt(slot - busy, 2),
+        )
+    )
+    rows.append(
+        Row(
+            "P10   datums/s over the first / last 10 % of completions",
+            "datums/s",
+            f"{rates[0]:.1f} / {rates[1]:.1f}",
         )
     )
     for phase in ("trigger", "lease", "run"):
