@@ -39,6 +39,7 @@ from versioning.chunkstore import open_store
 from versioning.chunkstore.base import ChunkStore
 from versioning.control import Control
 from versioning.db import Database
+from versioning.pipelines.jobs import Jobs
 from versioning.repository import Versioning
 from versioning.services import build
 
@@ -77,6 +78,7 @@ class LoxoApp:
         self._open_expiry: asyncio.Task[None] | None = None
         self._gc: asyncio.Task[None] | None = None
         self._scheduler: asyncio.Task[None] | None = None
+        self.jobs: Jobs | None = None
 
     def _secret_for(self, access_key: str) -> str | None:
         # Bytes: compare_digest refuses str with non-ASCII characters.
@@ -111,6 +113,7 @@ class LoxoApp:
             lease_seconds=self.cfg.lease_seconds,
         )
         versioning, control = services.versioning, services.control
+        self.jobs = control.jobs
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
         self.api = ControlApi(control, self._secret_for)
         self._expiry = asyncio.create_task(self._expire_uploads(versioning))
@@ -174,6 +177,12 @@ class LoxoApp:
             except Exception:
                 log.exception("expiring open commits failed; will retry")
             await asyncio.sleep(OPEN_COMMIT_CHECK_INTERVAL)
+
+    def closing(self) -> None:
+        """The server stops accepting: answer long-polling workers now, so the
+        graceful shutdown does not wait out their polls."""
+        if self.jobs is not None:
+            self.jobs.close()
 
     async def shutdown(self) -> None:
         for task in (self._expiry, self._open_expiry, self._gc, self._scheduler):

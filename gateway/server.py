@@ -78,6 +78,9 @@ class _Server(uvicorn.Server):
                 await asyncio.to_thread(self._workers.start)
 
     async def shutdown(self, sockets: Any = None) -> None:
+        closing = getattr(self.config.app, "closing", None)
+        if closing is not None:
+            closing()
         if self._workers is not None:
             await asyncio.to_thread(self._workers.stop)
         await self._shutdown_connections(sockets)

@@ -18,6 +18,7 @@ from versioning.content import DEFAULT_INLINE_MAX
 from versioning.control import Control
 from versioning.db import Database
 from versioning.open_commits import DEFAULT_OPEN_IDLE_SECONDS, OpenCommits
+from versioning.pipelines.egress import Egress
 from versioning.pipelines.jobs import DEFAULT_LEASE_SECONDS, Jobs
 from versioning.pipelines.lineage import Lineage
 from versioning.pipelines.planner import PipelinePlanner
@@ -58,6 +59,7 @@ def build(
     open_commits = OpenCommits(db, versioning.committer, author, open_idle_seconds)
     pipelines = Pipelines(db, versioning.branches)
     jobs = Jobs(db, versioning, versioning.committer, pipelines, author, lease_seconds)
+    jobs.on_success.append(Egress(db, versioning))
     control = Control(
         db,
         versioning.branches,
@@ -71,4 +73,4 @@ def build(
         jobs=jobs,
         lineage=Lineage(db, versioning, pipelines),
     )
-    return Services(db, versioning, control, Scheduler(jobs, pipelines))
+    return Services(db, versioning, control, Scheduler(jobs, pipelines, versioning))

@@ -65,6 +65,8 @@ async def _serve(worker: Worker, parent: int | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    # One line per datum is the worker's log; every HTTP call would drown it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     worker = Worker(
         args.endpoint,
         args.access_key,

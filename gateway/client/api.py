@@ -350,10 +350,12 @@ class AsyncClient:
 
     # -- pipelines ---------------------------------------------------------------------
 
-    async def plan_pipeline(self, spec: dict[str, Any]) -> PipelinePlan:
+    async def plan_pipeline(self, spec: dict[str, Any], reprocess: bool = False) -> PipelinePlan:
         """What a job of `spec` (Pachyderm's JSON form) would run, skip and remove
-        now, each datum with its reason. Nothing runs."""
-        doc = await self.request("POST", _path("pipelines", "plan"), body={"spec": spec})
+        now, each datum with its reason (against the pipeline's past datums when
+        it exists; with `reprocess`, as after `update --reprocess`). Nothing runs."""
+        body = {"spec": spec, "reprocess": reprocess}
+        doc = await self.request("POST", _path("pipelines", "plan"), body=body)
         return PipelinePlan.from_json(doc)
 
     async def create_pipeline(self, spec: dict[str, Any]) -> Pipeline:

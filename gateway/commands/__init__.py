@@ -37,6 +37,6 @@ def register(app: typer.Typer) -> None:
         files.ls,
         files.cat,
         purge.purge,
-        worker.worker,
     ):
         app.command()(command)
+    app.command(epilog=worker.WORKER_EPILOG)(worker.worker)

@@ -45,18 +45,27 @@ def summary(plan: PipelinePlan) -> str:
 @pipeline_app.command(
     "plan",
     epilog="Examples: loxo pipeline plan -f edges.yaml  |  "
-    "loxo pipeline plan -f edges.yaml -o json",
+    "loxo pipeline plan -f edges.yaml -o json  |  "
+    "loxo pipeline plan -f edges.yaml --reprocess",
 )
-def plan(file: Path = _FILE, output: Output = OUTPUT) -> None:
+def plan(
+    file: Path = _FILE,
+    reprocess: bool = typer.Option(
+        False, "--reprocess", help="Preview `update --reprocess`: every datum runs."
+    ),
+    output: Output = OUTPUT,
+) -> None:
     """List, before anything runs, the datums a job of the spec would run now,
-    those it would skip and the outputs it would delete, each with its reason
-    (a pipeline not created yet has no history: every datum is new). Reads the
-    inputs' branch heads; writes nothing. A bad spec exits 2."""
+    those it would skip and the outputs it would delete, each with its reason.
+    For an existing pipeline (an update's preview) it compares with the
+    pipeline's past datums under its salt, as its next job would; a pipeline
+    not created yet has no history: every datum is new. Reads the inputs'
+    branch heads; writes nothing. A bad spec exits 2."""
     from versioning.pipelines.spec import to_json
 
     spec = load_spec(file)
     with client() as api:
-        result = api.plan_pipeline(to_json(spec))
+        result = api.plan_pipeline(to_json(spec), reprocess=reprocess)
     if output is Output.json:
         print_json(result)
         return

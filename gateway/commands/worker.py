@@ -68,6 +68,7 @@ def worker(
         settings = Settings(endpoint, settings.access_key, settings.secret_key, settings.region)
     url, access, secret = settings.require()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     runner = Worker(
         url,
         access,

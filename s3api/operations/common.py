@@ -20,6 +20,7 @@ from versioning import tree
 from versioning.committer import Check
 from versioning.ids import is_commit_hex
 from versioning.model import ObjectEntry
+from versioning.pipelines.output import META_JOB, META_KEYS
 from versioning.repository import Versioning
 from versioning.text import some_names
 from versioning.views import ObjectAttrs, View
@@ -353,6 +354,13 @@ def object_headers(
     headers.update(entry.headers)
     for name, value in entry.metadata.items():
         headers[f"x-amz-meta-{name}"] = value
+    if META_JOB in entry.metadata:
+        # A pipeline's output: one header any S3 client can read says where it came from.
+        headers["x-loxo-provenance"] = "; ".join(
+            f"{k.removeprefix('loxo-')}={entry.metadata[k]}"
+            for k in META_KEYS
+            if k in entry.metadata
+        )
     if version is not None:
         headers["x-amz-version-id"] = version
     if entry.tags:

@@ -431,6 +431,21 @@ class PgJobs:
             out[did] = PastOutcome(state, job, commit, did in output)
         return out
 
+    async def all_outcomes(self, pipeline: str, salt: str) -> dict[str, tuple[str, str]]:
+        """Every datum id ever ended under the salt: (its latest outcome, location)."""
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT ON (id) id, state, location FROM datums "
+            "WHERE pipeline = $1 AND salt = $2 "
+            "AND state IN ('success', 'skipped', 'failed', 'recovered') "
+            "ORDER BY id, finished DESC NULLS LAST, seq DESC",
+            pipeline,
+            salt,
+        )
+        return {
+            r["id"]: ("success" if r["state"] == "skipped" else r["state"], r["location"])
+            for r in rows
+        }
+
     # -- datums ----------------------------------------------------------------------
 
     async def lease(

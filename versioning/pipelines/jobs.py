@@ -15,6 +15,7 @@ import asyncio
 import builtins
 import contextlib
 import json
+import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -29,9 +30,13 @@ from versioning.db.jobs import DatumRow, JobInput, JobRow, LogLine
 from versioning.ids import CommitId
 from versioning.model import OpenCommit
 from versioning.pipelines import output
+from versioning.pipelines.cron import effective, effective_input
+from versioning.pipelines.datums import PastDatum
 from versioning.pipelines.job_plan import JobPlanner, Reader
 from versioning.pipelines.service import Pipeline, Pipelines
 from versioning.pipelines.spec import Pfs, PipelineSpec, iter_leaves, parse_spec
+
+log = logging.getLogger("loxo.pipelines")
 
 DEFAULT_LEASE_SECONDS = 30.0
 # A worker's stdout and stderr are kept up to this many characters (the tail).
@@ -79,6 +84,9 @@ class Jobs:
         self._specs: dict[tuple[str, int], PipelineSpec] = {}
         # Called with each successful job (egress).
         self.on_success: list[Callable[[JobRow, PipelineSpec], Any]] = []
+        self._hooks: set[asyncio.Task[None]] = set()
+        # Set when the server shuts down: long-polling leases answer at once.
+        self.closing = False
 
     # -- specs -----------------------------------------------------------------------
 
@@ -96,7 +104,7 @@ class Jobs:
         """Each pfs input's branch head; None when an input repo or branch is
         missing (the pipeline waits for it)."""
         out: dict[str, JobInput] = {}
-        for _, leaf in iter_leaves(spec.input):
+        for _, leaf in iter_leaves(effective_input(spec)):
             if not isinstance(leaf, Pfs):
                 continue
             try:
@@ -135,7 +143,14 @@ class Jobs:
         await self._output_branch(pipeline.name, spec.output_branch)
         base = await self.db.jobs.last_job(pipeline.name, success=True)
         base_spec = await self.spec(base.pipeline, base.version) if base is not None else None
-        plan = await self.planner.plan(pipeline.name, spec, pipeline.salt, inputs, base, base_spec)
+        plan = await self.planner.plan(
+            pipeline.name,
+            effective(spec),
+            pipeline.salt,
+            inputs,
+            base,
+            effective(base_spec) if base_spec is not None else None,
+        )
         now = now_us()
         job = JobRow(
             id=secrets.token_hex(16),
@@ -221,11 +236,16 @@ class Jobs:
                 if leases:
                     return leases
             left = deadline - loop.time()
-            if left <= 0:
+            if left <= 0 or self.closing:
                 return []
             # Another gateway's new work wakes nobody here: poll as well.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.work_ready.wait(), min(left, 1.0))
+
+    def close(self) -> None:
+        """Stop long polls: the server is going away."""
+        self.closing = True
+        self.work_ready.set()
 
     async def _prepare(self, row: DatumRow) -> dict[str, Any] | None:
         assert row.attempt is not None
@@ -475,11 +495,20 @@ class Jobs:
         )
         ended = await self.db.jobs.get_job(job.id)
         for hook in self.on_success:
-            try:
-                await hook(ended, spec)
-            except Exception as exc:  # egress failing does not undo the job
-                await self.db.jobs.set_job_stats(job.id, {"egress_error": str(exc)})
+            # Egress may take long: it must not hold up scheduling.
+            task = asyncio.create_task(self._run_hook(hook, ended, spec))
+            self._hooks.add(task)
+            task.add_done_callback(self._hooks.discard)
         return ended
+
+    async def _run_hook(
+        self, hook: Callable[[JobRow, PipelineSpec], Any], job: JobRow, spec: PipelineSpec
+    ) -> None:
+        try:
+            await hook(job, spec)
+        except Exception as exc:  # egress failing does not undo the job
+            log.warning("after job %s of %s: %s", job.id, job.pipeline, exc)
+            await self.db.jobs.set_job_stats(job.id, {"egress_error": str(exc)})
 
     async def stop(self, ident: str, reason: str = "stopped") -> JobRow:
         job = await self.db.jobs.get_job(ident)
@@ -511,6 +540,17 @@ class Jobs:
         return restarted
 
     # -- reading -----------------------------------------------------------------------
+
+    async def past(self, pipeline: str, salt: str) -> dict[str, PastDatum]:
+        """What the plan preview compares with: every outcome under the salt,
+        and the live datums (whatever their salt)."""
+        out: dict[str, PastDatum] = {}
+        for did, (outcome, location) in (await self.db.jobs.all_outcomes(pipeline, salt)).items():
+            out[did] = PastDatum(outcome, location, False)  # type: ignore[arg-type]
+        for live in await self.db.jobs.live_all(pipeline):
+            outcome = "success" if live.outcome == "success" else "recovered"
+            out[live.id] = PastDatum(outcome, live.location, True)  # type: ignore[arg-type]
+        return out
 
     async def get(self, ident: str) -> JobRow:
         return await self.db.jobs.get_job(ident)

@@ -1,7 +1,8 @@
 """The pipelines' lifecycle: create, update, list, inspect, stop, start and
-delete (jobs come later). A pipeline writes the repo of its own name, which
-`create` makes; its spec is versioned, and its salt (which enters every datum
-hash) changes only when an update asks to reprocess everything."""
+delete (jobs: jobs.py). A pipeline writes the repo of its own name, which
+`create` makes, as it makes each cron input's repo (cron.py); its spec is
+versioned, and its salt (which enters every datum hash) changes only when an
+update asks to reprocess everything."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from versioning.branches import Branches
 from versioning.clock import now_us
 from versioning.db import Database
 from versioning.db.pipelines import RUNNING, STOPPED, PipelineRow
+from versioning.pipelines.cron import MAX_REPO_NAME, cron_inputs, cron_repo
 from versioning.pipelines.dag import check_dag
 from versioning.pipelines.spec import Pfs, PipelineSpec, SpecError, iter_leaves, parse_spec, to_json
 
@@ -130,16 +132,40 @@ class Pipelines:
                 "a pipeline writes the repo of its own name; pick another name"
             )
         await self._check_dag(parsed)
+        self._check_cron_names(parsed)
         # The row first: its primary key settles a race between two creates.
         row = await self.db.pipelines.create_pipeline(
             parsed.name, _canonical(parsed), new_salt(), now_us()
         )
         try:
             await self.branches.create_repo(parsed.name)
+            await self._cron_repos(parsed)
         except BaseException:
             await self.db.pipelines.delete_pipeline(parsed.name)
             raise
         return _pipeline(row)
+
+    async def _cron_repos(self, spec: PipelineSpec) -> None:
+        """Each cron input's repo (`<pipeline>-<input name>`), made if missing."""
+        for path, cron in cron_inputs(spec):
+            name = cron_repo(spec.name, cron)
+            if len(name) > MAX_REPO_NAME:
+                raise errors.InvalidSpec(
+                    f"the cron input's repo {name!r} (pipeline name, '-', input name) is "
+                    f"longer than {MAX_REPO_NAME} characters: shorten the input name",
+                    f"{path}.name",
+                )
+            with contextlib.suppress(errors.RepoExists):
+                await self.branches.create_repo(name)
+
+    def _check_cron_names(self, spec: PipelineSpec) -> None:
+        for path, cron in cron_inputs(spec):
+            if len(cron_repo(spec.name, cron)) > MAX_REPO_NAME:
+                raise errors.InvalidSpec(
+                    f"the cron input's repo {cron_repo(spec.name, cron)!r} (pipeline name, "
+                    f"'-', input name) is longer than {MAX_REPO_NAME} characters",
+                    f"{path}.name",
+                )
 
     async def update(
         self,
@@ -156,6 +182,8 @@ class Pipelines:
             )
         current = await self.db.pipelines.get_pipeline(name)
         await self._check_dag(parsed)
+        self._check_cron_names(parsed)
+        await self._cron_repos(parsed)
         salt = new_salt() if reprocess else current.salt
         row = await self.db.pipelines.add_version(
             name, _canonical(parsed), salt, reprocess, now_us()
@@ -178,8 +206,9 @@ class Pipelines:
     async def delete(self, name: str, keep_repo: bool = False) -> None:
         """The pipeline and its versions; its output repo goes to the trash
         (restorable) unless `keep_repo`, and is left alone if already gone."""
-        await self.db.pipelines.get_pipeline(name)
+        pipeline = await self.inspect(name)
         if not keep_repo:
-            with contextlib.suppress(errors.RepoNotFound):
-                await self.branches.delete_repo(name)
+            for repo in [name, *(cron_repo(name, c) for _, c in cron_inputs(pipeline.spec))]:
+                with contextlib.suppress(errors.RepoNotFound):
+                    await self.branches.delete_repo(repo)
         await self.db.pipelines.delete_pipeline(name)
