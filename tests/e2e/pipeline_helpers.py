@@ -155,6 +155,7 @@ def start_worker(
     cwd: Path | None = None,
     home: Path | None = None,
     log: Path | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """`python -m workers --endpoint URL` as a separate process reaching the
     server only over HTTP, keys in its environment (LOXO_ACCESS_KEY/_SECRET_KEY)."""
@@ -169,6 +170,7 @@ def start_worker(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
     if home is not None:
         env["HOME"] = str(home)
+    env.update(extra_env or {})
     out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
         return subprocess.Popen(
