@@ -512,7 +512,8 @@ def test_bad_specs_name_their_field(digits: Digits) -> None:
     strict=True,
     reason="spec.check_glob accepts '{', '}' and '|', which docs/design/pipelines.md "
     "says are refused and globs.compile_glob does refuse (GlobError): the pipeline "
-    "is created and can never plan a job",
+    "is created and never starts a job (the scheduler only logs 'cannot start a "
+    "job: input.pfs.glob ...')",
 )
 def test_a_glob_with_alternatives_is_refused_at_create(digits: Digits) -> None:
     loxo = digits.loxo
