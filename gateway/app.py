@@ -76,6 +76,7 @@ class LoxoApp:
         self._expiry: asyncio.Task[None] | None = None
         self._open_expiry: asyncio.Task[None] | None = None
         self._gc: asyncio.Task[None] | None = None
+        self._scheduler: asyncio.Task[None] | None = None
 
     def _secret_for(self, access_key: str) -> str | None:
         # Bytes: compare_digest refuses str with non-ASCII characters.
@@ -107,12 +108,14 @@ class LoxoApp:
             ingest_memory=self.cfg.ingest_memory,
             open_idle_seconds=self.cfg.open_commit_idle_minutes * 60,
             trash_seconds=self.cfg.trash_days * 86400,
+            lease_seconds=self.cfg.lease_seconds,
         )
         versioning, control = services.versioning, services.control
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
         self.api = ControlApi(control, self._secret_for)
         self._expiry = asyncio.create_task(self._expire_uploads(versioning))
         self._open_expiry = asyncio.create_task(self._expire_open_commits(control))
+        self._scheduler = asyncio.create_task(services.scheduler.run())
         if self.cfg.gc_interval_hours > 0:
             self._gc = asyncio.create_task(self._collect_garbage())
 
@@ -173,7 +176,7 @@ class LoxoApp:
             await asyncio.sleep(OPEN_COMMIT_CHECK_INTERVAL)
 
     async def shutdown(self) -> None:
-        for task in (self._expiry, self._open_expiry, self._gc):
+        for task in (self._expiry, self._open_expiry, self._gc, self._scheduler):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

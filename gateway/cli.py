@@ -102,6 +102,16 @@ def serve(
         help="Keep deleted repos and branches restorable (loxo repo restore, loxo branch "
         "restore) this many days, fractions allowed; 0 deletes at once.",
     ),
+    workers: int = typer.Option(
+        2,
+        help="Start this many local pipeline workers (loxo worker processes on this machine); "
+        "0 starts none (run `loxo worker --endpoint URL` elsewhere).",
+    ),
+    lease_seconds: float = typer.Option(
+        30.0,
+        help="A worker holds a datum this long without a heartbeat; then (a dead worker) "
+        "another worker takes it.",
+    ),
 ) -> None:
     """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
     try:
@@ -126,6 +136,8 @@ def serve(
             ingest_memory=ingest_memory,
             open_commit_idle_minutes=open_commit_idle_minutes,
             trash_days=trash_days,
+            workers=workers,
+            lease_seconds=lease_seconds,
         )
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)

@@ -54,6 +54,12 @@ class ServeConfig:
     open_commit_idle_minutes: float = 60.0
     # Deleted repos and branches stay restorable this long (0: deleted at once).
     trash_days: float = 7.0
+    # Local pipeline workers `loxo serve` starts (each a `loxo worker` process
+    # on this machine, over HTTP like any other); 0: none.
+    workers: int = 2
+    # A datum lease lasts this long without a heartbeat (a dead worker's datum
+    # goes to another worker after it).
+    lease_seconds: float = 30.0
 
     @property
     def cache_dir(self) -> Path:
@@ -104,6 +110,18 @@ def check_open_commit_idle(minutes: float) -> float:
     if not math.isfinite(minutes) or minutes <= 0:
         raise ConfigError(f"--open-commit-idle-minutes must be a number > 0 (got {minutes!r})")
     return float(minutes)
+
+
+def check_workers(count: int) -> int:
+    if not 0 <= count <= 256:
+        raise ConfigError(f"--workers must be from 0 to 256, not {count}")
+    return count
+
+
+def check_lease_seconds(seconds: float) -> float:
+    if not 1 <= seconds <= 3600:
+        raise ConfigError(f"--lease-seconds must be from 1 to 3600, not {seconds:g}")
+    return seconds
 
 
 def check_trash_days(days: float) -> float:
@@ -239,6 +257,8 @@ def build(
     ingest_memory: str = "128MiB",
     open_commit_idle_minutes: float = 60.0,
     trash_days: float = 7.0,
+    workers: int = 2,
+    lease_seconds: float = 30.0,
 ) -> ServeConfig:
     host, port = parse_listen(listen)
     sizes = {
@@ -288,4 +308,6 @@ def build(
         ingest_memory=sizes["--ingest-memory"],
         open_commit_idle_minutes=check_open_commit_idle(open_commit_idle_minutes),
         trash_days=check_trash_days(trash_days),
+        workers=check_workers(workers),
+        lease_seconds=check_lease_seconds(lease_seconds),
     )

@@ -8,15 +8,17 @@ no acknowledged write.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import signal
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -46,7 +48,7 @@ class _Server(uvicorn.Server):
             for sig, handler in original.items():
                 signal.signal(sig, handler)
 
-    async def shutdown(self, sockets: Any = None) -> None:
+    async def _shutdown_connections(self, sockets: Any = None) -> None:
         # close() on an idle TLS connection waits (up to 30 s) for the client's
         # close_notify, which a client keeping the connection in its pool never
         # sends. An idle connection with nothing left to send loses nothing by
@@ -59,11 +61,43 @@ class _Server(uvicorn.Server):
                 transport.abort()
         await super().shutdown(sockets)
 
+    # Set by serve(): the local pipeline workers to start once listening.
+    local_workers: Callable[[str], Any] | None = None
+    _workers: Any = None
+
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if self.started:
             scheme = "https" if self.config.is_ssl else "http"
-            print(f"loxo listening on {scheme}://{self.config.host}:{self.config.port}", flush=True)
+            endpoint = f"{scheme}://{self.config.host}:{self.config.port}"
+            print(f"loxo listening on {endpoint}", flush=True)
+            if self.local_workers is not None:
+                # Workers reach the server over HTTP only, as on another machine:
+                # they can start only once it listens.
+                self._workers = self.local_workers(endpoint)
+                await asyncio.to_thread(self._workers.start)
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        if self._workers is not None:
+            await asyncio.to_thread(self._workers.stop)
+        await self._shutdown_connections(sockets)
+
+
+def _local_workers(cfg: ServeConfig, creds: credentials.Credentials, endpoint: str) -> Any:
+    from workers.local import LocalWorkers  # only a serving process needs it
+
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+    url = endpoint.replace(f"//{cfg.host}:", f"//{host}:", 1)
+    ca = str(cfg.tls_cert) if cfg.tls_cert is not None else None
+    return LocalWorkers(
+        cfg.workers,
+        url,
+        creds.access_key,
+        creds.secret_key,
+        cfg.region,
+        scratch_root=cfg.data_dir / "workers",
+        ca_bundle=ca,
+    )
 
 
 def open_database(cfg: ServeConfig, create: bool = True) -> tuple[str, Any] | int:
@@ -151,6 +185,8 @@ def serve(cfg: ServeConfig) -> int:
         ssl_keyfile=cfg.tls_key,
     )
     server = _Server(config)
+    if cfg.workers > 0:
+        server.local_workers = functools.partial(_local_workers, cfg, creds)
     try:
         server.run()
     finally:

@@ -477,6 +477,9 @@ class LoxoServer:
             cmd += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         for domain in self.domains:
             cmd += ["--domain", domain]
+        if "--workers" not in self.extra_args:
+            # Local pipeline workers are processes: only tests of pipelines ask for them.
+            cmd += ["--workers", "0"]
         return cmd + list(self.extra_args)
 
     def start(

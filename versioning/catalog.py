@@ -65,6 +65,7 @@ class Catalog:
     async def heads(self, trash_after: int | None = None) -> list[tuple[str, str, CommitId]]:
         """Every commit a ref names: branch heads (open commits' staging
         branches included), tags, open commits being finished, and the
+        the outputs of pipeline datums (reused by later jobs), and the
         branches and tags of trashed repos and branches (those expiring after
         `trash_after`; None: all). One statement, so a ref moving into or out
         of the trash meanwhile is seen in exactly one place."""
@@ -73,6 +74,9 @@ class Catalog:
             "UNION ALL SELECT repo, name, commit_id FROM tags "
             "UNION ALL SELECT repo, encode(id, 'hex'), frozen FROM open_commits "
             "WHERE frozen IS NOT NULL "
+            # -- datum outputs (migration 0011): kept while a datum row names them --
+            "UNION ALL SELECT pipeline, 'datum:' || job || ':' || id, output_commit FROM datums "
+            "WHERE output_commit IS NOT NULL "
             # -- the trash (migration 0008) --
             "UNION ALL SELECT t.repo, 'trash:' || t.id || ':' || r.name, r.head "
             "FROM trash t JOIN trash_refs r ON r.trash_id = t.id "

@@ -21,6 +21,8 @@ from versioning.ids import CommitId
 from versioning.model import Branch, Commit, ObjectEntry, Repo, Tag, TrashEntry
 from versioning.names import check_ref_name, new_version
 from versioning.open_commits import OpenCommits
+from versioning.pipelines.jobs import Jobs
+from versioning.pipelines.lineage import Lineage
 from versioning.pipelines.planner import PipelinePlanner
 from versioning.pipelines.service import Pipelines
 from versioning.purge import Purges
@@ -70,6 +72,8 @@ class Control:
         uploads: Uploads | None = None,
         pipeline_planner: PipelinePlanner | None = None,
         pipelines: Pipelines | None = None,
+        jobs: Jobs | None = None,
+        lineage: Lineage | None = None,
     ) -> None:
         self.db = db
         self.branches = branches
@@ -84,6 +88,19 @@ class Control:
         self._pipeline_planner = pipeline_planner
         # Pipelines' lifecycle (pipelines/service.py).
         self.pipelines = pipelines or Pipelines(db, branches)
+        # Jobs, datums, the worker protocol (pipelines/jobs.py) and lineage.
+        self._jobs = jobs
+        self._lineage = lineage
+
+    @property
+    def jobs(self) -> Jobs:
+        assert self._jobs is not None, "built without the jobs service"
+        return self._jobs
+
+    @property
+    def lineage(self) -> Lineage:
+        assert self._lineage is not None, "built without the lineage service"
+        return self._lineage
 
     @property
     def uploads(self) -> Uploads:

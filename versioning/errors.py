@@ -47,6 +47,14 @@ class PipelineNotFound(NotFound):
     pass
 
 
+class JobNotFound(NotFound):
+    pass
+
+
+class DatumNotFound(NotFound):
+    pass
+
+
 class RefNotFound(NotFound):
     """A ref names no branch or commit (or an ancestor that does not exist)."""
 
@@ -152,3 +160,21 @@ class MergeConflict(VersioningError):
     def __init__(self, message: str, conflicts: list[str] | None = None) -> None:
         super().__init__(message)
         self.conflicts = conflicts or []  # "path<TAB>kind" each
+
+
+class JobActive(VersioningError):
+    """The pipeline has a job running already (one at a time: later triggers
+    are coalesced into the next job)."""
+
+
+class LeaseLost(VersioningError):
+    """A worker reported on a datum attempt it no longer holds (its lease
+    expired, or the job was stopped): its result is dropped."""
+
+
+class DatumNotRestartable(VersioningError):
+    pass
+
+
+class JobEnded(VersioningError):
+    """The job has ended; it cannot be stopped or changed."""

@@ -18,7 +18,10 @@ from versioning.content import DEFAULT_INLINE_MAX
 from versioning.control import Control
 from versioning.db import Database
 from versioning.open_commits import DEFAULT_OPEN_IDLE_SECONDS, OpenCommits
+from versioning.pipelines.jobs import DEFAULT_LEASE_SECONDS, Jobs
+from versioning.pipelines.lineage import Lineage
 from versioning.pipelines.planner import PipelinePlanner
+from versioning.pipelines.scheduler import Scheduler
 from versioning.pipelines.service import Pipelines
 from versioning.repository import Versioning
 
@@ -28,6 +31,7 @@ class Services:
     db: Database
     versioning: Versioning
     control: Control
+    scheduler: Scheduler
 
 
 def build(
@@ -40,6 +44,7 @@ def build(
     ingest_memory: int | None = None,
     open_idle_seconds: float = DEFAULT_OPEN_IDLE_SECONDS,
     trash_seconds: float = DEFAULT_TRASH_SECONDS,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> Services:
     versioning = Versioning(
         db,
@@ -51,6 +56,8 @@ def build(
     )
     versioning.branches.trash_seconds = trash_seconds
     open_commits = OpenCommits(db, versioning.committer, author, open_idle_seconds)
+    pipelines = Pipelines(db, versioning.branches)
+    jobs = Jobs(db, versioning, versioning.committer, pipelines, author, lease_seconds)
     control = Control(
         db,
         versioning.branches,
@@ -60,6 +67,8 @@ def build(
         versioning.purges,
         uploads=versioning.uploads,
         pipeline_planner=PipelinePlanner(versioning),
-        pipelines=Pipelines(db, versioning.branches),
+        pipelines=pipelines,
+        jobs=jobs,
+        lineage=Lineage(db, versioning, pipelines),
     )
-    return Services(db, versioning, control)
+    return Services(db, versioning, control, Scheduler(jobs, pipelines))

@@ -44,6 +44,8 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.ObjectNotFound, 404, "object_not_found"),
     (dom.UploadNotFound, 404, "upload_not_found"),
     (dom.PipelineNotFound, 404, "pipeline_not_found"),
+    (dom.JobNotFound, 404, "job_not_found"),
+    (dom.DatumNotFound, 404, "datum_not_found"),
     (dom.RepoExists, 409, "repo_exists"),
     (dom.BranchExists, 409, "branch_exists"),
     (dom.TagExists, 409, "tag_exists"),
@@ -59,6 +61,10 @@ _DOMAIN_TABLE: tuple[tuple[type[dom.VersioningError], int, str], ...] = (
     (dom.HeadMoved, 409, "head_moved"),
     (dom.MergeConflict, 409, "merge_conflict"),
     (dom.UnmergedCommits, 409, "unmerged_commits"),
+    (dom.JobActive, 409, "job_active"),
+    (dom.LeaseLost, 409, "lease_lost"),
+    (dom.DatumNotRestartable, 409, "datum_not_restartable"),
+    (dom.JobEnded, 409, "job_ended"),
     (dom.ContentPurged, 410, "content_purged"),
     (dom.Busy, 503, "busy"),
     (dom.ConcurrentUpdate, 503, "concurrent_update"),
@@ -129,6 +135,10 @@ def sentence(exc: dom.VersioningError) -> str:
             return f"repo {text!r} already exists"
         case dom.PipelineNotFound():
             return f"pipeline {text!r} does not exist"
+        case dom.JobNotFound():
+            return f"job {text} does not exist"
+        case dom.DatumNotFound():
+            return f"datum {text} does not exist"
         case dom.PipelineExists():
             return f"pipeline {text!r} already exists"
         case dom.BranchExists():

@@ -215,6 +215,52 @@ SCHEMAS: dict[str, Any] = {
             "spec": {"type": "object"},
         },
     },
+    # Jobs, datums, logs and lineage: docs/design/jobs.md has their fields.
+    "Job": {
+        "type": "object",
+        "properties": {
+            "id": _S,
+            "pipeline": _S,
+            "version": _I,
+            "state": {"enum": ["created", "running", "success", "failure", "killed"]},
+            "reason": _S,
+            "output_commit": _SN,
+            "commit_set": _S,
+            "inputs": {"type": "array", "items": {"type": "object"}},
+            "datums": {"type": "object"},
+            "timings": {"type": "object"},
+        },
+    },
+    "Datum": {
+        "type": "object",
+        "properties": {
+            "job": _S,
+            "id": _S,
+            "state": {
+                "enum": [
+                    "pending",
+                    "running",
+                    "success",
+                    "failed",
+                    "skipped",
+                    "recovered",
+                    "killed",
+                ]
+            },
+            "reason": _S,
+            "tries": _I,
+            "inputs": {"type": "array", "items": {"type": "object"}},
+            "timings": {"type": "object"},
+        },
+    },
+    "LogLine": {"type": "object", "properties": {"seq": _I, "stream": _S, "text": _S}},
+    "Leases": {"type": "object", "properties": {"lease_seconds": {"type": "number"}}},
+    "Heartbeat": {"type": "object", "properties": {"lost": {"type": "array", "items": _S}}},
+    "Completed": {"type": "object", "properties": {"state": _S}},
+    "Provenance": {"type": "object"},
+    "Subvenance": {"type": "object"},
+    "WaitStatus": {"type": "object", "properties": {"done": {"type": "boolean"}}},
+    "Dag": {"type": "object"},
     "Error": {
         "type": "object",
         "properties": {
@@ -244,6 +290,12 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
     "confirm": {"type": "boolean"},
     "spec": {"type": "object"},
     "reprocess": {"type": "boolean"},
+    "max": {"type": "integer", "minimum": 1},
+    "wait_seconds": {"type": "number", "minimum": 0},
+    "attempts": {"type": "array", "items": _S},
+    "pipelines": {"type": "array", "items": _S},
+    "exit_code": {"type": ["integer", "null"]},
+    "timings": {"type": "object"},
 }
 
 

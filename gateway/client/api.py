@@ -459,10 +459,17 @@ class AsyncClient:
     # -- the worker protocol ---------------------------------------------------------
 
     async def lease_datums(
-        self, worker: str, max_items: int = 1, wait_seconds: float = 0.0
+        self,
+        worker: str,
+        max_items: int = 1,
+        wait_seconds: float = 0.0,
+        pipelines: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Up to `max_items` datums to run: {"lease_seconds", "items": [Lease]}."""
-        body = {"worker": worker, "max": max_items, "wait_seconds": wait_seconds}
+        """Up to `max_items` datums to run: {"lease_seconds", "items": [Lease]};
+        only of `pipelines` when given."""
+        body: dict[str, Any] = {"worker": worker, "max": max_items, "wait_seconds": wait_seconds}
+        if pipelines is not None:
+            body["pipelines"] = pipelines
         doc: dict[str, Any] = await self.request("POST", _path("work", "lease"), body=body)
         return doc
 

@@ -11,6 +11,7 @@ from gateway.commands import (
     lineage,
     pipeline_plan,  # noqa: F401 - adds `plan` to pipeline_app
     purge,
+    worker,
 )
 from gateway.commands.pipelines import pipeline_app
 from gateway.commands.refs import branch_app, repo_app, tag_app
@@ -42,5 +43,6 @@ def register(app: typer.Typer) -> None:
         files.ls,
         files.cat,
         purge.purge,
+        worker.worker,
     ):
         app.command()(command)

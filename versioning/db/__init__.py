@@ -9,6 +9,7 @@
 - trash.py: deleted repos and branches, restorable until they expire;
 - purged.py: bodies purged from a repo, and the purge audit log;
 - pipelines.py: pipelines and the versions of their specs;
+- jobs.py: jobs, their datums, each pipeline's live datums, datum logs;
 - commit_chain.py: the one statement that commits and moves a head.
 
 Each concept is a Protocol (what the domain needs) with a PostgreSQL
@@ -23,6 +24,7 @@ import asyncpg
 from versioning.catalog import Catalog
 from versioning.db.caches import DECODED_NODES, ENCODED_NODE_BYTES
 from versioning.db.commit_chain import ChainWrite, PgCommitWriter
+from versioning.db.jobs import PgJobs
 from versioning.db.objects import PgObjects
 from versioning.db.open_commits import PgOpenCommits
 from versioning.db.pipelines import PgPipelines
@@ -58,6 +60,7 @@ class Database:
         self.withdrawn = PgWithdrawn(pool)
         self.purged = PgPurged(pool)
         self.pipelines = PgPipelines(pool)
+        self.jobs = PgJobs(pool)
         self.writer = writer or PgCommitWriter(pool, self.objects)
 
     @staticmethod

@@ -36,6 +36,7 @@ class PipelineStore(Protocol):
         self, name: str, spec: str, salt: str, reprocess: bool, now: int
     ) -> PipelineRow: ...
     async def get_pipeline(self, name: str) -> PipelineRow: ...
+    async def get_version(self, name: str, version: int) -> str: ...
     async def list_pipelines(self) -> list[PipelineRow]: ...
     async def set_state(self, name: str, state: str, now: int) -> PipelineRow: ...
     async def delete_pipeline(self, name: str) -> None: ...
@@ -125,3 +126,14 @@ class PgPipelines:
         status = await self.pool.execute("DELETE FROM pipelines WHERE name = $1", name)
         if status != "DELETE 1":
             raise errors.PipelineNotFound(name)
+
+    async def get_version(self, name: str, version: int) -> str:
+        """One version's canonical spec JSON (jobs run the version they began with)."""
+        spec = await self.pool.fetchval(
+            "SELECT spec FROM pipeline_versions WHERE pipeline = $1 AND version = $2",
+            name,
+            version,
+        )
+        if spec is None:
+            raise errors.PipelineNotFound(f"{name}@{version}")
+        return str(spec)

@@ -3,7 +3,17 @@ operation table (gateway/api/table.py) as their modules are imported."""
 
 from __future__ import annotations
 
-from gateway.api.operations import commits, pipeline_plan, pipelines, purge, refs, uploads
+from gateway.api.operations import (
+    commits,
+    jobs,
+    lineage,
+    pipeline_plan,
+    pipelines,
+    purge,
+    refs,
+    uploads,
+    work,
+)
 from gateway.api.table import OPERATIONS, Call, Operation, json_response
 
 __all__ = [
@@ -11,10 +21,13 @@ __all__ = [
     "Call",
     "Operation",
     "commits",
+    "jobs",
     "json_response",
+    "lineage",
     "pipeline_plan",
     "pipelines",
     "purge",
     "refs",
     "uploads",
+    "work",
 ]

@@ -1,0 +1,88 @@
+"""`python -m workers --endpoint URL`: one worker process, until SIGTERM or
+Ctrl-C. Keys come from --access-key/--secret-key or LOXO_ACCESS_KEY and
+LOXO_SECRET_KEY (the environment keeps them out of `ps`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from workers.worker import WAIT_SECONDS, Worker
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers", description="Run pipeline datums for a loxo server."
+    )
+    parser.add_argument("--endpoint", default=os.environ.get("LOXO_ENDPOINT"), help="loxo's URL")
+    parser.add_argument("--access-key", default=os.environ.get("LOXO_ACCESS_KEY"))
+    parser.add_argument("--secret-key", default=os.environ.get("LOXO_SECRET_KEY"))
+    parser.add_argument("--region", default=os.environ.get("LOXO_REGION") or "us-east-1")
+    parser.add_argument("--name", help="how the server knows this worker (default host-pid)")
+    parser.add_argument("--scratch", help="folder for datum folders (one worker each)")
+    parser.add_argument("--parallel", type=int, default=1, help="datums run at once")
+    parser.add_argument("--wait-seconds", type=float, default=WAIT_SECONDS, help=argparse.SUPPRESS)
+    parser.add_argument("--ca-bundle", help="CA file to trust for an HTTPS endpoint")
+    parser.add_argument("--parent-pid", type=int, help="stop when this process is gone")
+    args = parser.parse_args(argv)
+    missing = [
+        flag
+        for flag, value in (
+            ("--endpoint", args.endpoint),
+            ("--access-key", args.access_key),
+            ("--secret-key", args.secret_key),
+        )
+        if not value
+    ]
+    if missing:
+        parser.error(f"{', '.join(missing)} required (or LOXO_ENDPOINT/_ACCESS_KEY/_SECRET_KEY)")
+    if args.parallel < 1:
+        parser.error("--parallel must be at least 1")
+    return args
+
+
+async def _watch_parent(worker: Worker, parent: int) -> None:
+    # A worker the server started must not outlive it, even a killed server:
+    # once orphaned, its parent is no longer that process.
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    worker.stop()
+
+
+async def _serve(worker: Worker, parent: int | None) -> None:
+    watch = asyncio.create_task(_watch_parent(worker, parent)) if parent else None
+    try:
+        await worker.run_until_signalled()
+    finally:
+        if watch is not None:
+            watch.cancel()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    worker = Worker(
+        args.endpoint,
+        args.access_key,
+        args.secret_key,
+        region=args.region,
+        name=args.name,
+        scratch_dir=args.scratch,
+        parallel=args.parallel,
+        wait_seconds=args.wait_seconds,
+        verify=args.ca_bundle or True,
+    )
+    try:
+        asyncio.run(_serve(worker, args.parent_pid))
+    except RuntimeError as exc:  # e.g. the scratch folder is another worker's
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

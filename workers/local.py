@@ -1,0 +1,128 @@
+"""Worker processes on the server's own machine: `loxo serve` starts
+`count` of them (`python -m workers`), each with its own scratch folder
+`<scratch_root>/<i>`, restarts one that dies, and stops them all with it.
+
+They are separate processes, not threads of the server, so a datum's
+command, memory or crash never touches the server, and they talk to it
+exactly as remote workers do (HTTP). Keys travel in the environment, never
+on a command line others can read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+STOP_GRACE_SECONDS = 5.0
+SUPERVISE_EVERY = 0.5
+# A worker that keeps dying right away is restarted at most this often.
+RESTART_MIN_INTERVAL = 2.0
+
+
+class LocalWorkers:
+    def __init__(
+        self,
+        count: int,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        region: str = "us-east-1",
+        scratch_root: Path | str = "workers",
+        ca_bundle: str | None = None,
+    ) -> None:
+        self.count = count
+        self.endpoint = endpoint
+        self.scratch_root = Path(scratch_root)
+        self.ca_bundle = ca_bundle
+        self._env = {
+            **os.environ,
+            "LOXO_ACCESS_KEY": access_key,
+            "LOXO_SECRET_KEY": secret_key,
+            "LOXO_REGION": region,
+        }
+        self._procs: list[subprocess.Popen[bytes] | None] = [None] * count
+        self._started_at = [0.0] * count
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids, those running now."""
+        with self._lock:
+            return [p.pid for p in self._procs if p is not None and p.poll() is None]
+
+    def _spawn(self, i: int) -> None:
+        scratch = self.scratch_root / str(i)
+        scratch.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "workers",
+            "--endpoint",
+            self.endpoint,
+            "--scratch",
+            str(scratch),
+            "--name",
+            f"{os.uname().nodename}-local-{i}",
+        ]
+        if self.ca_bundle:
+            cmd += ["--ca-bundle", self.ca_bundle]
+        # Their own session: a Ctrl-C meant for the server does not reach them
+        # (the server stops them); --parent-pid ends them if the server dies.
+        cmd += ["--parent-pid", str(os.getpid())]
+        self._procs[i] = subprocess.Popen(
+            cmd, env=self._env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self._started_at[i] = time.monotonic()
+
+    def start(self) -> None:
+        with self._lock:
+            for i in range(self.count):
+                self._spawn(i)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="loxo-local-workers", daemon=True
+        )
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(SUPERVISE_EVERY):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for i, proc in enumerate(self._procs):
+                    if proc is None or proc.poll() is None:
+                        continue
+                    if time.monotonic() - self._started_at[i] < RESTART_MIN_INTERVAL:
+                        continue
+                    print(
+                        f"loxo: local worker {i} (pid {proc.pid}) exited with "
+                        f"{proc.returncode}; restarting it",
+                        file=sys.stderr,
+                    )
+                    self._spawn(i)
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM every worker, SIGKILL those still running after `grace` s."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+        with self._lock:
+            procs = [p for p in self._procs if p is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
