@@ -30,6 +30,7 @@ from gateway.commands.common import (
     client,
     exit_code_for,
     fail,
+    human,
     out,
     print_json,
     short,
@@ -42,6 +43,9 @@ from gateway.commands.common import (
 JOB_DONE = ("success", "failure", "killed")
 JOB_STATES = ("created", "running", *JOB_DONE)
 DATUM_STATES = ("pending", "running", "success", "failed", "recovered", "skipped", "killed")
+# Datums of a job's inputs that did not change since the job it builds on:
+# counted in the job's total but neither listed nor run (nor in DATUM_STATES).
+UNCHANGED = "unchanged"
 POLL_SECONDS = 0.5
 
 job_app = typer.Typer(
@@ -123,18 +127,23 @@ def counts_of(doc: Mapping[str, Any]) -> dict[str, int]:
     raw = field(doc, "datums", "counts", "datum_counts")
     raw = raw if isinstance(raw, Mapping) else {}
     counts = {k: int(v) for k, v in raw.items() if isinstance(v, int)}
-    for state in (*DATUM_STATES, "total"):
+    for state in (*DATUM_STATES, UNCHANGED, "total"):
         counts.setdefault(state, 0)
     if not counts["total"]:
-        counts["total"] = sum(counts[s] for s in DATUM_STATES)
+        counts["total"] = sum(counts[s] for s in (*DATUM_STATES, UNCHANGED))
     return counts
 
 
 def datum_summary(doc: Mapping[str, Any]) -> str:
     """processed/skipped/failed/total: processed counts the datums that ran to
-    an end (success, or recovered by err_cmd)."""
+    an end (success, or recovered by err_cmd); skipped, those whose earlier
+    outputs were reused (skipped or unchanged)."""
     c = counts_of(doc)
-    return f"{c['success'] + c['recovered']}/{c['skipped']}/{c['failed']}/{c['total']}"
+    return f"{c['success'] + c['recovered']}/{skipped(c)}/{c['failed']}/{c['total']}"
+
+
+def skipped(counts: Mapping[str, int]) -> int:
+    return counts["skipped"] + counts[UNCHANGED]
 
 
 def label(pipeline: Any, version: Any) -> str:
@@ -242,18 +251,35 @@ def list_jobs(
     )
 
 
+# The server's timing names, as people read them: `wait` is the time a datum
+# sat queued until a worker leased it.
+_PHASES = {"wait": "scheduling"}
+_ORDER = ("planning", "scheduling", "download", "process", "upload")
+RUN_PHASES = ("download", "process", "upload")
+
+
 def time_split(doc: Mapping[str, Any]) -> list[tuple[str, float]]:
-    """(phase, seconds) of a job's or datum's timings: download, process,
-    upload first (the worker's phases), then scheduling and anything else."""
+    """(phase, seconds) of a job's or datum's timings: planning (a job's),
+    scheduling (queued until leased), then the worker's download, process and
+    upload, then anything else the server adds."""
     raw = field(doc, "timings", "time", "times")
     raw = raw if isinstance(raw, Mapping) else {}
-    split = {k: float(v) for k, v in raw.items() if isinstance(v, int | float)}
-    for key in ("scheduling", "queued", "waiting"):
-        value = field(doc, key, key + "_seconds")
-        if isinstance(value, int | float) and key not in split:
-            split[key] = float(value)
-    order = ["download", "process", "upload", "scheduling"]
-    return sorted(split.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)
+    split = {
+        _PHASES.get(str(k), str(k)): float(v) for k, v in raw.items() if isinstance(v, int | float)
+    }
+    planning = field(field(doc, "plan"), "plan_seconds")
+    if isinstance(planning, int | float):
+        split["planning"] = float(planning)
+    return sorted(
+        split.items(), key=lambda kv: _ORDER.index(kv[0]) if kv[0] in _ORDER else len(_ORDER)
+    )
+
+
+def run_seconds(doc: Mapping[str, Any]) -> float | None:
+    """A datum's time on a worker: download + process + upload."""
+    split = dict(time_split(doc))
+    ran = [split[k] for k in RUN_PHASES if k in split]
+    return sum(ran) if ran else duration_of(doc)
 
 
 def _print_time_split(doc: Mapping[str, Any]) -> None:
@@ -262,9 +288,20 @@ def _print_time_split(doc: Mapping[str, Any]) -> None:
         out.print("time: -", markup=False)
         return
     total = sum(v for _, v in split) or 1.0
-    out.print("where the time goes (summed over datums):", markup=False)
+    out.print("where the time goes (per phase, summed over datums):", markup=False)
     for phase, value in split:
         out.print(f"  {phase + ':':12} {seconds(value):>8}  {100 * value / total:5.1f}%")
+
+
+def _plan_text(plan: Any) -> str | None:
+    """`full: 3 run, 0 reused, 0 removed (3 keys listed)`, of a job's plan."""
+    if not isinstance(plan, Mapping) or not plan.get("plan"):
+        return None
+    text = f"{plan['plan']}: " + ", ".join(
+        f"{plan.get(k) or 0} {k}" for k in ("run", "reused", "removed")
+    )
+    listed = plan.get("listed_keys")
+    return text + (f" ({listed} keys listed)" if listed is not None else "")
 
 
 @job_app.command(
@@ -297,9 +334,11 @@ def inspect_job(job: str = _JOB, output: Output = OUTPUT) -> None:
             (
                 "datums",
                 f"{c['total']} total: {c['success']} success, {c['skipped']} skipped, "
-                f"{c['failed']} failed, {c['recovered']} recovered, {c['pending']} pending, "
-                f"{c['running']} running" + (f", {c['killed']} killed" if c["killed"] else ""),
+                f"{c[UNCHANGED]} unchanged, {c['failed']} failed, {c['recovered']} recovered, "
+                f"{c['pending']} pending, {c['running']} running"
+                + (f", {c['killed']} killed" if c["killed"] else ""),
             ),
+            ("plan", _plan_text(field(j, "plan"))),
         ]
     )
     inputs = field(j, "inputs")
@@ -337,7 +376,7 @@ def wait_job(job: str = _JOB, timeout: float = _TIMEOUT, output: Output = OUTPUT
                 c = counts_of(j)
                 progress(
                     f"job {short(job)} {state}: {c['success'] + c['recovered']} done, "
-                    f"{c['skipped']} skipped, {c['failed']} failed of {c['total']} datums"
+                    f"{skipped(c)} skipped, {c['failed']} failed of {c['total']} datums"
                 )
             time.sleep(POLL_SECONDS)
     if tty:
@@ -395,7 +434,7 @@ def list_datums(
                 short(field(d, "id", "datum")),
                 field(d, "state") or "-",
                 field(d, "tries", "try") or 0,
-                seconds(sum(v for _, v in time_split(d)) or duration_of(d)),
+                seconds(run_seconds(d)),
                 _paths(d),
             )
             for d in datums
@@ -413,9 +452,25 @@ def _paths(datum: Mapping[str, Any]) -> str:
 
 
 def _files(item: Mapping[str, Any]) -> str:
-    files = field(item, "files")
-    count = len(files) if isinstance(files, list) else field(item, "file_count", "files_count")
-    return "" if count is None else f" ({count} file{'' if count == 1 else 's'})"
+    """` (N files)` of an input or output: `files` is a count or a list."""
+    files = field(item, "files", "objects")
+    count = len(files) if isinstance(files, list) else files
+    return f" ({count} file{'' if count == 1 else 's'})" if isinstance(count, int) else ""
+
+
+def _outputs(api: Client, datum: Mapping[str, Any]) -> str | None:
+    """`repo@commit12 (N files, size)`: the datum's own output commit (it
+    holds exactly what the datum wrote), counted by the commit's details."""
+    commit, repo = field(datum, "output_commit"), field(datum, "pipeline")
+    if not commit or not repo:
+        return None
+    text = f"{repo}@{short(commit)}"
+    try:
+        c = api.inspect(repo, commit)
+    except LoxoError:
+        return text  # the commit went away (a newer attempt's, or collected)
+    size = f", {human(c.size)}" if c.size is not None else ""
+    return f"{text} ({c.objects} file{'' if c.objects == 1 else 's'}{size})"
 
 
 @datum_app.command(
@@ -428,6 +483,7 @@ def inspect_datum(job: str = _JOB, datum: str = _DATUM, output: Output = OUTPUT)
     Inputs show as `name repo@commit:path (N files)`."""
     with api_client() as api:
         d = api.inspect_datum(job, datum)
+        outputs = None if output is Output.json else _outputs(api, d)
     if output is Output.json:
         print_json(d)
         return
@@ -447,19 +503,7 @@ def inspect_datum(job: str = _JOB, datum: str = _DATUM, output: Output = OUTPUT)
         repo = field(item, "repo") or "?"
         where = f"{repo}@{short(field(item, 'commit'))}:{field(item, 'path') or '/'}"
         out.print(f"  {field(item, 'name') or repo}  {where}{_files(item)}", markup=False)
-    outputs = field(d, "outputs", "output")
-    out.print("outputs:", markup=False)
-    if isinstance(outputs, list):
-        for item in outputs:
-            text = item if isinstance(item, str) else field(item, "path", "key") or json.dumps(item)
-            out.print(f"  {text}", markup=False)
-    elif isinstance(outputs, Mapping):
-        out.print(
-            f"  {field(outputs, 'repo') or ''}@{short(field(outputs, 'commit'))}{_files(outputs)}",
-            markup=False,
-        )
-    elif outputs:
-        out.print(f"  {outputs}", markup=False)
+    out.print(f"outputs: {outputs or '-'}", markup=False)
     split = time_split(d)
     out.print(
         "timings: " + (", ".join(f"{k} {seconds(v)}" for k, v in split) if split else "-"),

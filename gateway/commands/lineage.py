@@ -37,6 +37,7 @@ from gateway.commands.jobs import (
     label,
     progress,
     seconds,
+    skipped,
 )
 
 BAR_WIDTH = 24
@@ -62,18 +63,18 @@ def _jobs_of(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def _bar(status: Mapping[str, Any]) -> str:
     """One line: a bar of the datums that ended, across the jobs, and what
     has no job yet."""
-    done = skipped = failed = total = 0
+    done = skipped_ = failed = total = 0
     for j in _jobs_of(status):
         c = counts_of(j)
         done += c["success"] + c["recovered"]
-        skipped += c["skipped"]
+        skipped_ += skipped(c)
         failed += c["failed"]
         total += c["total"]
-    ended = done + skipped + failed
+    ended = done + skipped_ + failed
     filled = BAR_WIDTH * ended // total if total else 0
     line = (
         f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {ended}/{total} datums "
-        f"({done} done, {skipped} skipped, {failed} failed) in {len(_jobs_of(status))} jobs"
+        f"({done} done, {skipped_} skipped, {failed} failed) in {len(_jobs_of(status))} jobs"
     )
     waiting = field(status, "waiting_for") or []
     if waiting:
@@ -98,7 +99,7 @@ def _summary(status: Mapping[str, Any]) -> None:
 
 def _counts_text(job: Mapping[str, Any]) -> str:
     c = counts_of(job)
-    text = f"{c['success'] + c['recovered']} done, {c['skipped']} skipped, {c['failed']} failed"
+    text = f"{c['success'] + c['recovered']} done, {skipped(c)} skipped, {c['failed']} failed"
     return f"{text} of {c['total']}"
 
 
@@ -155,7 +156,9 @@ def _pipelines(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _output_repo(p: Mapping[str, Any]) -> str:
-    return str(field(p, "output_repo", "output") or field(p, "name"))
+    """The repo a pipeline writes: `output_branch` is `repo@branch`."""
+    branch = str(field(p, "output_branch") or "").partition("@")[0]
+    return str(field(p, "output_repo") or branch or field(p, "name"))
 
 
 def _inputs(p: Mapping[str, Any]) -> list[str]:
@@ -201,8 +204,10 @@ def dag_lines(doc: Mapping[str, Any]) -> list[str]:
         version = field(p, "version")
         state = str(field(p, "state") or "-") + (f" v{version}" if version is not None else "")
         detail = f"{state}, {job}"
-        edge = f"{', '.join(_inputs(p)) or '(no input)'} -> [{field(p, 'name')}] -> "
-        lines.append(f"{edge}{_output_repo(p)}    {detail}")
+        # repo@branch where the answer names branches, else the repos
+        ins = field(p, "input_branches") or _inputs(p)
+        edge = f"{', '.join(map(str, ins)) or '(no input)'} -> [{field(p, 'name')}] -> "
+        lines.append(f"{edge}{field(p, 'output_branch') or _output_repo(p)}    {detail}")
     return lines
 
 
