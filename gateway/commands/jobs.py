@@ -57,8 +57,15 @@ datum_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_JOB = typer.Argument(..., metavar="JOB", help="A job id (as `loxo job list` shows it).")
-_DATUM = typer.Argument(..., metavar="DATUM", help="A datum id (as `loxo datum list` shows it).")
+# The server takes unique id prefixes (8+ characters of a job's, 6+ of a datum's).
+_JOB = typer.Argument(
+    ..., metavar="JOB", help="A job id, or a unique prefix of 8+ characters (`loxo job list`)."
+)
+_DATUM = typer.Argument(
+    ...,
+    metavar="DATUM",
+    help="A datum id, or a unique prefix of 6+ characters (`loxo datum list JOB`).",
+)
 _TIMEOUT = typer.Option(
     0.0, "--timeout", min=0.0, help="Give up after this many seconds (0: wait forever)."
 )

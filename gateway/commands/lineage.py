@@ -63,18 +63,20 @@ def _jobs_of(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def _bar(status: Mapping[str, Any]) -> str:
     """One line: a bar of the datums that ended, across the jobs, and what
     has no job yet."""
-    done = skipped_ = failed = total = 0
+    done = skipped_ = failed = running = total = 0
     for j in _jobs_of(status):
         c = counts_of(j)
         done += c["success"] + c["recovered"]
         skipped_ += skipped(c)
         failed += c["failed"]
+        running += c["running"]
         total += c["total"]
     ended = done + skipped_ + failed
     filled = BAR_WIDTH * ended // total if total else 0
     line = (
         f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {ended}/{total} datums "
-        f"({done} done, {skipped_} skipped, {failed} failed) in {len(_jobs_of(status))} jobs"
+        f"({done} done, {skipped_} skipped, {failed} failed, {running} running) "
+        f"in {len(_jobs_of(status))} jobs"
     )
     waiting = field(status, "waiting_for") or []
     if waiting:
