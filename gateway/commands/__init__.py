@@ -46,3 +46,4 @@ def register(app: typer.Typer) -> None:
     ):
         app.command()(command)
     app.command(epilog=worker.WORKER_EPILOG)(worker.worker)
+    jobs.datum_app.command("run", epilog=worker.DATUM_RUN_EPILOG)(worker.datum_run)
