@@ -552,6 +552,10 @@ class Jobs:
             out[live.id] = PastDatum(outcome, live.location, True)  # type: ignore[arg-type]
         return out
 
+    async def last_jobs(self) -> dict[str, JobRow]:
+        """Each pipeline's newest job."""
+        return await self.db.jobs.last_jobs()
+
     async def get(self, ident: str) -> JobRow:
         return await self.db.jobs.get_job(ident)
 
