@@ -71,7 +71,7 @@ class Pfs:
     join_on: str = ""  # only inside a join: the key, from the glob's capture groups ($1)
     outer_join: bool = False  # only inside a join: keep this input's unmatched datums
     group_by: str = ""  # only inside a group: the key, from the glob's capture groups
-    s3: bool = False  # an S3 endpoint instead of files (glob must be "/")
+    s3: bool = False  # a bucket of the datum's files instead of files on disk
     empty_files: bool = False  # lay files out empty (the code reads only names)
 
 
@@ -526,18 +526,9 @@ def _read_pfs(value: object, path: str, ancestors: tuple[str, ...]) -> Pfs:
                     f"${ref} refers to capture group {int(ref)}, but the glob {glob!r} has "
                     f"{groups} (groups are the glob's parenthesised parts, $1 first)",
                 )
+    # Unlike Pachyderm, an s3 input may use any glob and sit in any
+    # combination: each datum gets a bucket holding only its own files.
     s3 = pfs.boolean("s3")
-    if s3:
-        # Pachyderm: an s3 input is served whole as a bucket, so its glob must
-        # be "/" (one datum), and it cannot sit inside a join, group or union.
-        # loxo means to lift the second rule later; it is kept for now.
-        if glob != "/":
-            raise SpecError(pfs.field("glob"), f"an s3 input needs glob '/', not {glob!r}")
-        for kind in ("join", "group", "union"):
-            if kind in ancestors:
-                raise SpecError(
-                    pfs.field("s3"), f"an s3 input cannot be inside a {kind} (Pachyderm's rule)"
-                )
     return Pfs(
         repo=repo,
         glob=glob,

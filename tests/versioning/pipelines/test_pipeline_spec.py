@@ -31,6 +31,7 @@ from versioning.pipelines.spec import (
     check_glob,
     format_duration,
     format_memory,
+    iter_leaves,
     parse_duration,
     parse_memory,
     parse_spec,
@@ -312,19 +313,6 @@ BAD: list[tuple[str, dict[str, Any] | str, str, str]] = [
         _with("input", {"group": [pfs("images", "/*", group_by="$1")]}),
         "input.group[0].pfs.group_by",
         "has 0",
-    ),
-    ("s3 glob", _with("input.pfs.s3", True), "input.pfs.glob", "needs glob '/'"),
-    (
-        "s3 in union",
-        _with("input", {"union": [pfs("images", "/", s3=True)]}),
-        "input.union[0].pfs.s3",
-        "inside a union",
-    ),
-    (
-        "s3 in join under cross",
-        _with("input", {"join": [cross(pfs("images", "/", s3=True))]}),
-        "input.join[0].cross[0].pfs.s3",
-        "inside a join",
     ),
     ("s3 not bool", _with("input.pfs.s3", "yes"), "input.pfs.s3", "a boolean"),
     (
@@ -630,3 +618,23 @@ def test_round_trip(doc: dict[str, Any]) -> None:
     assert to_json(parse_spec(canonical)) == canonical
     assert parse_spec(json.dumps(canonical)) == spec
     assert parse_spec(yaml.safe_dump(canonical)) == spec
+
+
+@pytest.mark.parametrize(
+    "input_",
+    [
+        pfs("images", "/*", s3=True),
+        {"union": [pfs("images", "/a/*", s3=True), pfs("images", "/b/*", name="b")]},
+        {
+            "join": [
+                pfs("images", "/(*)", s3=True, join_on="$1"),
+                pfs("labels", "/(*)", join_on="$1"),
+            ]
+        },
+    ],
+    ids=["any glob", "in a union", "in a join"],
+)
+def test_s3_inputs_take_any_glob_and_combination(input_: dict[str, Any]) -> None:
+    # Unlike Pachyderm: each datum's input bucket holds only that datum's files.
+    spec = parse_spec(_with("input", input_))
+    assert any(leaf.s3 for _, leaf in iter_leaves(spec.input) if isinstance(leaf, Pfs))
