@@ -9,8 +9,9 @@ workers against a real server:
   through S3 is attributed to its datum (S3 metadata, provenance naming the
   right input file), and adding one file runs exactly one datum;
 - the same stage with an `s3: true` input and glob `/*`: each datum's input
-  bucket holds only that datum's files (the user code lists it) — refused by
-  the spec today (strict xfail, see its reason).
+  bucket holds only that datum's files (the user code lists it through s3fs);
+- every datum bucket (input and output) is a name Hadoop S3A can address:
+  java.net.URI needs the last label of `<repo>.<hex>` to start with a letter.
 """
 
 from __future__ import annotations
@@ -45,18 +46,10 @@ pytestmark = pytest.mark.slow
 SPARK_JOB = """
     \"\"\"Total amount per region: CSV in through s3a, CSV out through s3a.\"\"\"
     import os
-    import sys
-
-    source, out = os.environ["sales_BUCKET"], os.environ["LOXO_OUTPUT_BUCKET"]
-    for bucket in (source, out):
-        # java.net.URI takes `repo.<hex>` for a host only when its last label
-        # starts with a letter; otherwise S3A fails with "bucket" (see the xfail).
-        if not bucket.rsplit(".", 1)[-1][:1].isalpha():
-            print(f"UNADDRESSABLE by s3a: {bucket}", file=sys.stderr)
-            sys.exit(2)
 
     from pyspark.sql import SparkSession, functions as F
 
+    source, out = os.environ["sales_BUCKET"], os.environ["LOXO_OUTPUT_BUCKET"]
     spark = (
         SparkSession.builder.master("local[1]")
         .appName("loxo-pipeline")
@@ -161,17 +154,13 @@ def test_a_spark_stage_reads_and_writes_through_s3a(
                 },
             },
             "s3_out": True,
-            # Each attempt gets fresh buckets: retry until both are addressable.
-            "datum_tries": 40,
+            "datum_tries": 1,  # S3A must work on the first try
         }
     )
     status = wait_done(loxo, "sales", commit, timeout=180)
     job = job_of(status, "totals")
     logs = job_logs(loxo, job["job"])
     assert job["state"] == "success", "\n".join(x["text"][-3000:] for x in logs)
-    # Every failed attempt was one with an unaddressable bucket, nothing else.
-    stderr = [x["text"] for x in logs if x["stream"] == "stderr" and "Traceback" in x["text"]]
-    assert not stderr, stderr
     stdout = "".join(x["text"] for x in logs if x["stream"] == "stdout")
     assert f"s3a endpoint: {server.endpoint}" in stdout, stdout
     assert "s3a path style: true" in stdout, stdout
@@ -194,7 +183,7 @@ def test_a_spark_stage_reads_and_writes_through_s3a(
 
 
 NAMES = """
-    \"\"\"Record the datum's bucket names (output, input snapshot) as its output.\"\"\"
+    \"\"\"Record the datum's bucket names (output, input) as its output.\"\"\"
     import os
 
     import boto3
@@ -205,13 +194,6 @@ NAMES = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="datum buckets are named `<repo>.<32 hex>` (jobs.Jobs._prepare): when the hex "
-    "starts with a digit, java.net.URI finds no host in s3a://<bucket>/ and Hadoop S3A "
-    "fails with IllegalArgumentException('bucket'), so Spark can use a datum's "
-    "buckets only when both ids start with a-f (about 1 attempt in 7)",
-)
 def test_every_datum_bucket_is_addressable_by_s3a(
     loxo_server: tuple[LoxoServer, Client], tmp_path: Path
 ) -> None:
@@ -224,15 +206,15 @@ def test_every_datum_bucket_is_addressable_by_s3a(
     loxo.create_pipeline(
         {
             "pipeline": {"name": "names"},
-            # Six datums, each with its own output bucket (and the snapshot bucket).
-            "input": {"pfs": {"repo": "csvs", "glob": "/*"}},
+            # Six datums, each with its own input and output bucket.
+            "input": {"pfs": {"repo": "csvs", "glob": "/*", "s3": True}},
             "transform": {"cmd": python_cmd(script)},
             "s3_out": True,
         }
     )
     assert job_of(wait_done(loxo, "csvs", commit), "names")["state"] == "success"
     names = sorted({n for body in objects(s3, "names").values() for n in body.decode().split()})
-    assert len(names) == 7, names  # six output buckets, one snapshot bucket
+    assert len(names) == 12, names
     # java.net.URI (RFC 2396): a host's last label starts with a letter.
     bad = [n for n in names if not n.rsplit(".", 1)[-1][:1].isalpha()]
     assert not bad, bad
@@ -308,12 +290,6 @@ def test_a_pandas_s3fs_stage_writes_attributed_outputs_and_skips(
     _run_sums(server, loxo, tmp_path, s3_input=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec._read_pfs refuses an s3 input whose glob is not '/' (invalid_spec "
-    "'an s3 input needs glob '/''), while docs/design/jobs.md promises a per-datum "
-    "input bucket for s3 inputs with any glob, and jobs.Jobs._input_bucket builds one",
-)
 def test_an_s3_input_with_glob_star_shows_each_datum_only_its_files(
     loxo_server: tuple[LoxoServer, Client], tmp_path: Path
 ) -> None:
