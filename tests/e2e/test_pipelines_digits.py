@@ -18,10 +18,13 @@ previous one left and checks only what changed):
 - exact incrementality: one new image runs exactly one preprocess datum;
 - a code fix after a failure: the failed job leaves the output branch where it
   was, its stderr is in the logs, tries == datum_tries; the fixed version runs
-  only the failed datum and reuses the other one;
+  only the failed datum and reuses the other one, and `wait` on the input
+  commit then reports the fixed job (the newest covering it) and follows it
+  downstream;
 - a deleted image removes exactly its output; putting the same bytes back
   reuses the older result ("unchanged since an older job");
-- refused specs name their field (unknown field, bad glob, missing repo, cycle).
+- refused specs name their field (unknown field, bad glob, a glob with
+  Pachyderm's `{a,b}` alternatives, missing repo, cycle).
 """
 
 from __future__ import annotations
@@ -406,14 +409,6 @@ def test_a_code_fix_after_a_failure_runs_only_the_failed_datum(digits: Digits) -
     check_evaluate(d, status)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Lineage.wait_status takes the OLDEST job covering the commit "
-    "(jobs_reading is ORDER BY created, first match wins): after a failed job and "
-    "a fixed pipeline version's job over the same input commit, wait still "
-    "reports the failed job (and done=true while the fix runs) and never "
-    "follows the fixed job's output downstream",
-)
 def test_wait_after_a_fix_reports_the_fixed_job(digits: Digits) -> None:
     d = digits
     assert d.fixed, "runs after test_a_code_fix_after_a_failure_runs_only_the_failed_datum"
@@ -508,13 +503,6 @@ def test_bad_specs_name_their_field(digits: Digits) -> None:
     assert "extra" not in {p.name for p in loxo.list_pipelines()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec.check_glob accepts '{', '}' and '|', which docs/design/pipelines.md "
-    "says are refused and globs.compile_glob does refuse (GlobError): the pipeline "
-    "is created and never starts a job (the scheduler only logs 'cannot start a "
-    "job: input.pfs.glob ...')",
-)
 def test_a_glob_with_alternatives_is_refused_at_create(digits: Digits) -> None:
     loxo = digits.loxo
     spec = {
