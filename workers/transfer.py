@@ -150,7 +150,13 @@ def upload(
 
     def put(item: tuple[Path, str]) -> None:
         path, key = item
-        client.upload_file(str(path), bucket, key, Config=TRANSFER)
+        if path.stat().st_size > TRANSFER.multipart_threshold:
+            client.upload_file(str(path), bucket, key, Config=TRANSFER)
+            return
+        # One PUT for a small file: upload_file starts a transfer manager (its
+        # own threads) per call, which costs more than the upload itself.
+        with open(path, "rb") as body:
+            client.put_object(Bucket=bucket, Key=key, Body=body)
 
     _each(files, put, cancel)
     return len(files)

@@ -11,6 +11,7 @@ from versioning.commit_log import PathChange
 from versioning.control import CommitInfo, MergeResult, RepoInfo
 from versioning.ids import CommitId
 from versioning.model import Branch, Commit, ObjectEntry, OpenCommit, Repo, Tag, TrashEntry
+from versioning.pipelines.jobs import JobRow
 from versioning.pipelines.service import Pipeline
 from versioning.pipelines.spec import to_json
 from versioning.uploads import UploadInfo
@@ -171,8 +172,13 @@ def merge_result(m: MergeResult) -> dict[str, Any]:
     }
 
 
-def pipeline(p: Pipeline) -> dict[str, Any]:
+def pipeline(p: Pipeline, last_job: JobRow | None = None) -> dict[str, Any]:
     return {
+        "last_job": (
+            {"id": last_job.id, "state": last_job.state, "version": last_job.version}
+            if last_job is not None
+            else None
+        ),
         "name": p.name,
         "state": p.state,
         "version": p.version,

@@ -213,6 +213,7 @@ SCHEMAS: dict[str, Any] = {
             "created": _S,
             "updated": _S,
             "spec": {"type": "object"},
+            "last_job": {"type": ["object", "null"]},
         },
     },
     # Jobs, datums, logs and lineage: docs/design/jobs.md has their fields.

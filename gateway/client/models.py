@@ -374,6 +374,7 @@ class Pipeline:
     created: datetime | None
     updated: datetime | None
     spec: dict[str, Any] = field(default_factory=dict)  # canonical JSON form
+    last_job: dict[str, Any] | None = None  # {"id", "state", "version"} of its newest job
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> Pipeline:
@@ -388,4 +389,5 @@ class Pipeline:
             _time(d.get("created")),
             _time(d.get("updated")),
             dict(d.get("spec") or {}),
+            d.get("last_job"),
         )

@@ -7,6 +7,8 @@ import typer
 from gateway.commands import (
     files,
     history,
+    jobs,
+    lineage,
     pipeline_plan,  # noqa: F401 - adds `plan` to pipeline_app
     purge,
     worker,
@@ -25,6 +27,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")
     app.add_typer(uploads_app, name="uploads")
     app.add_typer(pipeline_app, name="pipeline")
+    app.add_typer(jobs.job_app, name="job")
+    app.add_typer(jobs.datum_app, name="datum")
+    for top, epilog in (*jobs.TOP_LEVEL, *lineage.TOP_LEVEL):
+        app.command(epilog=epilog)(top)
     for command in (
         history.log,
         history.inspect,
@@ -40,3 +46,4 @@ def register(app: typer.Typer) -> None:
     ):
         app.command()(command)
     app.command(epilog=worker.WORKER_EPILOG)(worker.worker)
+    jobs.datum_app.command("run", epilog=worker.DATUM_RUN_EPILOG)(worker.datum_run)

@@ -126,6 +126,8 @@ _NOT_FOUND = {
     "trash_not_found",
     "upload_not_found",
     "pipeline_not_found",
+    "job_not_found",
+    "datum_not_found",
     "not_found",
 }
 _CONFLICT = {

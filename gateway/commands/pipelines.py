@@ -1,7 +1,7 @@
 """`loxo pipeline`: Pachyderm-style pipelines. `validate` checks spec files
 offline (each spec's fields, then the DAG among them); create, update, list,
-inspect, stop, start and delete manage pipelines on the server (jobs do not
-run yet)."""
+inspect, stop, start and delete manage pipelines on the server (their jobs:
+jobs.py)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from versioning.pipelines.spec import PipelineSpec
 
 pipeline_app = typer.Typer(
-    help="Pipelines (in progress): validate specs, create and manage pipelines (jobs do "
-    "not run yet).",
+    help="Pipelines: validate specs, create and manage pipelines, preview their next job "
+    "(their jobs: loxo job; their DAG: loxo dag).",
     no_args_is_help=True,
 )
 
@@ -202,15 +202,25 @@ def update(
 
 @pipeline_app.command("list", epilog="Examples: loxo pipeline list  |  loxo pipeline list -o json")
 def list_(output: Output = OUTPUT) -> None:
-    """List pipelines: state, version, input repos."""
+    """List pipelines: state, version, input repos and their newest job's state."""
     with client() as api:
         found = list(api.list_pipelines())
     if output is Output.json:
         print_json(found)
         return
     table(
-        ["NAME", "STATE", "VERSION", "INPUT REPOS", "UPDATED"],
-        [(p.name, p.state, p.version, ", ".join(p.input_repos), when(p.updated)) for p in found],
+        ["NAME", "STATE", "VERSION", "INPUT REPOS", "LAST JOB", "UPDATED"],
+        [
+            (
+                p.name,
+                p.state,
+                p.version,
+                ", ".join(p.input_repos),
+                f"{p.last_job['id'][:12]} {p.last_job['state']}" if p.last_job else "-",
+                when(p.updated),
+            )
+            for p in found
+        ],
     )
 
 

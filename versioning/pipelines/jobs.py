@@ -60,6 +60,16 @@ class Completion:
     upload: float = 0.0
 
 
+def _bucket_id() -> CommitId:
+    """A random open-commit id whose hex starts with a letter (a-f): a datum's
+    bucket `<repo>.<hex>` is then a host name java.net.URI accepts (its last
+    label must start with a letter), so Hadoop S3A can address it."""
+    while True:
+        ident = os.urandom(16)
+        if ident[0] >= 0xA0:
+            return CommitId(ident)
+
+
 class Jobs:
     def __init__(
         self,
@@ -311,7 +321,7 @@ class Jobs:
     async def _open(self, repo: str, branch: str) -> CommitId:
         """An open commit on `repo` whose staging tree starts empty."""
         record = OpenCommit(
-            id=CommitId(os.urandom(16)),
+            id=_bucket_id(),
             repo=repo,
             branch=branch,
             base=None,
@@ -551,6 +561,10 @@ class Jobs:
             outcome = "success" if live.outcome == "success" else "recovered"
             out[live.id] = PastDatum(outcome, live.location, True)  # type: ignore[arg-type]
         return out
+
+    async def last_jobs(self) -> dict[str, JobRow]:
+        """Each pipeline's newest job."""
+        return await self.db.jobs.last_jobs()
 
     async def get(self, ident: str) -> JobRow:
         return await self.db.jobs.get_job(ident)

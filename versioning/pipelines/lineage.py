@@ -220,7 +220,9 @@ class Lineage:
                     continue
                 visited.add((p.name, at))
                 covering: JobRow | None = None
-                for job in await self.db.jobs.jobs_reading(source, when):
+                # The newest job covering the commit speaks for it: after a failed
+                # job, a fixed version's job over the same input is what to wait for.
+                for job in reversed(await self.db.jobs.jobs_reading(source, when)):
                     if job.pipeline != p.name:
                         continue
                     mine = [i.commit for i in job.inputs if i.repo == source]

@@ -53,15 +53,25 @@ class Scheduler:
 
     async def tick(self) -> None:
         await self.jobs.expire_leases()
+        busy: set[str] = set()
         for job in await self.jobs.db.jobs.active_jobs():
-            await self.jobs.settle(job)
-        for pipeline in await self.pipelines.list():
+            if await self.jobs.settle(job) is None:
+                busy.add(job.pipeline)
+        pipelines = upstream_first(await self.pipelines.list())
+        upstream = _upstream(pipelines)
+        for pipeline in pipelines:
+            # One input change, one job per pipeline: while a pipeline upstream
+            # runs, a job here would read its old output now and run again
+            # when the new one lands (a diamond's join would run twice).
+            if upstream[pipeline.name] & busy:
+                continue
             try:
                 if pipeline.state == "running":
                     await self.tick_crons(pipeline)
-                await self.jobs.maybe_start(pipeline)
+                if await self.jobs.maybe_start(pipeline) is not None:
+                    busy.add(pipeline.name)
             except errors.JobActive:
-                pass
+                busy.add(pipeline.name)
             except (errors.VersioningError, SpecError) as exc:
                 key = (pipeline.name, pipeline.version, str(exc))
                 if key not in self._reported:
@@ -115,3 +125,38 @@ class Scheduler:
                 log.exception("pipeline scheduler tick failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.jobs.changed.wait(), self.interval)
+
+
+def upstream_first(pipelines: list[Pipeline]) -> list[Pipeline]:
+    """The pipelines in an order where each comes after those it reads (the
+    DAG has no cycle; ties by name)."""
+    by_name = {p.name: p for p in pipelines}
+    done: set[str] = set()
+    out: list[Pipeline] = []
+
+    def visit(p: Pipeline, path: frozenset[str]) -> None:
+        if p.name in done or p.name in path:
+            return
+        for repo in p.input_repos:
+            if repo in by_name:
+                visit(by_name[repo], path | {p.name})
+        done.add(p.name)
+        out.append(p)
+
+    for p in sorted(pipelines, key=lambda x: x.name):
+        visit(p, frozenset())
+    return out
+
+
+def _upstream(pipelines: list[Pipeline]) -> dict[str, set[str]]:
+    """Each pipeline's upstream pipelines, transitively (pipelines come upstream first)."""
+    names = {p.name for p in pipelines}
+    out: dict[str, set[str]] = {}
+    for p in pipelines:
+        mine: set[str] = set()
+        for repo in p.input_repos:
+            if repo in names:
+                mine.add(repo)
+                mine |= out.get(repo, set())
+        out[p.name] = mine
+    return out

@@ -28,6 +28,7 @@ import yaml
 
 from versioning import errors
 from versioning.names import DEFAULT_BRANCH, NAME, check_ref_name, check_repo_name
+from versioning.pipelines.globs import compile_glob
 
 # ---------------------------------------------------------------------------- errors
 
@@ -70,7 +71,7 @@ class Pfs:
     join_on: str = ""  # only inside a join: the key, from the glob's capture groups ($1)
     outer_join: bool = False  # only inside a join: keep this input's unmatched datums
     group_by: str = ""  # only inside a group: the key, from the glob's capture groups
-    s3: bool = False  # an S3 endpoint instead of files (glob must be "/")
+    s3: bool = False  # a bucket of the datum's files instead of files on disk
     empty_files: bool = False  # lay files out empty (the code reads only names)
 
 
@@ -285,55 +286,10 @@ def check_cron(spec: str) -> None:
 
 
 def check_glob(pattern: str) -> int:
-    """Check a Pachyderm glob's syntax and return its number of capture groups.
-
-    Globs are absolute paths with `*` (within a segment), `**` (across
-    segments), `?`, `[...]` classes (`[!...]` or `[^...]` negated) and
-    `(...)` capture groups that join_on / group_by reference as `$1`...
-    Only the syntax is checked here: the matching engine lives elsewhere.
-    Raises ValueError.
-    """
-    if not pattern.startswith("/"):
-        raise ValueError(f"glob {pattern!r} must be an absolute path starting with /")
-    groups = 0
-    depth = 0
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            if i + 1 == len(pattern):
-                raise ValueError(f"glob {pattern!r} ends with a lone backslash")
-            i += 2
-            continue
-        if c == "[":
-            j = i + 1
-            if j < len(pattern) and pattern[j] in "!^":
-                j += 1
-            start = j
-            # A class has at least one member; a literal ] in it is escaped: [\]].
-            while j < len(pattern) and pattern[j] != "]":
-                if pattern[j] == "\\":
-                    j += 1
-                j += 1
-            if j >= len(pattern):
-                raise ValueError(f"glob {pattern!r}: a [ at {i} is never closed")
-            if j == start:
-                raise ValueError(f"glob {pattern!r}: an empty class [] at {i}")
-            i = j + 1
-            continue
-        if c == "]":
-            raise ValueError(f"glob {pattern!r}: a ] at {i} closes no [")
-        if c == "(":
-            depth += 1
-            groups += 1
-        elif c == ")":
-            if depth == 0:
-                raise ValueError(f"glob {pattern!r}: a ) at {i} closes no (")
-            depth -= 1
-        i += 1
-    if depth:
-        raise ValueError(f"glob {pattern!r}: {depth} ( never closed")
-    return groups
+    """Check a Pachyderm glob and return its number of capture groups: the
+    matching engine's own check (globs.compile_glob), so a spec is refused
+    exactly when its glob could never be matched. Raises ValueError."""
+    return compile_glob(pattern).groups
 
 
 _GROUP_REF = re.compile(r"\$(\d+)")
@@ -570,18 +526,9 @@ def _read_pfs(value: object, path: str, ancestors: tuple[str, ...]) -> Pfs:
                     f"${ref} refers to capture group {int(ref)}, but the glob {glob!r} has "
                     f"{groups} (groups are the glob's parenthesised parts, $1 first)",
                 )
+    # Unlike Pachyderm, an s3 input may use any glob and sit in any
+    # combination: each datum gets a bucket holding only its own files.
     s3 = pfs.boolean("s3")
-    if s3:
-        # Pachyderm: an s3 input is served whole as a bucket, so its glob must
-        # be "/" (one datum), and it cannot sit inside a join, group or union.
-        # loxo means to lift the second rule later; it is kept for now.
-        if glob != "/":
-            raise SpecError(pfs.field("glob"), f"an s3 input needs glob '/', not {glob!r}")
-        for kind in ("join", "group", "union"):
-            if kind in ancestors:
-                raise SpecError(
-                    pfs.field("s3"), f"an s3 input cannot be inside a {kind} (Pachyderm's rule)"
-                )
     return Pfs(
         repo=repo,
         glob=glob,

@@ -1,5 +1,6 @@
 """Control API operations on pipelines' lifecycle: create, update (a new
-spec version), list, inspect, stop, start and delete. Jobs do not run yet."""
+spec version), list, inspect, stop, start and delete. Listing and inspecting
+show each pipeline's newest job (jobs: operations/jobs.py)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ async def list_pipelines(ctl: Control, call: Call) -> Any:
     limit = call.limit()
     after = call.q("cursor") or ""
     found = [p for p in await ctl.pipelines.list() if p.name > after]
-    return named_page([encode.pipeline(p) for p in found[: limit + 1]], limit)
+    last = await ctl.jobs.last_jobs()
+    return named_page([encode.pipeline(p, last.get(p.name)) for p in found[: limit + 1]], limit)
 
 
 @op(
@@ -50,7 +52,9 @@ async def list_pipelines(ctl: Control, call: Call) -> Any:
     returns="Pipeline",
 )
 async def inspect_pipeline(ctl: Control, call: Call) -> Any:
-    return encode.pipeline(await ctl.pipelines.inspect(call.params["name"]))
+    found = await ctl.pipelines.inspect(call.params["name"])
+    last = await ctl.jobs.last_jobs()
+    return encode.pipeline(found, last.get(found.name))
 
 
 @op(

@@ -333,3 +333,57 @@ def test_cron_input_ticks_and_each_tick_is_a_datum(
             await svc.db.close()
 
     _run(go())
+
+
+def test_a_diamond_runs_its_join_once_per_input_change(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """src -> aaa -> bbb, and ccc reads both: one change to src runs ccc once,
+    after bbb, with both new outputs (not once with aaa's new output and bbb's old)."""
+    dsn = fresh_database()
+
+    async def go() -> None:
+        svc = await _services(dsn, tmp_path / "chunks")
+        try:
+            await svc.control.create_repo("src")
+            await _write(svc, "src", "main", {"x": b"1"})
+            for name, input_ in (
+                ("aaa", {"pfs": {"repo": "src", "glob": "/*"}}),
+                ("bbb", {"pfs": {"repo": "aaa", "glob": "/"}}),
+                (
+                    "ccc",
+                    {
+                        "cross": [
+                            {"pfs": {"repo": "aaa", "glob": "/"}},
+                            {"pfs": {"repo": "bbb", "glob": "/"}},
+                        ]
+                    },
+                ),
+            ):
+                spec = {"pipeline": {"name": name}, "input": input_, "transform": {"cmd": ["true"]}}
+                await svc.control.pipelines.create(spec)
+
+            async def drain() -> None:
+                for _ in range(50):
+                    await svc.scheduler.tick()
+                    ran = await _work(svc)
+                    active = await svc.db.jobs.active_jobs()
+                    if not ran and not active:
+                        await svc.scheduler.tick()
+                        if not await svc.db.jobs.active_jobs():
+                            return
+                raise AssertionError("the DAG never settled")
+
+            await drain()
+            await _write(svc, "src", "main", {"y": b"2"})
+            await drain()
+            jobs = await svc.control.jobs.list_jobs("ccc", None, None, 10)
+            assert [j.state for j in jobs] == ["success", "success"]
+            newest = jobs[0]
+            b_head = (await svc.control.get_branch("bbb", "main")).head
+            assert b_head is not None
+            assert {i.repo: i.commit for i in newest.inputs}["bbb"] == b_head.hex()
+        finally:
+            await svc.db.close()
+
+    _run(go())
