@@ -315,6 +315,13 @@ _DOMAIN_TABLE: list[tuple[type[dom.VersioningError], type[S3Error]]] = [
     (dom.Busy, ServiceUnavailable),
     (dom.HeadMoved, ServiceUnavailable),
     (dom.MergeConflict, ServiceUnavailable),
+    # Jobs and datums are control-API only (no S3 action reaches them).
+    (dom.JobNotFound, InvalidRequest),
+    (dom.DatumNotFound, InvalidRequest),
+    (dom.JobActive, ServiceUnavailable),
+    (dom.LeaseLost, ServiceUnavailable),
+    (dom.DatumNotRestartable, InvalidRequest),
+    (dom.JobEnded, InvalidRequest),
     # Retryable: a retry re-reads the source, which is then found or not.
     (dom.ContentGone, ServiceUnavailable),
     (dom.CorruptData, InternalError),
