@@ -107,6 +107,11 @@ def serve(
         help="Start this many local pipeline workers (loxo worker processes on this machine); "
         "0 starts none (run `loxo worker --endpoint URL` elsewhere).",
     ),
+    worker_parallel: int = typer.Option(
+        2,
+        help="Datums each local worker runs at once (small datums: their transfers "
+        "overlap; heavy ones: 1 per core is plenty).",
+    ),
     lease_seconds: float = typer.Option(
         30.0,
         help="A worker holds a datum this long without a heartbeat; then (a dead worker) "
@@ -138,6 +143,7 @@ def serve(
             trash_days=trash_days,
             workers=workers,
             lease_seconds=lease_seconds,
+            worker_parallel=worker_parallel,
         )
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)

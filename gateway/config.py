@@ -57,6 +57,8 @@ class ServeConfig:
     # Local pipeline workers `loxo serve` starts (each a `loxo worker` process
     # on this machine, over HTTP like any other); 0: none.
     workers: int = 2
+    # Datums each local worker runs at once.
+    worker_parallel: int = 2
     # A datum lease lasts this long without a heartbeat (a dead worker's datum
     # goes to another worker after it).
     lease_seconds: float = 30.0
@@ -115,6 +117,12 @@ def check_open_commit_idle(minutes: float) -> float:
 def check_workers(count: int) -> int:
     if not 0 <= count <= 256:
         raise ConfigError(f"--workers must be from 0 to 256, not {count}")
+    return count
+
+
+def check_worker_parallel(count: int) -> int:
+    if not 1 <= count <= 64:
+        raise ConfigError(f"--worker-parallel must be from 1 to 64, not {count}")
     return count
 
 
@@ -259,6 +267,7 @@ def build(
     trash_days: float = 7.0,
     workers: int = 2,
     lease_seconds: float = 30.0,
+    worker_parallel: int = 2,
 ) -> ServeConfig:
     host, port = parse_listen(listen)
     sizes = {
@@ -309,5 +318,6 @@ def build(
         open_commit_idle_minutes=check_open_commit_idle(open_commit_idle_minutes),
         trash_days=check_trash_days(trash_days),
         workers=check_workers(workers),
+        worker_parallel=check_worker_parallel(worker_parallel),
         lease_seconds=check_lease_seconds(lease_seconds),
     )

@@ -100,6 +100,7 @@ def _local_workers(cfg: ServeConfig, creds: credentials.Credentials, endpoint: s
         cfg.region,
         scratch_root=cfg.data_dir / "workers",
         ca_bundle=ca,
+        parallel=cfg.worker_parallel,
     )
 
 

@@ -88,6 +88,9 @@ class _Overlay:
 class Committer:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Called (repo, branch) after each commit this process makes: the
+        # pipeline scheduler wakes at once instead of at its next tick.
+        self.on_commit: list[Callable[[str, str], None]] = []
         self._queues: dict[tuple[str, str], list[Change]] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.conflicts = 0  # head moves lost to another process, each one a rebase
@@ -262,6 +265,8 @@ class Committer:
             if not ok:
                 return False
             self._known_heads[key] = commits[-1].id
+            for listener in self.on_commit:
+                listener(repo, branch)
         elif guessed and (await self.db.refs.get_branch(repo, branch)).head != head:
             # Nothing was committed, so no compare-and-set proved that these
             # outcomes (no-ops, failed preconditions) were judged on the

@@ -35,8 +35,12 @@ class LocalWorkers:
         region: str = "us-east-1",
         scratch_root: Path | str = "workers",
         ca_bundle: str | None = None,
+        parallel: int = 1,
     ) -> None:
         self.count = count
+        # Datums each worker runs at once: overlapping one datum's transfers
+        # with another's command keeps the cores busy on small datums.
+        self.parallel = parallel
         self.endpoint = endpoint
         self.scratch_root = Path(scratch_root)
         self.ca_bundle = ca_bundle
@@ -71,6 +75,8 @@ class LocalWorkers:
             str(scratch),
             "--name",
             f"{os.uname().nodename}-local-{i}",
+            "--parallel",
+            str(self.parallel),
         ]
         if self.ca_bundle:
             cmd += ["--ca-bundle", self.ca_bundle]

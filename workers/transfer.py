@@ -87,6 +87,10 @@ def _each(items: list[T], work: Callable[[T], None], cancel: threading.Event | N
             raise Cancelled()
         work(item)
 
+    if len(items) == 1:
+        # Most datums move one file each way: a pool's threads would cost more.
+        one(items[0])
+        return
     with ThreadPoolExecutor(FILES_AT_ONCE, thread_name_prefix="loxo-transfer") as pool:
         futures = [pool.submit(one, item) for item in items]
         wait(futures, return_when=FIRST_EXCEPTION)

@@ -130,6 +130,6 @@ class ControlApi:
         for name, value in pairs:
             _storable(f"the query parameter {name[:100]!r}", name + value)
         data = _json_object(body)
-        call = Call(params, dict(pairs), data, access_key)
+        call = Call(params, dict(pairs), data, access_key, request.is_disconnected)
         result = await operation.handler(self.control, call)
         return json_response(result, operation.status)

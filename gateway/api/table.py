@@ -33,6 +33,9 @@ class Call:
     query: dict[str, str]
     body: dict[str, Any]
     access_key: str
+    # Whether the client has hung up (a long poll stops waiting, and gives back
+    # what it took, when nobody is left to answer).
+    disconnected: Callable[[], Awaitable[bool]] | None = None
 
     def q(self, name: str, default: str | None = None) -> str | None:
         return self.query.get(name, default)

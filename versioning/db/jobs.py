@@ -488,6 +488,19 @@ class PgJobs:
         )
         return bool(status == "UPDATE 1")
 
+    async def release(self, attempts: Sequence[str]) -> dict[str, DatumRow]:
+        """Running attempts back to pending, their try not counted; by attempt,
+        the rows as they were (with the buckets to drop)."""
+        rows = await self.pool.fetch(
+            "WITH old AS (SELECT * FROM datums WHERE attempt = ANY($1::text[]) "
+            "AND state = 'running' FOR UPDATE) "
+            "UPDATE datums d SET state = 'pending', tries = d.tries - 1, attempt = NULL, "
+            "lease_until = NULL, out_open = NULL, in_open = '{}', started = NULL "
+            "FROM old WHERE d.job = old.job AND d.id = old.id RETURNING old.*",
+            list(attempts),
+        )
+        return {r["attempt"]: _datum(r) for r in rows}
+
     async def heartbeat(self, attempts: Sequence[str], until: int) -> set[str]:
         rows = await self.pool.fetch(
             "UPDATE datums SET lease_until = $2 WHERE attempt = ANY($1::text[]) "
@@ -541,6 +554,15 @@ class PgJobs:
             limit,
         )
         return [_datum(r) for r in rows]
+
+    async def has_open(self, job: str) -> bool:
+        """Whether any datum of the job is pending or running (an index probe)."""
+        found = await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM datums WHERE job = $1 "
+            "AND state IN ('pending', 'running'))",
+            job,
+        )
+        return bool(found)
 
     async def counts(self, job: str) -> dict[str, int]:
         rows = await self.pool.fetch(

@@ -59,6 +59,9 @@ CREATE TABLE datums (
 );
 CREATE INDEX datums_pending ON datums (seq) WHERE state = 'pending';
 CREATE INDEX datums_leased ON datums (lease_until) WHERE state = 'running';
+-- Whether a job has datums left: checked on every scheduler tick, so it must
+-- not count the job's datums.
+CREATE INDEX datums_open ON datums (job) WHERE state IN ('pending', 'running');
 CREATE UNIQUE INDEX datums_attempt ON datums (attempt) WHERE attempt IS NOT NULL;
 CREATE INDEX datums_outcomes ON datums (pipeline, salt, id);
 CREATE INDEX datums_job_seq ON datums (job, seq);

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,26 +87,45 @@ class Jobs:
         self.author = author
         self.lease_seconds = lease_seconds
         self.planner = JobPlanner(db, reader)
+        committer.on_commit.append(self._committed)
         # Set when datums may have become leasable (a long-polling lease wakes).
         self.work_ready = asyncio.Event()
         # Set when a job may be ready to end (the scheduler wakes).
         self.changed = asyncio.Event()
-        self._specs: dict[tuple[str, int], PipelineSpec] = {}
+        self._specs: dict[tuple[str, int, str], PipelineSpec] = {}
+        self._job_versions: dict[str, int] = {}
         # Called with each successful job (egress).
         self.on_success: list[Callable[[JobRow, PipelineSpec], Any]] = []
         self._hooks: set[asyncio.Task[None]] = set()
         # Set when the server shuts down: long-polling leases answer at once.
         self.closing = False
 
+    def _committed(self, repo: str, branch: str) -> None:
+        # Any commit may move an input: the scheduler looks now. (Staging
+        # branches of datum buckets move all the time; they wake nobody.)
+        if not branch.startswith("_"):
+            self.changed.set()
+
     # -- specs -----------------------------------------------------------------------
 
-    async def spec(self, pipeline: str, version: int) -> PipelineSpec:
-        key = (pipeline, version)
+    async def spec(self, pipeline: str, version: int, salt: str) -> PipelineSpec:
+        """The spec of a pipeline's version. Cached by (name, version, salt): a
+        pipeline deleted and created again under its name has a new salt."""
+        key = (pipeline, version, salt)
         found = self._specs.get(key)
         if found is None:
             text = await self.db.pipelines.get_version(pipeline, version)
             found = self._specs[key] = parse_spec(json.loads(text))
         return found
+
+    async def _version(self, job: str) -> int:
+        """The pipeline version a job runs (never changes: cached)."""
+        version = self._job_versions.get(job)
+        if version is None:
+            if len(self._job_versions) > 10_000:
+                self._job_versions.clear()
+            version = self._job_versions[job] = (await self.db.jobs.get_job(job)).version
+        return version
 
     # -- starting jobs ---------------------------------------------------------------
 
@@ -152,7 +171,9 @@ class Jobs:
         spec = pipeline.spec
         await self._output_branch(pipeline.name, spec.output_branch)
         base = await self.db.jobs.last_job(pipeline.name, success=True)
-        base_spec = await self.spec(base.pipeline, base.version) if base is not None else None
+        base_spec = None
+        if base is not None:
+            base_spec = await self.spec(base.pipeline, base.version, base.salt)
         plan = await self.planner.plan(
             pipeline.name,
             effective(spec),
@@ -222,6 +243,7 @@ class Jobs:
         limit: int,
         wait_seconds: float = 0.0,
         pipelines: builtins.list[str] | None = None,
+        gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Up to `limit` datums for `worker`, each with everything it needs to
         run (docs/design/jobs.md's Lease). Waits up to `wait_seconds` for one."""
@@ -239,30 +261,47 @@ class Jobs:
             )
             if rows:
                 leases = []
+                jobs: dict[str, JobRow] = {}
                 for row in rows:
-                    lease = await self._prepare(row)
+                    lease = await self._prepare(row, jobs)
                     if lease is not None:
                         leases.append(lease)
+                if leases and gone is not None and await gone():
+                    # The worker hung up while we waited: nobody would run these.
+                    await self._release(rows)
+                    return []
                 if leases:
                     return leases
             left = deadline - loop.time()
-            if left <= 0 or self.closing:
+            if left <= 0 or self.closing or (gone is not None and await gone()):
                 return []
             # Another gateway's new work wakes nobody here: poll as well.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.work_ready.wait(), min(left, 1.0))
+
+    async def _release(self, rows: builtins.list[DatumRow]) -> None:
+        """Leased datums back to pending, the try not counted."""
+        held = [r for r in rows if r.attempt is not None]
+        released = await self.db.jobs.release([r.attempt for r in held if r.attempt])
+        for row in held:
+            if row.attempt in released:
+                fresh = released[row.attempt]
+                await self._drop_opens(row.pipeline, fresh.out_open, fresh.in_open, row.inputs)
+        self.work_ready.set()
 
     def close(self) -> None:
         """Stop long polls: the server is going away."""
         self.closing = True
         self.work_ready.set()
 
-    async def _prepare(self, row: DatumRow) -> dict[str, Any] | None:
+    async def _prepare(self, row: DatumRow, jobs: dict[str, JobRow]) -> dict[str, Any] | None:
         assert row.attempt is not None
-        job = await self.db.jobs.get_job(row.job)
-        spec = await self.spec(job.pipeline, job.version)
-        if job.state == "created":
-            await self.db.jobs.set_job_running(job.id, now_us())
+        job = jobs.get(row.job)
+        if job is None:
+            job = jobs[row.job] = await self.db.jobs.get_job(row.job)
+            if job.state == "created":
+                await self.db.jobs.set_job_running(job.id, now_us())
+        spec = await self.spec(job.pipeline, job.version, job.salt)
         try:
             out_open = await self._open(job.pipeline, spec.output_branch)
             in_open: dict[str, str] = {}
@@ -382,7 +421,7 @@ class Jobs:
         row = await self.db.jobs.by_attempt(result.attempt)
         if row is None:
             raise errors.LeaseLost(f"attempt {result.attempt} is not held (expired or stopped)")
-        spec = await self.spec(row.pipeline, (await self.db.jobs.get_job(row.job)).version)
+        spec = await self.spec(row.pipeline, await self._version(row.job), row.salt)
         frozen: CommitId | None = None
         if result.outcome == "success":
             state = "success"
@@ -452,7 +491,7 @@ class Jobs:
         rows = await self.db.jobs.expired(now_us())
         for row in rows:
             job = await self.db.jobs.get_job(row.job)
-            spec = await self.spec(job.pipeline, job.version)
+            spec = await self.spec(job.pipeline, job.version, job.salt)
             state = "pending" if row.tries < spec.datum_tries else "failed"
             await self._end(
                 row,
@@ -469,13 +508,13 @@ class Jobs:
     async def settle(self, job: JobRow) -> JobRow | None:
         """End `job` if nothing of it is pending or running (or it timed out);
         returns the ended job, or None while it goes on."""
-        spec = await self.spec(job.pipeline, job.version)
+        spec = await self.spec(job.pipeline, job.version, job.salt)
         if spec.job_timeout and now_us() - job.created > spec.job_timeout * 1e6:
             await self.stop(job.id, f"job_timeout of {spec.job_timeout:g} s exceeded")
             return await self.db.jobs.get_job(job.id)
-        counts = await self.db.jobs.counts(job.id)
-        if counts.get("pending", 0) or counts.get("running", 0):
+        if await self.db.jobs.has_open(job.id):
             return None
+        counts = await self.db.jobs.counts(job.id)
         totals = await self.db.jobs.timing_totals(job.id)
         stats: dict[str, Any] = {"counts": counts, "timings_us": totals}
         failed = counts.get("failed", 0)
@@ -593,7 +632,7 @@ class Jobs:
         return (
             found,
             await self.db.jobs.get_datum(found.id, datum),
-            await self.spec(found.pipeline, found.version),
+            await self.spec(found.pipeline, found.version, found.salt),
         )
 
     async def logs(

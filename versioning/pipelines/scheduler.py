@@ -33,6 +33,7 @@ TICK_ATTRS = ObjectAttrs("text/plain", {}, {})
 log = logging.getLogger("loxo.pipelines")
 
 DEFAULT_INTERVAL = 0.25
+MIN_INTERVAL = 0.02
 
 
 class Scheduler:
@@ -125,6 +126,9 @@ class Scheduler:
                 log.exception("pipeline scheduler tick failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.jobs.changed.wait(), self.interval)
+            # Woken by every commit and datum outcome: at most one tick per
+            # MIN_INTERVAL, so a stream of writes does not keep it spinning.
+            await asyncio.sleep(MIN_INTERVAL)
 
 
 def upstream_first(pipelines: list[Pipeline]) -> list[Pipeline]:

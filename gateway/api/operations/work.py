@@ -52,7 +52,7 @@ async def lease_datums(ctl: Control, call: Call) -> Any:
         not isinstance(pipelines, list) or not all(isinstance(x, str) for x in pipelines)
     ):
         raise bad_request("field 'pipelines' must be a list of pipeline names")
-    items = await ctl.jobs.lease(worker, limit, wait, pipelines)
+    items = await ctl.jobs.lease(worker, limit, wait, pipelines, call.disconnected)
     return {"lease_seconds": ctl.jobs.lease_seconds, "items": items}
 
 
