@@ -60,6 +60,61 @@ class Completion:
     upload: float = 0.0
 
 
+def lease_document(
+    job: JobRow,
+    row: DatumRow,
+    spec: PipelineSpec,
+    in_open: Mapping[str, str],
+    output_bucket: str | None,
+) -> dict[str, Any]:
+    """What a worker needs to run a datum (docs/design/jobs.md's Lease): an
+    attempt's, or, with no output bucket and no attempt, a replay's. Inputs
+    read their datum bucket when they have one (`in_open`), else the commit's
+    snapshot bucket."""
+    t = spec.transform
+    inputs = []
+    for inp in row.inputs:
+        name = str(inp["name"])
+        bucket = (
+            f"{inp['repo']}.{in_open[name]}"
+            if name in in_open
+            else (f"{inp['repo']}.{inp['commit']}" if inp["commit"] else None)
+        )
+        inputs.append(
+            {
+                "name": name,
+                "repo": inp["repo"],
+                "branch": inp["branch"],
+                "commit": inp["commit"],
+                "path": inp["path"],
+                "s3": bool(inp.get("s3")),
+                "bucket": bucket,
+                "files": [{"key": f[0], "size": f[2]} for f in inp["files"]],
+            }
+        )
+    return {
+        "attempt": row.attempt if output_bucket is not None else None,
+        "job": row.job,
+        "datum": row.id,
+        "pipeline": job.pipeline,
+        "version": job.version,
+        "try": row.tries,
+        "datum_tries": spec.datum_tries,
+        "transform": {
+            "cmd": list(t.cmd),
+            "stdin": list(t.stdin),
+            "env": dict(t.env),
+            "err_cmd": list(t.err_cmd),
+            "err_stdin": [],
+            "accept_return_code": list(t.accept_return_code),
+        },
+        "datum_timeout": spec.datum_timeout or 0,
+        "inputs": inputs,
+        "output_bucket": output_bucket,
+        "s3_out": spec.s3_out,
+    }
+
+
 def _bucket_id() -> CommitId:
     """A random open-commit id whose hex starts with a letter (a-f): a datum's
     bucket `<repo>.<hex>` is then a host name java.net.URI accepts (its last
@@ -314,48 +369,7 @@ class Jobs:
         if not await self.db.jobs.set_opens(row.attempt, out_open, in_open):
             await self._drop_opens(job.pipeline, out_open, in_open, row.inputs)
             return None
-        t = spec.transform
-        inputs = []
-        for inp in row.inputs:
-            name = str(inp["name"])
-            bucket = (
-                f"{inp['repo']}.{in_open[name]}"
-                if name in in_open
-                else (f"{inp['repo']}.{inp['commit']}" if inp["commit"] else None)
-            )
-            inputs.append(
-                {
-                    "name": name,
-                    "repo": inp["repo"],
-                    "branch": inp["branch"],
-                    "commit": inp["commit"],
-                    "path": inp["path"],
-                    "s3": bool(inp.get("s3")),
-                    "bucket": bucket,
-                    "files": [{"key": f[0], "size": f[2]} for f in inp["files"]],
-                }
-            )
-        return {
-            "attempt": row.attempt,
-            "job": row.job,
-            "datum": row.id,
-            "pipeline": job.pipeline,
-            "version": job.version,
-            "try": row.tries,
-            "datum_tries": spec.datum_tries,
-            "transform": {
-                "cmd": list(t.cmd),
-                "stdin": list(t.stdin),
-                "env": dict(t.env),
-                "err_cmd": list(t.err_cmd),
-                "err_stdin": [],
-                "accept_return_code": list(t.accept_return_code),
-            },
-            "datum_timeout": spec.datum_timeout or 0,
-            "inputs": inputs,
-            "output_bucket": f"{job.pipeline}.{out_open.hex()}",
-            "s3_out": spec.s3_out,
-        }
+        return lease_document(job, row, spec, in_open, f"{job.pipeline}.{out_open.hex()}")
 
     async def _open(self, repo: str, branch: str) -> CommitId:
         """An open commit on `repo` whose staging tree starts empty."""
@@ -643,4 +657,4 @@ class Jobs:
         return await self.db.jobs.logs(pipeline, job, datum, after, limit)
 
 
-__all__ = ["Completion", "DatumRow", "JobRow", "Jobs", "LogLine"]
+__all__ = ["Completion", "DatumRow", "JobRow", "Jobs", "LogLine", "lease_document"]

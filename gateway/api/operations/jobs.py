@@ -9,7 +9,7 @@ from gateway.api import encode
 from gateway.api.errors import bad_request
 from gateway.api.table import PAGE, Call, Param, op, page
 from versioning.control import Control
-from versioning.pipelines.jobs import DatumRow, JobRow, LogLine
+from versioning.pipelines.jobs import DatumRow, JobRow, LogLine, lease_document
 from versioning.pipelines.lineage import job_summary
 from versioning.pipelines.spec import PipelineSpec
 
@@ -120,42 +120,9 @@ def datum_json(row: DatumRow, detail: bool = False) -> dict[str, Any]:
 
 
 def replay_lease(job: JobRow, row: DatumRow, spec: PipelineSpec) -> dict[str, Any]:
-    """The datum's exact inputs and command, as a lease without an attempt:
-    what `loxo datum run --local` needs to run it again elsewhere."""
-    t = spec.transform
-    return {
-        "attempt": None,
-        "job": job.id,
-        "datum": row.id,
-        "pipeline": job.pipeline,
-        "version": job.version,
-        "try": row.tries,
-        "datum_tries": spec.datum_tries,
-        "transform": {
-            "cmd": list(t.cmd),
-            "stdin": list(t.stdin),
-            "env": dict(t.env),
-            "err_cmd": list(t.err_cmd),
-            "err_stdin": [],
-            "accept_return_code": list(t.accept_return_code),
-        },
-        "datum_timeout": spec.datum_timeout or 0,
-        "inputs": [
-            {
-                "name": i["name"],
-                "repo": i["repo"],
-                "branch": i["branch"],
-                "commit": i["commit"],
-                "path": i["path"],
-                "s3": bool(i.get("s3")),
-                "bucket": f"{i['repo']}.{i['commit']}" if i["commit"] else None,
-                "files": [{"key": f[0], "size": f[2]} for f in i["files"]],
-            }
-            for i in row.inputs
-        ],
-        "output_bucket": None,
-        "s3_out": spec.s3_out,
-    }
+    """The datum's exact inputs and command, as a lease without an attempt or
+    an output bucket: what `loxo datum run --local` runs again elsewhere."""
+    return lease_document(job, row, spec, {}, None)
 
 
 async def _job_doc(ctl: Control, job: JobRow) -> dict[str, Any]:
