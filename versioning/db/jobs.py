@@ -455,24 +455,35 @@ class PgJobs:
         now: int,
         until: int,
         pipelines: Sequence[str] | None = None,
+        floor: int = 0,
     ) -> list[DatumRow]:
         """Up to `limit` pending datums of active jobs, now running under new
-        attempts held by `worker` until `until`."""
+        attempts held by `worker` until `until`, in queue order from seq
+        `floor` on (see Jobs.lease: the floor skips the dead index entries
+        of datums already leased)."""
+        # One table, one index in ORDER BY order: with a join to jobs here the
+        # planner, on stale statistics, sorted every pending datum per lease.
+        # Only active jobs have pending datums (stop kills them); the EXISTS
+        # keeps that true even if a row were left behind.
         rows = await self.pool.fetch(
             "UPDATE datums d SET state = 'running', tries = d.tries + 1, "
             "attempt = replace(gen_random_uuid()::text, '-', ''), worker = $2, "
             "lease_until = $4, started = $3, "
             "wait_us = CASE WHEN d.tries = 0 THEN $3 - d.queued ELSE d.wait_us END "
-            "FROM (SELECT p.job, p.id FROM datums p JOIN jobs j ON j.id = p.job "
-            "      WHERE p.state = 'pending' AND j.state IN ('created', 'running') "
-            "      AND ($5::text[] IS NULL OR j.pipeline = ANY($5::text[])) "
+            "FROM (SELECT p.job, p.id FROM datums p "
+            "      WHERE p.state = 'pending' AND p.seq >= $6 "
+            "      AND ($5::text[] IS NULL OR p.pipeline = ANY($5::text[])) "
             "      ORDER BY p.seq LIMIT $1 FOR UPDATE OF p SKIP LOCKED) picked "
-            "WHERE d.job = picked.job AND d.id = picked.id RETURNING d.*",
+            "WHERE d.job = picked.job AND d.id = picked.id "
+            "AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = d.job "
+            "            AND j.state IN ('created', 'running')) "
+            "RETURNING d.*",
             limit,
             worker,
             now,
             until,
             list(pipelines) if pipelines is not None else None,
+            floor,
         )
         return [_datum(r) for r in rows]
 
@@ -546,23 +557,27 @@ class PgJobs:
         )
         return _datum(row) if row is not None else None
 
-    async def expired(self, now: int, limit: int = 1000) -> list[DatumRow]:
+    async def expired(self, now: int, since: int = 0, limit: int = 1000) -> list[DatumRow]:
+        """Running datums whose lease ended before `now` (and not before
+        `since`: the caller's last pass, so dead entries are not re-read)."""
         rows = await self.pool.fetch(
             "SELECT * FROM datums WHERE state = 'running' AND lease_until < $1 "
-            "ORDER BY lease_until LIMIT $2",
+            "AND lease_until >= $3 ORDER BY lease_until LIMIT $2",
             now,
             limit,
+            since,
         )
         return [_datum(r) for r in rows]
 
     async def has_open(self, job: str) -> bool:
-        """Whether any datum of the job is pending or running (an index probe)."""
+        """Whether any datum of the job is pending or running: one probe from
+        the newest datum down, where the open ones are (migration 0012)."""
         found = await self.pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM datums WHERE job = $1 "
-            "AND state IN ('pending', 'running'))",
+            "SELECT 1 FROM datums WHERE job = $1 AND state IN ('pending', 'running') "
+            "ORDER BY seq DESC LIMIT 1",
             job,
         )
-        return bool(found)
+        return found is not None
 
     async def counts(self, job: str) -> dict[str, int]:
         rows = await self.pool.fetch(

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +154,13 @@ class Jobs:
         self._hooks: set[asyncio.Task[None]] = set()
         # Set when the server shuts down: long-polling leases answer at once.
         self.closing = False
+        # Where each lease filter's queue scan starts: every pending datum at
+        # or above it, the ones below it all leased (by this process's view).
+        # Datums this process puts back lower it; another gateway's retries
+        # below it are found once the scan from the floor comes up short.
+        self._floors: dict[tuple[str, ...] | None, int] = {}
+        # Leases that ended before this were expired by an earlier pass.
+        self._expiry_since = 0
 
     def _committed(self, repo: str, branch: str) -> None:
         # Any commit may move an input: the scheduler looks now. (Staging
@@ -306,14 +313,7 @@ class Jobs:
         deadline = loop.time() + wait_seconds
         while True:
             self.work_ready.clear()
-            now = now_us()
-            rows = await self.db.jobs.lease(
-                worker,
-                min(limit, MAX_LEASE_BATCH),
-                now,
-                now + int(self.lease_seconds * 1e6),
-                pipelines,
-            )
+            rows = await self._lease_rows(worker, min(limit, MAX_LEASE_BATCH), pipelines)
             if rows:
                 leases = []
                 jobs: dict[str, JobRow] = {}
@@ -334,6 +334,32 @@ class Jobs:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.work_ready.wait(), min(left, 1.0))
 
+    async def _lease_rows(
+        self, worker: str, limit: int, pipelines: builtins.list[str] | None
+    ) -> builtins.list[DatumRow]:
+        """Leased rows in queue order: from the filter's floor, then, if that
+        falls short, from the start (datums put back below the floor)."""
+        key = tuple(sorted(pipelines)) if pipelines is not None else None
+        floor = self._floors.get(key, 0)
+        now = now_us()
+        until = now + int(self.lease_seconds * 1e6)
+        rows = await self.db.jobs.lease(worker, limit, now, until, pipelines, floor)
+        if len(rows) < limit and floor > 0:
+            rows += await self.db.jobs.lease(worker, limit - len(rows), now, until, pipelines, 0)
+        if rows:
+            if len(self._floors) > 256:
+                self._floors.clear()  # many distinct filters: start over, still correct
+            self._floors[key] = max(floor, max(r.seq for r in rows) + 1)
+        return rows
+
+    def _requeued(self, rows: Iterable[DatumRow]) -> None:
+        """Datums back to pending: every floor drops to the lowest of them."""
+        low = min((r.seq for r in rows), default=None)
+        if low is not None:
+            for key, floor in self._floors.items():
+                self._floors[key] = min(floor, low)
+        self.work_ready.set()
+
     async def _release(self, rows: builtins.list[DatumRow]) -> None:
         """Leased datums back to pending, the try not counted."""
         held = [r for r in rows if r.attempt is not None]
@@ -342,7 +368,7 @@ class Jobs:
             if row.attempt in released:
                 fresh = released[row.attempt]
                 await self._drop_opens(row.pipeline, fresh.out_open, fresh.in_open, row.inputs)
-        self.work_ready.set()
+        self._requeued(held)
 
     def close(self) -> None:
         """Stop long polls: the server is going away."""
@@ -483,7 +509,7 @@ class Jobs:
         ]
         await self.db.jobs.add_logs(lines)
         if state == "pending":
-            self.work_ready.set()
+            self._requeued([row])
         self.changed.set()
         return state
 
@@ -502,7 +528,8 @@ class Jobs:
     async def expire_leases(self) -> int:
         """Datums whose worker stopped heartbeating go back to pending (or
         fail, out of tries); their attempts' buckets are dropped."""
-        rows = await self.db.jobs.expired(now_us())
+        now = now_us()
+        rows = await self.db.jobs.expired(now, self._expiry_since)
         for row in rows:
             job = await self.db.jobs.get_job(row.job)
             spec = await self.spec(job.pipeline, job.version, job.salt)
@@ -514,7 +541,11 @@ class Jobs:
             )
             await self._drop_opens(row.pipeline, row.out_open, row.in_open, row.inputs)
         if rows:
-            self.work_ready.set()
+            self._requeued(rows)
+        else:
+            # Every lease that ended before now is expired. The margin covers
+            # other gateways' clocks, which set some of the lease ends.
+            self._expiry_since = now - int(max(60.0, 2 * self.lease_seconds) * 1e6)
         return len(rows)
 
     # -- ending jobs -------------------------------------------------------------------
@@ -599,7 +630,7 @@ class Jobs:
         elif job.state != "running" and job.state != "created":
             raise errors.DatumNotRestartable(f"job {job.id} has ended ({job.state})")
         restarted = await self.db.jobs.restart_datum(job.id, row.id, now_us())
-        self.work_ready.set()
+        self._requeued([restarted])
         return restarted
 
     # -- reading -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from versioning import errors
@@ -385,5 +385,76 @@ def test_a_diamond_runs_its_join_once_per_input_change(
             assert {i.repo: i.commit for i in newest.inputs}["bbb"] == b_head.hex()
         finally:
             await svc.db.close()
+
+    _run(go())
+
+
+queue_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["lease", "fail", "release", "succeed"]),
+        st.integers(0, 1),  # which gateway
+        st.integers(1, 4),  # lease limit
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=queue_ops)
+# Gateway 0 puts a datum back below gateway 1's floor.
+@example(ops=[("lease", 0, 2), ("lease", 1, 2), ("fail", 0, 1)])
+def test_two_gateways_lease_every_pending_datum_whatever_goes_back(
+    fresh_database: Callable[[], str], tmp_path: Path, ops: list[tuple[str, int, int]]
+) -> None:
+    """Each gateway scans the queue from its own floor; datums put back below
+    it (by itself or by the other gateway) are still leased: a lease always
+    returns min(limit, pending) datums, and each pending datum exactly once."""
+    dsn = fresh_database()
+
+    async def go() -> None:
+        gateways = [await _services(dsn, tmp_path / "chunks") for _ in range(2)]
+        a = gateways[0]
+        try:
+            await a.control.create_repo("inputs")
+            await _write(a, "inputs", "main", {f"f{i}": b"v" for i in range(8)})
+            spec = {
+                "pipeline": {"name": "queue"},
+                "input": {"pfs": {"repo": "inputs", "glob": "/*"}},
+                "transform": {"cmd": ["true"]},
+                "datum_tries": 1000,
+            }
+            await a.control.pipelines.create(spec)
+            job = await a.control.jobs.maybe_start(await a.control.pipelines.inspect("queue"))
+            assert job is not None
+            held: list[list[str]] = [[], []]
+            for op, gw, limit in ops:
+                jobs = gateways[gw].control.jobs
+                pending = (await jobs.counts(job.id)).get("pending", 0)
+                if op == "lease":
+                    leases = await jobs.lease(f"w{gw}", limit)
+                    assert len(leases) == min(limit, pending)
+                    held[gw] += [lease["attempt"] for lease in leases]
+                elif held[gw] and op in ("fail", "succeed"):
+                    outcome = "failed" if op == "fail" else "success"
+                    await jobs.complete(f"w{gw}", Completion(held[gw].pop(0), outcome, 1))
+                elif held[gw]:
+                    rows = await jobs.db.jobs.release([held[gw].pop()])
+                    jobs._requeued(rows.values())
+            # Drain through gateway 1, then 0: every datum ends leased once.
+            for gw in (1, 0):
+                jobs = gateways[gw].control.jobs
+                pending = (await jobs.counts(job.id)).get("pending", 0)
+                leases = await jobs.lease(f"w{gw}", 100)
+                assert len(leases) == pending
+                assert len({lease["attempt"] for lease in leases}) == pending
+            assert (await a.control.jobs.counts(job.id)).get("pending", 0) == 0
+        finally:
+            for svc in gateways:
+                await svc.db.close()
 
     _run(go())
