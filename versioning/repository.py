@@ -193,6 +193,19 @@ class Versioning:
         async for piece in reader.read():
             yield piece
 
+    async def small_content(self, repo: str, content: ContentId, limit: int) -> bytes | None:
+        """A body of `repo` whole, when it is at most `limit` bytes (None when
+        larger, or purged there: the caller reads it the usual way and gets
+        the usual answer)."""
+        try:
+            await self.purges.check_read(repo, content)
+        except errors.ContentPurged:
+            return None
+        reader = ChunkReader(self.store, await self.db.objects.get_manifest(content))
+        if reader.size > limit:
+            return None
+        return b"".join([piece async for piece in reader.read()])
+
     async def commit_of(self, entry: ObjectEntry) -> CommitId | None:
         return await self.db.objects.commit_of_version(entry.version)
 

@@ -10,6 +10,8 @@ accepts both.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +100,8 @@ class Transform:
 class InputFile:
     key: str
     size: int
+    # A small file's bytes, sent in the lease: no GET needed.
+    body: bytes | None = None
 
     @staticmethod
     def from_json(value: Any, where: str) -> InputFile:
@@ -109,7 +113,22 @@ class InputFile:
         size = _optional(doc, "size", int, where, 0)
         if isinstance(size, bool) or size < 0:
             raise LeaseError(f"{where}size: expected a size in bytes")
-        return InputFile(key, size)
+        body = None
+        text = _optional(doc, "body", str, where, None)
+        if text is not None:
+            try:
+                body = base64.b64decode(text, validate=True)
+            except binascii.Error:
+                raise LeaseError(f"{where}body: not base64") from None
+            if len(body) != size:
+                raise LeaseError(f"{where}body: {len(body)} bytes, the file has {size}")
+        return InputFile(key, size, body)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"key": self.key, "size": self.size}
+        if self.body is not None:
+            doc["body"] = base64.b64encode(self.body).decode()
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +172,7 @@ class LeaseInput:
             "path": self.path,
             "s3": self.s3,
             "bucket": self.bucket,
-            "files": [{"key": f.key, "size": f.size} for f in self.files],
+            "files": [f.to_json() for f in self.files],
         }
 
 
@@ -174,6 +193,9 @@ class Lease:
     datum_tries: int = 1
     datum_timeout: float = 0.0
     s3_out: bool = False
+    # (bytes per file, bytes in all): small outputs the server takes in the
+    # `complete` call; (0, 0): every output goes by S3.
+    inline_outputs: tuple[int, int] = (0, 0)
 
     @property
     def s3_mode(self) -> bool:
@@ -191,6 +213,10 @@ class Lease:
         timeout = _optional(doc, "datum_timeout", (int, float), "", 0)
         if timeout < 0:
             raise LeaseError("datum_timeout: negative")
+        inline = _optional(doc, "inline_outputs", Mapping, "", {})
+        limits = tuple(inline.get(k, 0) for k in ("file", "total"))
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in limits):
+            raise LeaseError("inline_outputs: expected {file, total} byte counts")
         return Lease(
             attempt=_optional(doc, "attempt", str, "", ""),
             job=_field(doc, "job", str, ""),
@@ -204,6 +230,7 @@ class Lease:
             datum_tries=_optional(doc, "datum_tries", int, "", 1),
             datum_timeout=float(timeout),
             s3_out=bool(_optional(doc, "s3_out", bool, "", False)),
+            inline_outputs=(int(limits[0]), int(limits[1])),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -220,4 +247,5 @@ class Lease:
             "inputs": [i.to_json() for i in self.inputs],
             "output_bucket": self.output_bucket,
             "s3_out": self.s3_out,
+            "inline_outputs": {"file": self.inline_outputs[0], "total": self.inline_outputs[1]},
         }

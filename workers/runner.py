@@ -60,6 +60,7 @@ class Result:
     timings: Timings
     cancelled: bool = False
     folder: Path | None = None
+    outputs: tuple[transfer.InlineOutput, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The `complete` body of docs/design/jobs.md."""
@@ -71,6 +72,7 @@ class Result:
             "stderr": self.stderr,
             "error": self.error,
             "timings": self.timings.to_json(),
+            **({"outputs": [o.to_json() for o in self.outputs]} if self.outputs else {}),
         }
 
 
@@ -124,6 +126,8 @@ class Attempt:
         timings = {"download": 0.0, "process": 0.0, "upload": 0.0}
         captured = ("", "")
 
+        outputs: tuple[transfer.InlineOutput, ...] = ()
+
         def result(outcome: Outcome, code: int | None, error: str = "") -> Result:
             return Result(
                 lease.attempt,
@@ -135,6 +139,7 @@ class Attempt:
                 Timings(**timings),
                 cancelled=self.cancelled,
                 folder=self.folder if self.keep else None,
+                outputs=outputs if outcome == "success" else (),
             )
 
         started = time.monotonic()
@@ -165,7 +170,10 @@ class Attempt:
 
         started = time.monotonic()
         try:
-            transfer.upload(self.s3, lease.output_bucket, self.folder / "pfs" / "out", self._cancel)
+            out_root = self.folder / "pfs" / "out"
+            small, rest = transfer.split_outputs(out_root, *lease.inline_outputs)
+            transfer.upload(self.s3, lease.output_bucket, out_root, self._cancel, rest)
+            outputs = tuple(small)
         except Cancelled:
             return result("failed", code, "cancelled")
         except _TRANSFER_ERRORS as exc:

@@ -9,6 +9,8 @@ client is thread-safe once made.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import threading
@@ -119,6 +121,9 @@ def download(
             target.mkdir(parents=True, exist_ok=True)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
+        if item.body is not None:  # sent in the lease
+            target.write_bytes(item.body)
+            return
         if item.size > TRANSFER.multipart_threshold:
             client.download_file(bucket, item.key, str(target), Config=TRANSFER)
             return
@@ -145,12 +150,54 @@ def output_files(root: Path) -> Iterator[tuple[Path, str]]:
                 yield path, path.relative_to(root).as_posix()
 
 
+@dataclass(frozen=True, slots=True)
+class InlineOutput:
+    """A small output file sent in the attempt's `complete` call, which
+    commits it: one request for the datum instead of a PUT per file."""
+
+    key: str
+    body: bytes
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "key": self.key,
+            "body": base64.b64encode(self.body).decode(),
+            "md5": hashlib.md5(self.body).hexdigest(),
+        }
+
+
+def split_outputs(
+    root: Path, file_max: int, total_max: int
+) -> tuple[list[InlineOutput], list[tuple[Path, str]]]:
+    """The output files under `root`: those sent inline (each at most
+    `file_max` bytes, together at most `total_max`), and the rest (to upload)."""
+    inline: list[InlineOutput] = []
+    rest: list[tuple[Path, str]] = []
+    budget = total_max
+    for path, key in output_files(root):
+        size = path.stat().st_size
+        if size <= file_max and size <= budget:
+            body = path.read_bytes()
+            if len(body) == size:  # else it changed under us: upload it instead
+                inline.append(InlineOutput(key, body))
+                budget -= size
+                continue
+        rest.append((path, key))
+    return inline, rest
+
+
 def upload(
-    settings: S3Settings, bucket: str, root: Path, cancel: threading.Event | None = None
+    settings: S3Settings,
+    bucket: str,
+    root: Path,
+    cancel: threading.Event | None = None,
+    files: list[tuple[Path, str]] | None = None,
 ) -> int:
-    """Every file under `root` to `bucket`, keyed by its relative path; how many."""
+    """Every file under `root` (or just `files`) to `bucket`, keyed by its
+    relative path; how many."""
     client = s3_client(settings)
-    files = list(output_files(root))
+    if files is None:
+        files = list(output_files(root))
 
     def put(item: tuple[Path, str]) -> None:
         path, key = item

@@ -9,6 +9,8 @@ Every test works in repos of its own (the `server` fixture is shared).
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import json
 import re
@@ -1190,6 +1192,73 @@ def _drain(server: Any, pipeline: str) -> None:
         for item in items:
             done = {"attempt": item["attempt"], "outcome": "success"}
             call(server, "POST", p("work", "complete"), **json_body(done))
+
+
+def test_small_files_travel_in_the_lease_and_the_complete_call(server: Any, s3: Any) -> None:
+    """A small input's bytes come in the lease, a small output's go in the
+    complete call (MD5-checked, limited, keys checked as S3 would), and both
+    paths mix with S3 transfers in one job's output."""
+    source, pipe = unique("inl"), unique("inlpipe")
+    call(server, "POST", p("repos"), **json_body({"name": source}))
+    small, big = b"tiny input", bytes(range(256)) * 400  # 100 KiB: read by S3
+    put(s3, source, "small", small)
+    put(s3, source, "big", big)
+    spec = {
+        "pipeline": {"name": pipe},
+        "input": {"pfs": {"repo": source, "glob": "/*"}},
+        "transform": {"cmd": ["true"]},
+    }
+    call(server, "POST", p("pipelines"), **json_body({"spec": spec}))
+    want = {"worker": "w", "max": 2, "wait_seconds": 10, "pipelines": [pipe]}
+    items: list[dict[str, Any]] = []
+    while len(items) < 2:
+        items += call(server, "POST", p("work", "lease"), **json_body(want)).json()["items"]
+    by_key = {item["inputs"][0]["files"][0]["key"]: item for item in items}
+    assert base64.b64decode(by_key["small"]["inputs"][0]["files"][0]["body"]) == small
+    assert "body" not in by_key["big"]["inputs"][0]["files"][0]
+    assert by_key["small"]["inline_outputs"] == {"file": 65536, "total": 262144}
+
+    def output(key: str, body: bytes, md5: str | None = None) -> dict[str, str]:
+        return {
+            "key": key,
+            "body": base64.b64encode(body).decode(),
+            "md5": md5 or hashlib.md5(body).hexdigest(),
+        }
+
+    def complete(item: dict[str, Any], **extra: Any) -> httpx.Response:
+        doc = {"attempt": item["attempt"], "outcome": "success", **extra}
+        return call(server, "POST", p("work", "complete"), **json_body(doc))
+
+    one = by_key["small"]
+    refused = {
+        "md5": [output("a", b"x", md5="0" * 32)],
+        "limited": [output("a", b"x" * 65537)],
+        "NUL": [output("a\x00b", b"x")],
+        "twice": [output("a", b"x"), output("a", b"y")],
+        "base64": [{"key": "a", "body": "not base64!"}],
+    }
+    for word, outputs in refused.items():
+        error = api_error(complete(one, outputs=outputs), 400, "invalid_request")
+        assert word in error["message"], (word, error)
+    failed = {"attempt": one["attempt"], "outcome": "failed", "outputs": [output("a", b"x")]}
+    api_error(
+        call(server, "POST", p("work", "complete"), **json_body(failed)), 400, "invalid_request"
+    )
+    # Nothing refused was taken: the attempt still completes, once.
+    made = output("out/small.txt", small.upper())
+    assert complete(one, outputs=[made]).json()["state"] == "success"
+    other = by_key["big"]
+    s3.put_object(Bucket=other["output_bucket"], Key="out/big.bin", Body=big[::-1])
+    assert complete(other).json()["state"] == "success"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if contents(s3, pipe) == {"out/small.txt": small.upper(), "out/big.bin": big[::-1]}:
+            break
+        time.sleep(0.05)
+    assert contents(s3, pipe) == {"out/small.txt": small.upper(), "out/big.bin": big[::-1]}
+    head = s3.head_object(Bucket=pipe, Key="out/small.txt")
+    assert head["ETag"] == f'"{made["md5"]}"'
+    assert head["ContentType"] == "binary/octet-stream"
 
 
 def test_every_operation_answers_its_documented_status(make_server: Any) -> None:

@@ -21,7 +21,7 @@ import pytest
 from gateway.client import Client
 from workers.lease import InputFile, Lease, LeaseError, LeaseInput, Transform
 from workers.runner import Attempt, Result
-from workers.transfer import S3Settings
+from workers.transfer import InlineOutput, S3Settings, split_outputs
 
 PY = sys.executable
 
@@ -463,6 +463,14 @@ DOC: dict[str, Any] = {
 
 
 def test_lease_parses_the_contracts_example_and_round_trips() -> None:
+    inline = Lease.from_json(
+        DOC
+        | {"inline_outputs": {"file": 10, "total": 20}}
+        | {"inputs": [{**DOC["inputs"][0], "files": [{"key": "k", "size": 1, "body": "eA=="}]}]}
+    )
+    assert inline.inline_outputs == (10, 20)
+    assert inline.inputs[0].files == (InputFile("k", 1, b"x"),)
+    assert Lease.from_json(inline.to_json()) == inline
     parsed = Lease.from_json(DOC)
     assert parsed.transform.accept_return_code == (4,)
     assert parsed.inputs[0].files == (InputFile("a/x.png", 12),)
@@ -473,6 +481,19 @@ def test_lease_parses_the_contracts_example_and_round_trips() -> None:
     # An input branch with no commit yet: no commit, no bucket, no files.
     empty = {**DOC["inputs"][0], "commit": None, "bucket": None, "files": []}
     assert Lease.from_json(DOC | {"inputs": [empty]}).inputs[0].bucket == ""
+
+
+def test_small_outputs_go_inline_within_both_limits(tmp_path: Path) -> None:
+    sizes = {"a": 5, "b/c": 10, "d": 11, "e": 4, "f": 0}
+    for key, size in sizes.items():
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_bytes(b"x" * size)
+    inline, rest = split_outputs(tmp_path, 10, 16)
+    # In walk order (a folder's files, then its subfolders): d is over the
+    # file limit, and b/c would pass the total (5 + 4 + 0 + 10 > 16).
+    assert [(o.key, o.body) for o in inline] == [("a", b"x" * 5), ("e", b"x" * 4), ("f", b"")]
+    assert [key for _, key in rest] == ["d", "b/c"]
+    assert split_outputs(tmp_path, 0, 0)[0] == [InlineOutput("f", b"")]
 
 
 @pytest.mark.parametrize(
@@ -487,6 +508,15 @@ def test_lease_parses_the_contracts_example_and_round_trips() -> None:
         ({"inputs": [DOC["inputs"][0], DOC["inputs"][0]]}, "two inputs share a name"),
         ({"version": True}, "version: expected a number"),
         ({"inputs": [{**DOC["inputs"][0], "bucket": None}]}, "inputs[0].bucket: missing"),
+        (
+            {"inputs": [{**DOC["inputs"][0], "files": [{"key": "a", "size": 1, "body": "%"}]}]},
+            "files[0].body: not base64",
+        ),
+        (
+            {"inputs": [{**DOC["inputs"][0], "files": [{"key": "a", "size": 2, "body": "eA=="}]}]},
+            "files[0].body: 1 bytes, the file has 2",
+        ),
+        ({"inline_outputs": {"file": -1}}, "inline_outputs: expected"),
     ],
 )
 def test_malformed_leases_name_the_field(change: dict[str, Any], message: str) -> None:

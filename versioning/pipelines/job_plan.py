@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from versioning import commit_log, errors
+from versioning.content import Ingested
 from versioning.db import Database
 from versioning.db.jobs import JobInput, JobRow, LiveDatum, NewDatum, PastOutcome
-from versioning.ids import CommitId
+from versioning.ids import CommitId, ContentId
 from versioning.model import ObjectEntry
 from versioning.pipelines import datums, planner
 from versioning.pipelines.datums import Datum, DatumInput, datum_id, datum_location
@@ -45,6 +46,10 @@ class Reader(planner.TreeReader, Protocol):
     async def snapshot_view(self, repo: str, commit_hex: str) -> View: ...
 
     async def get_entry(self, view: View, key: str) -> ObjectEntry: ...
+
+    async def small_content(self, repo: str, content: ContentId, limit: int) -> bytes | None: ...
+
+    async def store_content(self, pieces: AsyncIterator[bytes]) -> tuple[ContentId, Ingested]: ...
 
 
 @dataclass(frozen=True, slots=True)

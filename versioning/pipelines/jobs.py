@@ -12,13 +12,14 @@ built from those per-datum commits (output.py).
 from __future__ import annotations
 
 import asyncio
+import base64
 import builtins
 import contextlib
 import json
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +28,15 @@ from versioning.clock import now_us
 from versioning.committer import Change, Committer
 from versioning.db import Database
 from versioning.db.jobs import DatumRow, JobInput, JobRow, LogLine
-from versioning.ids import CommitId
-from versioning.model import OpenCommit
+from versioning.ids import CommitId, ContentId
+from versioning.model import ObjectEntry, OpenCommit
 from versioning.pipelines import output
 from versioning.pipelines.cron import effective, effective_input
 from versioning.pipelines.datums import PastDatum
 from versioning.pipelines.job_plan import JobPlanner, Reader
 from versioning.pipelines.service import Pipeline, Pipelines
 from versioning.pipelines.spec import Pfs, PipelineSpec, iter_leaves, parse_spec
+from versioning.views import ObjectAttrs, new_entry
 
 log = logging.getLogger("loxo.pipelines")
 
@@ -42,6 +44,16 @@ DEFAULT_LEASE_SECONDS = 30.0
 # A worker's stdout and stderr are kept up to this many characters (the tail).
 LOG_TAIL = 64 * 1024
 MAX_LEASE_BATCH = 100
+# Small files travel inside the lease and the complete call instead of one S3
+# request each (most datums of a per-file pipeline are a few KiB each way).
+# Bounded: a file at most INLINE_FILE, a lease batch's inputs at most
+# INLINE_INPUTS, an attempt's outputs at most INLINE_OUTPUTS (the complete
+# call's JSON body, base64, stays under the control API's 1 MiB).
+INLINE_FILE = 64 * 1024
+INLINE_INPUTS = 1024 * 1024
+INLINE_OUTPUTS = 256 * 1024
+# What an S3 PUT without a Content-Type stores (s3api's default).
+OUTPUT_ATTRS = ObjectAttrs("binary/octet-stream", {}, {})
 # An open commit of a datum attempt is dropped with its lease; this idle limit
 # only frees one the lease sweeper could not reach (a crash in between).
 ATTEMPT_IDLE_US = 24 * 3600 * 1_000_000
@@ -58,6 +70,9 @@ class Completion:
     download: float = 0.0
     process: float = 0.0
     upload: float = 0.0
+    # Small output files sent with the outcome: (key, body), committed to the
+    # attempt's output bucket before it is frozen.
+    outputs: tuple[tuple[str, bytes], ...] = ()
 
 
 def lease_document(
@@ -112,6 +127,11 @@ def lease_document(
         "inputs": inputs,
         "output_bucket": output_bucket,
         "s3_out": spec.s3_out,
+        **(
+            {"inline_outputs": {"file": INLINE_FILE, "total": INLINE_OUTPUTS}}
+            if output_bucket is not None and not spec.s3_out
+            else {}
+        ),
     }
 
 
@@ -317,9 +337,11 @@ class Jobs:
             if rows:
                 leases = []
                 jobs: dict[str, JobRow] = {}
+                budget = [INLINE_INPUTS]
                 for row in rows:
                     lease = await self._prepare(row, jobs)
                     if lease is not None:
+                        await self._inline_inputs(lease, row, budget)
                         leases.append(lease)
                 if leases and gone is not None and await gone():
                     # The worker hung up while we waited: nobody would run these.
@@ -397,6 +419,22 @@ class Jobs:
             return None
         return lease_document(job, row, spec, in_open, f"{job.pipeline}.{out_open.hex()}")
 
+    async def _inline_inputs(self, lease: dict[str, Any], row: DatumRow, budget: list[int]) -> None:
+        """Small files-mode input files get their bytes in the lease, while
+        `budget` (bytes, shared by a lease batch) lasts."""
+        for inp, source in zip(lease["inputs"], row.inputs, strict=True):
+            if inp["s3"] or not inp["commit"]:
+                continue
+            for item, (_, content_hex, size) in zip(inp["files"], source["files"], strict=True):
+                if size > INLINE_FILE or size > budget[0] or item["key"].endswith("/"):
+                    continue
+                body = await self.reader.small_content(
+                    str(inp["repo"]), ContentId(bytes.fromhex(content_hex)), INLINE_FILE
+                )
+                if body is not None and len(body) == size:
+                    item["body"] = base64.b64encode(body).decode()
+                    budget[0] -= size
+
     async def _open(self, repo: str, branch: str) -> CommitId:
         """An open commit on `repo` whose staging tree starts empty."""
         record = OpenCommit(
@@ -466,6 +504,8 @@ class Jobs:
         if result.outcome == "success":
             state = "success"
             if row.out_open is not None:
+                if result.outputs:
+                    await self._commit_outputs(row.pipeline, row.out_open, result.outputs)
                 frozen = await self.db.open_commits.freeze_open_commit(row.pipeline, row.out_open)
         elif result.outcome == "recovered":
             state = "recovered"
@@ -512,6 +552,30 @@ class Jobs:
             self._requeued([row])
         self.changed.set()
         return state
+
+    async def _commit_outputs(
+        self, repo: str, bucket: CommitId, outputs: tuple[tuple[str, bytes], ...]
+    ) -> None:
+        """The attempt's inline outputs into its output bucket, as one commit
+        (a PUT of each would be one commit each)."""
+        edits: dict[str, ObjectEntry | None] = {}
+        for key, body in outputs:
+
+            async def pieces(body: bytes = body) -> AsyncIterator[bytes]:
+                yield body
+
+            content, stored = await self.reader.store_content(pieces())
+            edits[key] = new_entry(content, stored.size, stored.md5.hex(), OUTPUT_ATTRS)
+        await self.committer.submit(
+            repo,
+            OpenCommit.staging_name(bucket),
+            Change(
+                edits=edits,
+                message="datum outputs",
+                author=self.author,
+                origin={"op": "datum outputs"},
+            ),
+        )
 
     async def _end(self, row: DatumRow, state: str, error: str) -> None:
         assert row.attempt is not None

@@ -4,15 +4,25 @@ they reach the server through this and S3 only."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from typing import Any
 
 from gateway.api.errors import bad_request
 from gateway.api.table import Call, op
+from s3api.inputs import unstorable
 from versioning.control import Control
-from versioning.pipelines.jobs import MAX_LEASE_BATCH, Completion
+from versioning.pipelines.jobs import (
+    INLINE_FILE,
+    INLINE_OUTPUTS,
+    MAX_LEASE_BATCH,
+    Completion,
+)
 
 MAX_WAIT_SECONDS = 30.0
 OUTCOMES = ("success", "failed", "recovered")
+MAX_KEY_BYTES = 1024  # S3's limit on an object key
 
 
 def _worker(call: Call) -> str:
@@ -28,6 +38,47 @@ def _number(call: Call, name: str, default: float, low: float, high: float) -> f
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise bad_request(f"field {name!r} must be a number from {low:g} to {high:g}")
     return float(value)
+
+
+def _outputs(value: Any) -> tuple[tuple[str, bytes], ...]:
+    """The inline outputs of a complete call, checked: keys S3 could store,
+    bodies within the lease's limits, each body's MD5 verified."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise bad_request("field 'outputs' must be a list of {key, body, md5}")
+    out: dict[str, bytes] = {}
+    total = 0
+    for i, item in enumerate(value):
+        where = f"outputs[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise bad_request(f"{where} must be an object with a string 'key'")
+        key = item["key"]
+        problem = unstorable(key)
+        if not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            problem = f"must be 1 to {MAX_KEY_BYTES} bytes of UTF-8"
+        if problem is not None:
+            raise bad_request(f"{where}.key {problem}")
+        if key in out:
+            raise bad_request(f"{where}.key {key!r} is given twice")
+        text = item.get("body")
+        try:
+            body = base64.b64decode(text, validate=True) if isinstance(text, str) else None
+        except binascii.Error:
+            body = None
+        if body is None:
+            raise bad_request(f"{where}.body must be base64")
+        total += len(body)
+        if len(body) > INLINE_FILE or total > INLINE_OUTPUTS:
+            raise bad_request(
+                f"inline outputs are limited to {INLINE_FILE} bytes a file and "
+                f"{INLINE_OUTPUTS} in all: upload bigger ones to the output bucket"
+            )
+        md5 = item.get("md5")
+        if md5 is not None and md5 != hashlib.md5(body).hexdigest():
+            raise bad_request(f"{where}.md5 does not match its body (BadDigest): not stored")
+        out[key] = body
+    return tuple(out.items())
 
 
 @op(
@@ -87,6 +138,9 @@ async def heartbeat(ctl: Control, call: Call) -> Any:
         "stderr": "its standard error (the tail)",
         "error": "what went wrong, when the worker knows",
         "timings": "seconds spent: {download, process, upload}",
+        "outputs": "small output files committed with a success, instead of a PUT "
+        "each: [{key, body (base64), md5 (hex, checked)}], as the lease's "
+        "inline_outputs allows",
     },
     required=("attempt", "outcome"),
     returns="Completed",
@@ -120,6 +174,9 @@ async def complete_datum(ctl: Control, call: Call) -> Any:
     worker = call.body.get("worker") or call.access_key
     if not isinstance(worker, str):
         raise bad_request("field 'worker' must be a string")
+    outputs = _outputs(call.body.get("outputs"))
+    if outputs and outcome != "success":
+        raise bad_request("field 'outputs' comes only with outcome 'success'")
     state = await ctl.jobs.complete(
         worker,
         Completion(
@@ -132,6 +189,7 @@ async def complete_datum(ctl: Control, call: Call) -> Any:
             download=seconds["download"],
             process=seconds["process"],
             upload=seconds["upload"],
+            outputs=outputs,
         ),
     )
     return {"state": state}
