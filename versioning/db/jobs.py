@@ -455,9 +455,11 @@ class PgJobs:
         now: int,
         until: int,
         pipelines: Sequence[str] | None = None,
+        jobs: Sequence[str] | None = None,
     ) -> list[DatumRow]:
-        """Up to `limit` pending datums of active jobs, now running under new
-        attempts held by `worker` until `until`."""
+        """Up to `limit` pending datums of active jobs (of `pipelines` and
+        `jobs` when given), now running under new attempts held by `worker`
+        until `until`."""
         rows = await self.pool.fetch(
             "UPDATE datums d SET state = 'running', tries = d.tries + 1, "
             "attempt = replace(gen_random_uuid()::text, '-', ''), worker = $2, "
@@ -466,6 +468,7 @@ class PgJobs:
             "FROM (SELECT p.job, p.id FROM datums p JOIN jobs j ON j.id = p.job "
             "      WHERE p.state = 'pending' AND j.state IN ('created', 'running') "
             "      AND ($5::text[] IS NULL OR j.pipeline = ANY($5::text[])) "
+            "      AND ($6::text[] IS NULL OR j.id = ANY($6::text[])) "
             "      ORDER BY p.seq LIMIT $1 FOR UPDATE OF p SKIP LOCKED) picked "
             "WHERE d.job = picked.job AND d.id = picked.id RETURNING d.*",
             limit,
@@ -473,6 +476,7 @@ class PgJobs:
             now,
             until,
             list(pipelines) if pipelines is not None else None,
+            list(jobs) if jobs is not None else None,
         )
         return [_datum(r) for r in rows]
 

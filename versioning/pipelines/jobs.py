@@ -299,9 +299,11 @@ class Jobs:
         wait_seconds: float = 0.0,
         pipelines: builtins.list[str] | None = None,
         gone: Callable[[], Awaitable[bool]] | None = None,
+        jobs: builtins.list[str] | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Up to `limit` datums for `worker`, each with everything it needs to
-        run (docs/design/jobs.md's Lease). Waits up to `wait_seconds` for one."""
+        run (docs/design/jobs.md's Lease), only of `pipelines` and of `jobs`
+        when given. Waits up to `wait_seconds` for one."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:
@@ -313,12 +315,13 @@ class Jobs:
                 now,
                 now + int(self.lease_seconds * 1e6),
                 pipelines,
+                jobs,
             )
             if rows:
                 leases = []
-                jobs: dict[str, JobRow] = {}
+                rows_jobs: dict[str, JobRow] = {}
                 for row in rows:
-                    lease = await self._prepare(row, jobs)
+                    lease = await self._prepare(row, rows_jobs)
                     if lease is not None:
                         leases.append(lease)
                 if leases and gone is not None and await gone():
