@@ -42,7 +42,7 @@ from versioning.pipelines.spec import SpecError, parse_spec
 
 log = logging.getLogger("loxo.executor.kubernetes")
 
-INTERVAL_SECONDS = 2.0
+INTERVAL_SECONDS = 1.0
 ACTIVE = ("created", "running")
 HTTP_CONFLICT, HTTP_NOT_FOUND = 409, 404
 
