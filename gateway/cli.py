@@ -117,6 +117,35 @@ def serve(
         help="A worker holds a datum this long without a heartbeat; then (a dead worker) "
         "another worker takes it.",
     ),
+    executor: str = typer.Option(
+        "local",
+        help="What runs pipeline workers: local (--workers processes here) or kubernetes "
+        "(one Kubernetes Job per loxo job; Kubernetes credentials from the pod's service "
+        "account, else KUBECONFIG).",
+    ),
+    k8s_namespace: str | None = typer.Option(
+        None, help="Kubernetes executor: the namespace of its Jobs (default: default)."
+    ),
+    k8s_service_account: str | None = typer.Option(
+        None,
+        help="Kubernetes executor: the pods' service account (default: the namespace's, "
+        "its token not mounted).",
+    ),
+    k8s_worker_image: str | None = typer.Option(
+        None,
+        help="Kubernetes executor: the image of pipelines without transform.image; it must "
+        "have `loxo` (default: loxo:latest, this repo's Dockerfile).",
+    ),
+    k8s_credentials_secret: str | None = typer.Option(
+        None,
+        help="Kubernetes executor: the Secret with the keys LOXO_ACCESS_KEY and "
+        "LOXO_SECRET_KEY the pods use (default: loxo-credentials).",
+    ),
+    k8s_endpoint: str | None = typer.Option(
+        None,
+        help="Kubernetes executor: loxo's URL as pods reach it, e.g. http://loxo.loxo.svc:9000 "
+        "(required with --executor kubernetes).",
+    ),
 ) -> None:
     """Serve the S3 API (and loxo's control endpoints) until SIGINT or SIGTERM."""
     try:
@@ -144,6 +173,15 @@ def serve(
             workers=workers,
             lease_seconds=lease_seconds,
             worker_parallel=worker_parallel,
+            kubernetes=cfgmod.check_executor(
+                executor,
+                region,
+                k8s_namespace,
+                k8s_service_account,
+                k8s_worker_image,
+                k8s_credentials_secret,
+                k8s_endpoint,
+            ),
         )
     except cfgmod.ConfigError as exc:
         typer.echo(f"loxo: {exc}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -10,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.executors.manifests import KubernetesSettings
 from versioning.chunkstore import parse_store_url
 
 
@@ -62,6 +64,9 @@ class ServeConfig:
     # A datum lease lasts this long without a heartbeat (a dead worker's datum
     # goes to another worker after it).
     lease_seconds: float = 30.0
+    # The Kubernetes executor's settings (--executor kubernetes); None: the
+    # local executor (`workers` local processes).
+    kubernetes: KubernetesSettings | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -268,6 +273,7 @@ def build(
     workers: int = 2,
     lease_seconds: float = 30.0,
     worker_parallel: int = 2,
+    kubernetes: KubernetesSettings | None = None,
 ) -> ServeConfig:
     host, port = parse_listen(listen)
     sizes = {
@@ -320,4 +326,62 @@ def build(
         workers=check_workers(workers),
         worker_parallel=check_worker_parallel(worker_parallel),
         lease_seconds=check_lease_seconds(lease_seconds),
+        kubernetes=kubernetes,
     )
+
+
+# -- executors (docs/design/executors.md) -------------------------------------------
+
+EXECUTORS = ("local", "kubernetes")
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$")
+
+
+def check_executor(
+    executor: str,
+    region: str = "us-east-1",
+    namespace: str | None = None,
+    service_account: str | None = None,
+    worker_image: str | None = None,
+    credentials_secret: str | None = None,
+    endpoint: str | None = None,
+) -> KubernetesSettings | None:
+    """The Kubernetes executor's settings (None for `local`); the --k8s-*
+    options are refused with the local executor, which would ignore them."""
+    given = {
+        "--k8s-namespace": namespace,
+        "--k8s-service-account": service_account,
+        "--k8s-worker-image": worker_image,
+        "--k8s-credentials-secret": credentials_secret,
+        "--k8s-endpoint": endpoint,
+    }
+    if executor not in EXECUTORS:
+        raise ConfigError(f"--executor must be local or kubernetes, not {executor!r}")
+    if executor == "local":
+        named = [option for option, value in given.items() if value is not None]
+        if named:
+            raise ConfigError(f"{', '.join(named)}: only with --executor kubernetes")
+        return None
+    if not endpoint or not re.match(r"^https?://[^/\s]+", endpoint):
+        raise ConfigError(
+            "--executor kubernetes needs --k8s-endpoint, loxo's URL as pods reach it "
+            "(e.g. http://loxo.loxo.svc:9000; never 127.0.0.1, which is the pod itself)"
+        )
+    settings = KubernetesSettings(endpoint=endpoint.rstrip("/"), region=region)
+    names = {
+        "--k8s-namespace": (namespace, _DNS_LABEL, "namespace"),
+        "--k8s-service-account": (service_account, _DNS_SUBDOMAIN, "service_account"),
+        "--k8s-credentials-secret": (credentials_secret, _DNS_SUBDOMAIN, "credentials_secret"),
+    }
+    changes: dict[str, str] = {}
+    for option, (value, pattern, attr) in names.items():
+        if value is None:
+            continue
+        if not pattern.match(value):
+            raise ConfigError(f"{option} {value!r} is not a Kubernetes object name")
+        changes[attr] = value
+    if worker_image is not None:
+        if not worker_image.strip() or any(c.isspace() for c in worker_image):
+            raise ConfigError(f"--k8s-worker-image {worker_image!r} is not an image reference")
+        changes["worker_image"] = worker_image
+    return dataclasses.replace(settings, **changes)

@@ -104,6 +104,22 @@ def _local_workers(cfg: ServeConfig, creds: credentials.Credentials, endpoint: s
     )
 
 
+def _kubernetes_executor(cfg: ServeConfig, creds: credentials.Credentials, endpoint: str) -> Any:
+    """The Kubernetes executor, reaching this server over HTTP (loopback)
+    like the local workers; pods reach it at cfg.kubernetes.endpoint."""
+    from gateway.client import Client
+    from gateway.executors.kubernetes import KubernetesExecutor
+
+    assert cfg.kubernetes is not None
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+    url = endpoint.replace(f"//{cfg.host}:", f"//{host}:", 1)
+    verify: bool | str = str(cfg.tls_cert) if cfg.tls_cert is not None else True
+    return KubernetesExecutor(
+        cfg.kubernetes,
+        lambda: Client(url, creds.access_key, creds.secret_key, region=cfg.region, verify=verify),
+    )
+
+
 def open_database(cfg: ServeConfig, create: bool = True) -> tuple[str, Any] | int:
     """The configured database, migrated and ready: (dsn, the embedded server
     handle or None; call its cleanup() when done), or an exit code after
@@ -189,7 +205,9 @@ def serve(cfg: ServeConfig) -> int:
         ssl_keyfile=cfg.tls_key,
     )
     server = _Server(config)
-    if cfg.workers > 0:
+    if cfg.kubernetes is not None:
+        server.local_workers = functools.partial(_kubernetes_executor, cfg, creds)
+    elif cfg.workers > 0:
         server.local_workers = functools.partial(_local_workers, cfg, creds)
     try:
         server.run()

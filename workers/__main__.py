@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from workers.worker import WAIT_SECONDS, Worker
+from workers.worker import WAIT_SECONDS, Worker, split_names
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -28,7 +28,22 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait-seconds", type=float, default=WAIT_SECONDS, help=argparse.SUPPRESS)
     parser.add_argument("--ca-bundle", help="CA file to trust for an HTTPS endpoint")
     parser.add_argument("--parent-pid", type=int, help="stop when this process is gone")
+    parser.add_argument(
+        "--pipelines",
+        action="append",
+        default=[],
+        help="run only these pipelines' datums (comma-separated or repeated)",
+    )
+    parser.add_argument(
+        "--job", action="append", default=[], help="run only this job's datums (repeatable)"
+    )
+    parser.add_argument(
+        "--exit-when-idle",
+        action="store_true",
+        help="exit (0) once no job of its pipelines or jobs is active and it runs nothing",
+    )
     args = parser.parse_args(argv)
+    args.pipelines = split_names(args.pipelines)
     missing = [
         flag
         for flag, value in (
@@ -77,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parallel=args.parallel,
         wait_seconds=args.wait_seconds,
         verify=args.ca_bundle or True,
+        pipelines=args.pipelines,
+        jobs=args.job,
+        exit_when_idle=args.exit_when_idle,
     )
     try:
         asyncio.run(_serve(worker, args.parent_pid))

@@ -1,6 +1,12 @@
 """The worker loop: lease datums, run up to `parallel` at once, keep their
 leases alive, report how each went (docs/design/jobs.md, worker protocol).
 
+A worker may be dedicated to some pipelines or jobs (`pipelines`, `jobs`:
+it leases only their datums), and with `exit_when_idle` it ends once its
+work is done: a lease poll found nothing, it runs nothing, and no job it
+serves is active. That is how a Kubernetes pod of one loxo job ends with
+exit code 0 (docs/design/executors.md).
+
 Only the server decides what runs; a worker holds nothing it cannot lose. An
 attempt whose lease is lost (the heartbeat says so) is killed and not
 reported; an attempt abandoned by a stopping or dying worker expires on the
@@ -20,6 +26,7 @@ import shutil
 import signal
 import socket
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -40,10 +47,21 @@ DEFAULT_LEASE_SECONDS = 30.0
 # past that its lease has surely expired and the datum runs again anyway.
 REPORT_RETRY_SECONDS = 300.0
 HEARTBEAT_NAP = 0.1
+ACTIVE_JOB_STATES = ("created", "running")
 
 
 def default_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def split_names(values: Sequence[str]) -> list[str]:
+    """Repeated and comma-separated option values, in order, once each."""
+    out: list[str] = []
+    for value in values:
+        for name in value.split(","):
+            if name.strip() and name.strip() not in out:
+                out.append(name.strip())
+    return out
 
 
 def _transient(exc: BaseException) -> bool:
@@ -74,10 +92,17 @@ class Worker:
         lease_batch: int | None = None,
         wait_seconds: float = WAIT_SECONDS,
         verify: bool | str = True,
+        pipelines: Sequence[str] = (),
+        jobs: Sequence[str] = (),
+        exit_when_idle: bool = False,
     ) -> None:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
         self.name = name or default_name()
+        # Empty: any pipeline's, any job's datums.
+        self.pipelines = tuple(pipelines)
+        self.jobs = tuple(jobs)
+        self.exit_when_idle = exit_when_idle
         self.parallel = parallel
         # Leasing more than can run at once would only let leases idle.
         self.lease_batch = max(1, min(lease_batch or parallel, parallel, 100))
@@ -185,7 +210,13 @@ class Worker:
                 continue
             try:
                 doc = await self._until_stopped(
-                    api.lease_datums(self.name, min(free, self.lease_batch), self.wait_seconds)
+                    api.lease_datums(
+                        self.name,
+                        min(free, self.lease_batch),
+                        self.wait_seconds,
+                        list(self.pipelines) or None,
+                        list(self.jobs) or None,
+                    )
                 )
             except Exception as exc:
                 log.warning(
@@ -198,10 +229,45 @@ class Worker:
                 break  # stopped while waiting
             backoff = BACKOFF_FIRST
             self.lease_seconds = float(doc.get("lease_seconds") or DEFAULT_LEASE_SECONDS)
-            for item in doc.get("items", []):
+            items = doc.get("items", [])
+            if not items and not running and self.exit_when_idle and await self._done(api):
+                log.info("worker %s: no job of its own is active: exiting", self.name)
+                break
+            for item in items:
                 task = asyncio.create_task(self._attempt(api, pool, attempts_dir, item))
                 running.add(task)
                 task.add_done_callback(running.discard)
+
+    async def _done(self, api: AsyncClient) -> bool:
+        """No job this worker serves is active (created or running) any more.
+        Asked only after an empty lease poll: a job whose last datum runs
+        elsewhere is still active, and that datum may yet come back here
+        (its worker dies, its lease expires)."""
+        try:
+            if self.jobs:
+                for job in self.jobs:
+                    try:
+                        doc = await api.inspect_job(job)
+                    except LoxoError as exc:
+                        if exc.status == 404:  # its pipeline was deleted
+                            continue
+                        raise
+                    if doc.get("state") in ACTIVE_JOB_STATES:
+                        return False
+                return True
+            for pipeline in self.pipelines or (None,):
+                for state in ACTIVE_JOB_STATES:
+                    try:
+                        async for _ in api.list_jobs(pipeline=pipeline, state=state):
+                            return False
+                    except LoxoError as exc:
+                        if exc.status != 404:
+                            raise
+            return True
+        except Exception as exc:
+            # Unsure is not done: the next empty poll asks again.
+            log.warning("worker %s: could not check its jobs: %s", self.name, exc)
+            return False
 
     # -- one attempt ---------------------------------------------------------------------
 

@@ -466,12 +466,15 @@ class AsyncClient:
         max_items: int = 1,
         wait_seconds: float = 0.0,
         pipelines: list[str] | None = None,
+        jobs: list[str] | None = None,
     ) -> dict[str, Any]:
         """Up to `max_items` datums to run: {"lease_seconds", "items": [Lease]};
-        only of `pipelines` when given."""
+        only of `pipelines` and of `jobs` when given."""
         body: dict[str, Any] = {"worker": worker, "max": max_items, "wait_seconds": wait_seconds}
         if pipelines is not None:
             body["pipelines"] = pipelines
+        if jobs is not None:
+            body["jobs"] = jobs
         doc: dict[str, Any] = await self.request("POST", _path("work", "lease"), body=body)
         return doc
 

@@ -55,13 +55,26 @@ def worker(
         "system temp dir). Cleared at start.",
     ),
     name: str = typer.Option(None, help="How the server knows this worker (default: HOST-PID)."),
+    pipelines: list[str] = typer.Option(  # noqa: B008 - typer's way to declare a repeatable option
+        [],
+        help="Run only these pipelines' datums (comma-separated or repeated).",
+    ),
+    job: list[str] = typer.Option(  # noqa: B008
+        [], help="Run only this job's datums (repeatable)."
+    ),
+    exit_when_idle: bool = typer.Option(
+        False,
+        "--exit-when-idle",
+        help="Exit (code 0) once no job of its --pipelines or --job is active and it runs "
+        "nothing: how a Kubernetes pod of one job ends.",
+    ),
 ) -> None:
     """Run pipeline datums for a loxo server until Ctrl-C or SIGTERM: lease
     datums, run each in a fresh folder (inputs under pfs/<input>, outputs from
     pfs/out), report how it went. Needs only HTTP access to loxo, so it runs on
     any machine; start as many as you like. A stopped worker's datums run again
     elsewhere once their leases expire."""
-    from workers.worker import Worker
+    from workers.worker import Worker, split_names
 
     settings = Settings.load()
     if endpoint:
@@ -77,6 +90,9 @@ def worker(
         name=name,
         scratch_dir=scratch,
         parallel=parallel,
+        pipelines=split_names(pipelines),
+        jobs=job,
+        exit_when_idle=exit_when_idle,
     )
     try:
         asyncio.run(runner.run_until_signalled())

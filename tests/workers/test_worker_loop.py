@@ -332,3 +332,56 @@ def test_the_servers_own_workers_run_jobs_and_stop_with_it(make_server: Any) -> 
     assert len(pids) == 2, pids
     assert srv.stop() == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def _first_job(api: Any, pipeline: str, seconds: float = 60.0) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        jobs = list(api.list_jobs(pipeline=pipeline))
+        if jobs:
+            return str(jobs[0]["id"])
+        time.sleep(0.1)
+    raise AssertionError(f"no job of {pipeline} started within {seconds:.0f} s")
+
+
+def test_a_dedicated_worker_runs_its_own_job_only_and_exits_when_idle(
+    jobs_server: Any, tmp_path: Path
+) -> None:
+    """What a Kubernetes pod does: `--job ID --exit-when-idle` runs that job's
+    datums only (the lease's `jobs` filter) and exits 0 once the job ended;
+    `--pipelines NAME` does the same for a pipeline's jobs."""
+    s3 = jobs_server.client()
+    access, secret = jobs_server.access_key, jobs_server.secret_key
+    with Client(jobs_server.endpoint, access, secret) as api:
+        mine, other = _pipeline(api, s3), _pipeline(api, s3)
+        job, other_job = _first_job(api, mine), _first_job(api, other)
+        worker = start_worker(
+            jobs_server.endpoint, tmp_path / "w1", access, secret,
+            "--job", job, "--exit-when-idle", "--wait-seconds", "0.5", "--parallel", "2",
+        )  # fmt: skip
+        try:
+            _, log = worker.communicate(timeout=90)  # it ends by itself
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        assert worker.returncode == 0, log
+        assert "no job of its own is active: exiting" in log
+        assert api.inspect_job(job)["state"] == "success"
+        assert _outputs(s3, mine) == EXPECTED
+        # Not one datum of the other pipeline's job was leased.
+        assert {d["state"] for d in api.list_datums(other_job)} == {"pending"}
+
+        worker = start_worker(
+            jobs_server.endpoint, tmp_path / "w2", access, secret,
+            "--pipelines", f"nothing-here,{other}", "--exit-when-idle", "--wait-seconds", "0.5",
+        )  # fmt: skip
+        try:
+            _, log = worker.communicate(timeout=90)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        assert worker.returncode == 0, log
+        assert api.inspect_job(other_job)["state"] == "success"
+        assert _outputs(s3, other) == EXPECTED

@@ -455,12 +455,13 @@ class PgJobs:
         now: int,
         until: int,
         pipelines: Sequence[str] | None = None,
+        jobs: Sequence[str] | None = None,
         floor: int = 0,
     ) -> list[DatumRow]:
-        """Up to `limit` pending datums of active jobs, now running under new
-        attempts held by `worker` until `until`, in queue order from seq
-        `floor` on (see Jobs.lease: the floor skips the dead index entries
-        of datums already leased)."""
+        """Up to `limit` pending datums of active jobs (of `pipelines` and
+        `jobs` when given), now running under new attempts held by `worker`
+        until `until`, in queue order from seq `floor` on (see Jobs.lease:
+        the floor skips the dead index entries of datums already leased)."""
         # One table, one index in ORDER BY order: with a join to jobs here the
         # planner, on stale statistics, sorted every pending datum per lease.
         # Only active jobs have pending datums (stop kills them); the EXISTS
@@ -471,8 +472,9 @@ class PgJobs:
             "lease_until = $4, started = $3, "
             "wait_us = CASE WHEN d.tries = 0 THEN $3 - d.queued ELSE d.wait_us END "
             "FROM (SELECT p.job, p.id FROM datums p "
-            "      WHERE p.state = 'pending' AND p.seq >= $6 "
+            "      WHERE p.state = 'pending' AND p.seq >= $7 "
             "      AND ($5::text[] IS NULL OR p.pipeline = ANY($5::text[])) "
+            "      AND ($6::text[] IS NULL OR p.job = ANY($6::text[])) "
             "      ORDER BY p.seq LIMIT $1 FOR UPDATE OF p SKIP LOCKED) picked "
             "WHERE d.job = picked.job AND d.id = picked.id "
             "AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = d.job "
@@ -483,6 +485,7 @@ class PgJobs:
             now,
             until,
             list(pipelines) if pipelines is not None else None,
+            list(jobs) if jobs is not None else None,
             floor,
         )
         return [_datum(r) for r in rows]

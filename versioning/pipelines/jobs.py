@@ -178,7 +178,7 @@ class Jobs:
         # or above it, the ones below it all leased (by this process's view).
         # Datums this process puts back lower it; another gateway's retries
         # below it are found once the scan from the floor comes up short.
-        self._floors: dict[tuple[str, ...] | None, int] = {}
+        self._floors: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None], int] = {}
         # Leases that ended before this were expired by an earlier pass.
         self._expiry_since = 0
 
@@ -326,20 +326,22 @@ class Jobs:
         wait_seconds: float = 0.0,
         pipelines: builtins.list[str] | None = None,
         gone: Callable[[], Awaitable[bool]] | None = None,
+        jobs: builtins.list[str] | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Up to `limit` datums for `worker`, each with everything it needs to
-        run (docs/design/jobs.md's Lease). Waits up to `wait_seconds` for one."""
+        run (docs/design/jobs.md's Lease), only of `pipelines` and of `jobs`
+        when given. Waits up to `wait_seconds` for one."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:
             self.work_ready.clear()
-            rows = await self._lease_rows(worker, min(limit, MAX_LEASE_BATCH), pipelines)
+            rows = await self._lease_rows(worker, min(limit, MAX_LEASE_BATCH), pipelines, jobs)
             if rows:
                 leases = []
-                jobs: dict[str, JobRow] = {}
+                rows_jobs: dict[str, JobRow] = {}
                 budget = [INLINE_INPUTS]
                 for row in rows:
-                    lease = await self._prepare(row, jobs)
+                    lease = await self._prepare(row, rows_jobs)
                     if lease is not None:
                         await self._inline_inputs(lease, row, budget)
                         leases.append(lease)
@@ -357,17 +359,25 @@ class Jobs:
                 await asyncio.wait_for(self.work_ready.wait(), min(left, 1.0))
 
     async def _lease_rows(
-        self, worker: str, limit: int, pipelines: builtins.list[str] | None
+        self,
+        worker: str,
+        limit: int,
+        pipelines: builtins.list[str] | None,
+        jobs: builtins.list[str] | None = None,
     ) -> builtins.list[DatumRow]:
         """Leased rows in queue order: from the filter's floor, then, if that
         falls short, from the start (datums put back below the floor)."""
-        key = tuple(sorted(pipelines)) if pipelines is not None else None
+        key = (
+            tuple(sorted(pipelines)) if pipelines is not None else None,
+            tuple(sorted(jobs)) if jobs is not None else None,
+        )
         floor = self._floors.get(key, 0)
         now = now_us()
         until = now + int(self.lease_seconds * 1e6)
-        rows = await self.db.jobs.lease(worker, limit, now, until, pipelines, floor)
+        lease = self.db.jobs.lease
+        rows = await lease(worker, limit, now, until, pipelines, jobs, floor)
         if len(rows) < limit and floor > 0:
-            rows += await self.db.jobs.lease(worker, limit - len(rows), now, until, pipelines, 0)
+            rows += await lease(worker, limit - len(rows), now, until, pipelines, jobs, 0)
         if rows:
             if len(self._floors) > 256:
                 self._floors.clear()  # many distinct filters: start over, still correct

@@ -121,7 +121,7 @@ class Transform:
     cmd: tuple[str, ...]
     stdin: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # sorted by name
-    image: str = ""  # used by the Kubernetes executor (later)
+    image: str = ""  # the Kubernetes executor's container image (gateway/executors)
     err_cmd: tuple[str, ...] = ()
     accept_return_code: tuple[int, ...] = ()
 
@@ -139,11 +139,49 @@ class Gpu:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """Stored now, used by a later executor."""
+    """A datum pod's requests or limits (the Kubernetes executor's container
+    resources; the local executor ignores them)."""
 
     cpu: float | None = None
     memory: int | None = None  # bytes
     gpu: Gpu | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulingSpec:
+    """Pachyderm's `scheduling_spec`: where the Kubernetes executor's pods may
+    run (the pod's nodeSelector and priorityClassName)."""
+
+    node_selector: tuple[tuple[str, str], ...] = ()  # sorted by label
+    priority_class_name: str = ""
+
+
+class TolerationOperator(StrEnum):
+    """Pachyderm's names; Kubernetes' spellings (`Exists`, `Equal`) are read too."""
+
+    EXISTS = "EXISTS"
+    EQUAL = "EQUAL"
+
+
+class TaintEffect(StrEnum):
+    """Pachyderm's names (`ALL_EFFECTS`: any effect, Kubernetes' empty effect);
+    Kubernetes' spellings (`NoSchedule`...) are read too."""
+
+    ALL_EFFECTS = "ALL_EFFECTS"
+    NO_SCHEDULE = "NO_SCHEDULE"
+    PREFER_NO_SCHEDULE = "PREFER_NO_SCHEDULE"
+    NO_EXECUTE = "NO_EXECUTE"
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    """A Kubernetes toleration of the executor's pods (Pachyderm's `tolerations`)."""
+
+    key: str = ""  # empty with EXISTS: every taint
+    operator: TolerationOperator = TolerationOperator.EQUAL
+    value: str = ""
+    effect: TaintEffect = TaintEffect.ALL_EFFECTS
+    toleration_seconds: int | None = None  # only with NO_EXECUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +205,8 @@ class PipelineSpec:
     reprocess_spec: ReprocessSpec = ReprocessSpec.UNTIL_SUCCESS
     egress: Egress | None = None
     output_branch: str = DEFAULT_BRANCH
+    scheduling_spec: SchedulingSpec = SchedulingSpec()
+    tolerations: tuple[Toleration, ...] = ()
 
 
 # ---------------------------------------------------------------------------- scalars
@@ -618,6 +658,80 @@ def _read_resources(value: object, path: str) -> Resources:
     return Resources(cpu=cpu, memory=memory, gpu=gpu)
 
 
+# Kubernetes' spellings of Pachyderm's enum values, both read.
+_OPERATORS = {"Exists": TolerationOperator.EXISTS, "Equal": TolerationOperator.EQUAL}
+_EFFECTS = {
+    "": TaintEffect.ALL_EFFECTS,
+    "NoSchedule": TaintEffect.NO_SCHEDULE,
+    "PreferNoSchedule": TaintEffect.PREFER_NO_SCHEDULE,
+    "NoExecute": TaintEffect.NO_EXECUTE,
+}
+# A Kubernetes label key: an optional DNS-subdomain prefix and "/", then a
+# name of up to 63 characters; values up to 63 characters (maybe empty).
+_LABEL_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^(?:[a-z0-9](?:[a-z0-9.-]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^(?:{_LABEL_NAME})?$")
+
+
+def _read_scheduling(value: object) -> SchedulingSpec:
+    s = _Obj(value, "scheduling_spec", ("node_selector", "priority_class_name"))
+    raw = s.raw("node_selector")
+    labels: list[tuple[str, str]] = []
+    if raw is not None:
+        if not isinstance(raw, Mapping):
+            raise _bad_type(s.field("node_selector"), "a mapping of node labels", raw)
+        for key, val in raw.items():
+            field = f"{s.field('node_selector')}.{key}"
+            if not isinstance(key, str) or not _LABEL_KEY.match(key):
+                raise SpecError(field, "is not a Kubernetes label name (e.g. disktype)")
+            if not isinstance(val, str):
+                raise _bad_type(field, "a string", val)
+            if not _LABEL_VALUE.match(val):
+                raise SpecError(field, f"{val!r} is not a Kubernetes label value")
+            labels.append((key, val))
+    return SchedulingSpec(tuple(sorted(labels)), s.string("priority_class_name", ""))
+
+
+def _read_tolerations(value: object) -> tuple[Toleration, ...]:
+    if not isinstance(value, list):
+        raise _bad_type("tolerations", "a list of tolerations", value)
+    out = []
+    for i, item in enumerate(value):
+        t = _Obj(
+            item,
+            f"tolerations[{i}]",
+            ("key", "operator", "value", "effect", "toleration_seconds"),
+        )
+        key = t.string("key", "")
+        if key and not _LABEL_KEY.match(key):
+            raise SpecError(t.field("key"), f"{key!r} is not a Kubernetes taint key")
+        text = t.string("operator", "EQUAL")
+        try:
+            operator = _OPERATORS.get(text) or TolerationOperator(text)
+        except ValueError:
+            raise SpecError(t.field("operator"), f"must be EXISTS or EQUAL, not {text!r}") from None
+        text = t.string("effect", "ALL_EFFECTS")
+        try:
+            effect = _EFFECTS.get(text) or TaintEffect(text)
+        except ValueError:
+            raise SpecError(
+                t.field("effect"),
+                f"must be NO_SCHEDULE, PREFER_NO_SCHEDULE, NO_EXECUTE or ALL_EFFECTS, not {text!r}",
+            ) from None
+        val = t.string("value", "")
+        if operator is TolerationOperator.EXISTS and val:
+            raise SpecError(t.field("value"), "must be empty with operator EXISTS")
+        if not key and operator is not TolerationOperator.EXISTS:
+            raise SpecError(t.field("key"), "is required unless operator is EXISTS")
+        seconds: int | None = None
+        if t.has("toleration_seconds"):
+            seconds = t.integer("toleration_seconds", 0, 0)
+            if effect is not TaintEffect.NO_EXECUTE:
+                raise SpecError(t.field("toleration_seconds"), "is only for effect NO_EXECUTE")
+        out.append(Toleration(key, operator, val, effect, seconds))
+    return tuple(out)
+
+
 _TOP_FIELDS = (
     "pipeline",
     "description",
@@ -633,6 +747,8 @@ _TOP_FIELDS = (
     "reprocess_spec",
     "egress",
     "output_branch",
+    "scheduling_spec",
+    "tolerations",
 )
 
 
@@ -749,6 +865,12 @@ def _read_rest(top: _Obj, name: str, root: Input, transform: Transform) -> Pipel
         reprocess_spec=reprocess,
         egress=egress,
         output_branch=output_branch,
+        scheduling_spec=(
+            _read_scheduling(top.raw("scheduling_spec"))
+            if top.has("scheduling_spec")
+            else SchedulingSpec()
+        ),
+        tolerations=_read_tolerations(top.raw("tolerations")) if top.has("tolerations") else (),
     )
 
 
@@ -819,4 +941,23 @@ def to_json(spec: PipelineSpec) -> dict[str, Any]:
     if spec.egress is not None:
         out["egress"] = {"URL": spec.egress.url}
     out["output_branch"] = spec.output_branch
+    if spec.scheduling_spec != SchedulingSpec():
+        out["scheduling_spec"] = {
+            "node_selector": dict(spec.scheduling_spec.node_selector),
+            "priority_class_name": spec.scheduling_spec.priority_class_name,
+        }
+    if spec.tolerations:
+        out["tolerations"] = [_toleration_json(t) for t in spec.tolerations]
+    return out
+
+
+def _toleration_json(t: Toleration) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "key": t.key,
+        "operator": t.operator.value,
+        "value": t.value,
+        "effect": t.effect.value,
+    }
+    if t.toleration_seconds is not None:
+        out["toleration_seconds"] = t.toleration_seconds
     return out

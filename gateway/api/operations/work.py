@@ -81,6 +81,15 @@ def _outputs(value: Any) -> tuple[tuple[str, bytes], ...]:
     return tuple(out.items())
 
 
+def _names(call: Call, name: str, what: str) -> list[str] | None:
+    value = call.body.get(name)
+    if value is not None and (
+        not isinstance(value, list) or not all(isinstance(x, str) for x in value)
+    ):
+        raise bad_request(f"field {name!r} must be a list of {what}")
+    return value
+
+
 @op(
     "POST",
     "/work/lease",
@@ -90,6 +99,7 @@ def _outputs(value: Any) -> tuple[tuple[str, bytes], ...]:
         "max": f"how many datums at most, 1..{MAX_LEASE_BATCH} (default 1)",
         "wait_seconds": f"wait this long for work, 0..{MAX_WAIT_SECONDS:g} (default 0)",
         "pipelines": "only datums of these pipelines (a worker dedicated to them)",
+        "jobs": "only datums of these jobs (a Kubernetes pod runs its own job's datums only)",
     },
     required=("worker",),
     returns="Leases",
@@ -98,12 +108,9 @@ async def lease_datums(ctl: Control, call: Call) -> Any:
     worker = _worker(call)
     limit = int(_number(call, "max", 1, 1, MAX_LEASE_BATCH))
     wait = _number(call, "wait_seconds", 0, 0, MAX_WAIT_SECONDS)
-    pipelines = call.body.get("pipelines")
-    if pipelines is not None and (
-        not isinstance(pipelines, list) or not all(isinstance(x, str) for x in pipelines)
-    ):
-        raise bad_request("field 'pipelines' must be a list of pipeline names")
-    items = await ctl.jobs.lease(worker, limit, wait, pipelines, call.disconnected)
+    pipelines = _names(call, "pipelines", "pipeline names")
+    jobs = _names(call, "jobs", "job ids")
+    items = await ctl.jobs.lease(worker, limit, wait, pipelines, call.disconnected, jobs=jobs)
     return {"lease_seconds": ctl.jobs.lease_seconds, "items": items}
 
 

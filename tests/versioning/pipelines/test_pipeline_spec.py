@@ -24,7 +24,11 @@ from versioning.pipelines.spec import (
     Pfs,
     ReprocessSpec,
     Resources,
+    SchedulingSpec,
     SpecError,
+    TaintEffect,
+    Toleration,
+    TolerationOperator,
     Transform,
     Union,
     check_cron,
@@ -401,6 +405,49 @@ BAD: list[tuple[str, dict[str, Any] | str, str, str]] = [
         "resource_limits.disk",
         "known fields here: cpu, memory, gpu",
     ),
+    (
+        "node selector label",
+        minimal(scheduling_spec={"node_selector": {"bad key!": "x"}}),
+        "scheduling_spec.node_selector.bad key!",
+        "not a Kubernetes label name",
+    ),
+    (
+        "node selector value",
+        minimal(scheduling_spec={"node_selector": {"disktype": 1}}),
+        "scheduling_spec.node_selector.disktype",
+        "a string",
+    ),
+    (
+        "scheduling field",
+        minimal(scheduling_spec={"nodeSelector": {}}),
+        "scheduling_spec.nodeSelector",
+        "known fields here: node_selector, priority_class_name",
+    ),
+    ("tolerations type", minimal(tolerations={"key": "a"}), "tolerations", "a list"),
+    (
+        "toleration operator",
+        minimal(tolerations=[{"key": "a", "operator": "IN"}]),
+        "tolerations[0].operator",
+        "EXISTS or EQUAL",
+    ),
+    (
+        "toleration effect",
+        minimal(tolerations=[{"key": "a", "effect": "NoRun"}]),
+        "tolerations[0].effect",
+        "NO_SCHEDULE",
+    ),
+    (
+        "toleration without key",
+        minimal(tolerations=[{"value": "x"}]),
+        "tolerations[0].key",
+        "required unless operator is EXISTS",
+    ),
+    (
+        "toleration seconds",
+        minimal(tolerations=[{"key": "a", "effect": "NO_SCHEDULE", "toleration_seconds": 5}]),
+        "tolerations[0].toleration_seconds",
+        "only for effect NO_EXECUTE",
+    ),
     ("reprocess", minimal(reprocess_spec="never"), "reprocess_spec", "until_success or every_job"),
     ("egress url key", minimal(egress={"url": "s3://b"}), "egress.url", "known fields here: URL"),
     ("egress not url", minimal(egress={"URL": "bucket"}), "egress.URL", "a URL"),
@@ -638,3 +685,40 @@ def test_s3_inputs_take_any_glob_and_combination(input_: dict[str, Any]) -> None
     # Unlike Pachyderm: each datum's input bucket holds only that datum's files.
     spec = parse_spec(_with("input", input_))
     assert any(leaf.s3 for _, leaf in iter_leaves(spec.input) if isinstance(leaf, Pfs))
+
+
+def test_scheduling_and_tolerations_read_pachyderm_and_kubernetes_spellings() -> None:
+    """Pachyderm's scheduling_spec and tolerations (its enum names, or
+    Kubernetes' spellings, kept as Pachyderm's), for the Kubernetes executor."""
+    spec = parse_spec(
+        minimal(
+            scheduling_spec={
+                "node_selector": {"nvidia.com/gpu.product": "Tesla-T4", "disktype": "ssd"},
+                "priority_class_name": "batch-low",
+            },
+            tolerations=[
+                {"key": "gpu", "operator": "Equal", "value": "yes", "effect": "NoSchedule"},
+                {"operator": "EXISTS"},
+                {"key": "spot", "effect": "NO_EXECUTE", "toleration_seconds": 60},
+            ],
+        )
+    )
+    assert spec.scheduling_spec == SchedulingSpec(
+        (("disktype", "ssd"), ("nvidia.com/gpu.product", "Tesla-T4")), "batch-low"
+    )
+    assert spec.tolerations == (
+        Toleration("gpu", TolerationOperator.EQUAL, "yes", TaintEffect.NO_SCHEDULE),
+        Toleration("", TolerationOperator.EXISTS),
+        Toleration("spot", effect=TaintEffect.NO_EXECUTE, toleration_seconds=60),
+    )
+    doc = to_json(spec)
+    assert doc["tolerations"][0] == {
+        "key": "gpu",
+        "operator": "EQUAL",
+        "value": "yes",
+        "effect": "NO_SCHEDULE",
+    }
+    assert parse_spec(doc) == spec
+    # Unset, they are not written: existing specs' canonical JSON is unchanged.
+    bare = to_json(parse_spec(minimal()))
+    assert "scheduling_spec" not in bare and "tolerations" not in bare
