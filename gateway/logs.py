@@ -94,10 +94,13 @@ class HumanFormatter(logging.Formatter):
 
 
 def _human_value(value: Any) -> str:
-    text = str(_plain(value)) if not isinstance(value, str) else value
-    if not text or any(c.isspace() or c in "\"=" for c in text):
-        return json.dumps(text, ensure_ascii=False)
-    return text
+    """Text as is unless it needs quotes (spaces, quotes, =, nothing at
+    all); anything else as compact JSON (a dict of counts stays readable)."""
+    if not isinstance(value, str):
+        return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    if not value or any(c.isspace() or c in '"=' for c in value):
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 def resolve_format(fmt: str, stream: TextIO) -> str:

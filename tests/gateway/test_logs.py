@@ -46,10 +46,10 @@ def test_json_lines_hold_the_traceback() -> None:
 
 def test_the_human_format_appends_fields_as_key_values() -> None:
     text = logs.HumanFormatter().format(
-        record("GET /b/k 200", status=200, key="a key", user=None, action="GetObject")
+        record("GET /b/k 200", status=200, key="a key", user=None, action="GetObject", n={"ok": 1})
     )
     assert " WARNING loxo.test GET /b/k 200 " in text
-    assert 'status=200 key="a key" action=GetObject' in text
+    assert 'status=200 key="a key" action=GetObject n={"ok":1}' in text
     assert "user=" not in text
 
 
