@@ -33,18 +33,32 @@ _STANDARD = frozenset(
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
     """The event fields a record carries (its `extra=`), in the order given."""
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and k[:1] != "_"}
+
+
+# The access log writes a record per request: the time text is made once a
+# second, not once a record (strftime is a good part of a record's cost).
+# One tuple, replaced whole: a thread never reads one second's number with
+# another second's text.
+_second: tuple[int, str] = (-1, "")
 
 
 def _utc(created: float) -> str:
     """ISO 8601 in UTC with milliseconds: sorts as text, parses everywhere."""
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+    global _second
+    whole = int(created)
+    cached = _second
+    if whole != cached[0]:
+        cached = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{cached[1]}.{int(created % 1 * 1000):03d}Z"
+
+
+_SIMPLE = (str, int, float, bool, type(None))
 
 
 def _plain(value: Any) -> Any:
     """A JSON-able form of a field value (bytes as hex, the rest as text)."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if type(value) in _SIMPLE or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, bytes):
         return value.hex()
@@ -66,8 +80,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in fields_of(record).items():
-            doc.setdefault(key, _plain(value))
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key[:1] != "_" and key not in doc:
+                doc[key] = value if type(value) in _SIMPLE else _plain(value)
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
