@@ -1,9 +1,11 @@
 """The loxo ASGI application: wires storage, metadata and the protocol apps.
 
-`/_loxo/...` is loxo's own control surface (health, and the control API
-under /_loxo/api/v1); the underscore keeps it out of the bucket namespace. Everything else
-is S3, including every path of a virtual-host-style request (Host
-`<bucket>.<domain>`), where the path is a key and `_loxo/...` an ordinary one.
+`/_loxo/...` is loxo's own control surface (health, metrics, and the control
+API under /_loxo/api/v1); the underscore keeps it out of the bucket namespace.
+Everything else is S3, including every path of a virtual-host-style request
+(Host `<bucket>.<domain>`), where the path is a key and `_loxo/...` an
+ordinary one. Every request passes through the access recorder (request id,
+access log, request metrics: gateway/access.py) on its way to one of them.
 
 Background tasks abort multipart uploads idle for longer than
 `--upload-expiry-hours` and open commits idle for longer than their limit, and
@@ -16,21 +18,24 @@ import asyncio
 import contextlib
 import functools
 import hmac
+import importlib.metadata
 import logging
+import time
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.access import Access
 from gateway.api.app import PREFIX as API_PREFIX
 from gateway.api.app import ControlApi
 from gateway.config import ServeConfig
 from gateway.credentials import Credentials
+from gateway.database import where
+from gateway.loxo_paths import LoxoPaths
+from gateway.metered_store import MeteredStore
+from gateway.metrics import Metrics
 from s3api.app import S3App, bucket_from_host
 from s3api.operations.common import Context
 from versioning import gc
@@ -54,6 +59,14 @@ EXPIRY_MIN_INTERVAL = 1.0
 OPEN_COMMIT_CHECK_INTERVAL = 2.0
 
 
+def loxo_version() -> str:
+    """The installed distribution's version ("" when run from a bare checkout)."""
+    try:
+        return importlib.metadata.version("loxo")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def open_chunk_store(cfg: ServeConfig) -> ChunkStore:
     """The chunk store the configuration names (for serve, gc and fsck alike)."""
     return open_store(
@@ -72,8 +85,10 @@ class LoxoApp:
         self.db: Database | None = None
         self.store: ChunkStore | None = None
         self.s3: S3App | None = None
-        self.control = Starlette(routes=[Route("/_loxo/health", self._health)])
         self.api: ControlApi | None = None
+        self.metrics = Metrics(loxo_version(), cfg.workers)
+        self.access = Access([self.metrics.request], enabled=cfg.access_log)
+        self.paths = LoxoPaths(self._ping, self.metrics, cfg.metrics_token)
         self._expiry: asyncio.Task[None] | None = None
         self._open_expiry: asyncio.Task[None] | None = None
         self._gc: asyncio.Task[None] | None = None
@@ -87,10 +102,10 @@ class LoxoApp:
             return self.creds.secret_key
         return None
 
-    async def _health(self, request: Request) -> JSONResponse:
-        assert self.db is not None
+    async def _ping(self) -> None:
+        if self.db is None:
+            raise RuntimeError("not started")
         await self.db.ping()
-        return JSONResponse({"status": "ok"})
 
     async def startup(self) -> None:
         # Hashing, chunking and fsyncs run in worker threads (they release the
@@ -98,7 +113,7 @@ class LoxoApp:
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="loxo-io")
         )
-        self.store = open_chunk_store(self.cfg)
+        self.store = MeteredStore(open_chunk_store(self.cfg), self.metrics)
         self.db = await Database.connect(self.dsn)
         services = build(
             self.db,
@@ -114,6 +129,8 @@ class LoxoApp:
         )
         versioning, control = services.versioning, services.control
         self.jobs = control.jobs
+        self.metrics.committer = versioning.committer
+        self.metrics.pipeline_stats = services.pipeline_stats
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
         self.api = ControlApi(control, self._secret_for)
         self._expiry = asyncio.create_task(self._expire_uploads(versioning))
@@ -121,18 +138,39 @@ class LoxoApp:
         self._scheduler = asyncio.create_task(services.scheduler.run())
         if self.cfg.gc_interval_hours > 0:
             self._gc = asyncio.create_task(self._collect_garbage())
+        log.info(
+            "started: chunks in %s, metadata in PostgreSQL at %s",
+            self.cfg.store_url,
+            where(self.dsn),
+            extra={"event": "startup", "version": loxo_version(), "store": self.cfg.store_url},
+        )
 
     async def _collect_garbage(self) -> None:
         """A gc pass every gc_interval_hours (the first one interval after start)."""
         assert self.db is not None and self.store is not None
         catalog = self.db.catalog()
+        gc_log = logging.getLogger("loxo.gc")
         while True:
             await asyncio.sleep(self.cfg.gc_interval_hours * 3600)
+            started = time.monotonic()
             try:
                 report = await gc.collect(catalog, self.store, self.cfg.gc_grace_minutes * 60)
-                log.info("%s", report.summary())
             except Exception:
-                log.exception("garbage collection failed; will retry next interval")
+                self.metrics.gc_run(time.monotonic() - started, None)
+                gc_log.exception(
+                    "garbage collection failed; will retry next interval",
+                    extra={"event": "gc_failed"},
+                )
+                continue
+            freed = {
+                "commits": report.commits,
+                "nodes": report.nodes,
+                "contents": report.contents,
+                "chunks": report.chunks,
+            }
+            self.metrics.gc_run(report.seconds, freed, report.chunk_bytes)
+            fields = {"event": "gc", **freed, "freed_bytes": report.chunk_bytes}
+            gc_log.info("%s", report.summary(), extra={**fields, "seconds": report.seconds})
 
     async def _expire_uploads(self, versioning: Versioning) -> None:
         """Abort uploads idle for upload_expiry_hours (0: never), checking every
@@ -156,6 +194,7 @@ class LoxoApp:
                         "aborted %d multipart uploads idle for over %g hours",
                         len(expired),
                         self.cfg.upload_expiry_hours,
+                        extra={"event": "uploads_expired", "count": len(expired)},
                     )
             except Exception:
                 log.exception("expiring multipart uploads failed; will retry")
@@ -173,6 +212,11 @@ class LoxoApp:
                         record.repo,
                         record.branch,
                         record.idle_us / 1e6,
+                        extra={
+                            "event": "open_commit_expired",
+                            "repo": record.repo,
+                            "branch": record.branch,
+                        },
                     )
             except Exception:
                 log.exception("expiring open commits failed; will retry")
@@ -194,18 +238,23 @@ class LoxoApp:
             await self.db.close()
         if self.store is not None:
             await self.store.close()
+        log.info("stopped", extra={"event": "stopped"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif scope["type"] == "http" and self._is_control(scope):
-            if scope["path"].startswith(API_PREFIX) and self.api is not None:
-                await self.api(scope, receive, send)
-            else:
-                await self.control(scope, receive, send)
         elif scope["type"] == "http":
-            assert self.s3 is not None
-            await self.s3(scope, receive, send)
+            api, app = self._route(scope)
+            await self.access(scope, receive, send, app, api)
+
+    def _route(self, scope: Scope) -> tuple[str, ASGIApp]:
+        """Which API serves a request (its name in access records), and its app."""
+        if self._is_control(scope):
+            if scope["path"].startswith(API_PREFIX) and self.api is not None:
+                return "control", self.api
+            return "loxo", self.paths
+        assert self.s3 is not None
+        return "s3", self.s3
 
     def _is_control(self, scope: Scope) -> bool:
         if not scope["path"].startswith(CONTROL_PREFIX):

@@ -62,6 +62,22 @@ def serve(
         help="Serve virtual-host-style requests: Host <bucket>.<DOMAIN> addresses that "
         "bucket. Repeatable or comma-separated. Path-style requests keep working.",
     ),
+    log_level: str = typer.Option(
+        "info", help="Log records at this level and above: debug, info, warning or error."
+    ),
+    log_format: str = typer.Option(
+        "auto",
+        help="Logs on stderr as json (one object per line), human, or auto: human on a "
+        "terminal, json otherwise.",
+    ),
+    access_log: bool = typer.Option(
+        True, help="Log one line per request (logger loxo.access, level info)."
+    ),
+    metrics_auth: str = typer.Option(
+        "public",
+        help="Who may read /_loxo/metrics: public, or token (Authorization: Bearer "
+        "$LOXO_METRICS_TOKEN).",
+    ),
     upload_expiry_hours: float = typer.Option(
         24.0,
         help="Abort multipart uploads that have been idle (no new part) this many hours; "
@@ -158,6 +174,10 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key,
             domains=domain,
+            log_level=log_level,
+            log_format=log_format,
+            access_log=access_log,
+            metrics_auth=metrics_auth,
             upload_expiry_hours=upload_expiry_hours,
             store_endpoint=store_endpoint,
             cache_size=cache_size,

@@ -33,6 +33,14 @@ class ServeConfig:
     tls_key: Path | None = None  # PEM private key
     # Virtual-host-style addressing: a Host of `<bucket>.<domain>` names the bucket.
     domains: tuple[str, ...] = ()
+    # The operator's view (docs/operations.md): log level and format (json,
+    # human, or auto: human on a terminal), one access-log line per request,
+    # and who may read /_loxo/metrics (public, or token: a bearer token).
+    log_level: str = "info"
+    log_format: str = "auto"
+    access_log: bool = True
+    metrics_auth: str = "public"
+    metrics_token: str | None = None  # LOXO_METRICS_TOKEN, with metrics_auth "token"
     # Multipart uploads idle this long are aborted by a background task; 0: never.
     upload_expiry_hours: float = 24.0
     # The S3 API endpoint of an s3:// chunk store (None: AWS, or AWS_ENDPOINT_URL).
@@ -102,6 +110,34 @@ def parse_domains(values: Iterable[str]) -> tuple[str, ...]:
             if name not in out:
                 out.append(name)
     return tuple(out)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "human")
+METRICS_AUTH = ("public", "token")
+
+
+def check_observability(
+    log_level: str, log_format: str, metrics_auth: str, metrics_token: str | None
+) -> tuple[str, str, str, str | None]:
+    """--log-level, --log-format and --metrics-auth (with LOXO_METRICS_TOKEN)."""
+    level, fmt, auth = log_level.lower(), log_format.lower(), metrics_auth.lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(
+            f"--log-format must be one of {', '.join(LOG_FORMATS)} (got {log_format!r})"
+        )
+    if auth not in METRICS_AUTH:
+        raise ConfigError(
+            f"--metrics-auth must be one of {', '.join(METRICS_AUTH)} (got {metrics_auth!r})"
+        )
+    if auth == "token" and not metrics_token:
+        raise ConfigError(
+            "--metrics-auth token needs the token in LOXO_METRICS_TOKEN (scrapers send it as "
+            "Authorization: Bearer <token>)"
+        )
+    return level, fmt, auth, metrics_token if auth == "token" else None
 
 
 def check_upload_expiry(hours: float) -> float:
@@ -258,6 +294,10 @@ def build(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     domains: Iterable[str] = (),
+    log_level: str = "info",
+    log_format: str = "auto",
+    access_log: bool = True,
+    metrics_auth: str = "public",
     upload_expiry_hours: float = 24.0,
     store_endpoint: str | None = None,
     cache_size: str = "10GiB",
@@ -294,6 +334,9 @@ def build(
         except ValueError as exc:
             raise ConfigError(f"--store: {exc}") from None
     tls = check_tls(tls_cert, tls_key)
+    observability = check_observability(
+        log_level, log_format, metrics_auth, os.environ.get("LOXO_METRICS_TOKEN") or None
+    )
     root = Path(data_dir).expanduser().resolve()
     access = os.environ.get("LOXO_ACCESS_KEY") or None
     secret = os.environ.get("LOXO_SECRET_KEY") or None
@@ -311,6 +354,11 @@ def build(
         tls_cert=tls[0] if tls else None,
         tls_key=tls[1] if tls else None,
         domains=parse_domains(domains),
+        log_level=observability[0],
+        log_format=observability[1],
+        access_log=access_log,
+        metrics_auth=observability[2],
+        metrics_token=observability[3],
         upload_expiry_hours=check_upload_expiry(upload_expiry_hours),
         store_endpoint=store_endpoint or None,
         cache_bytes=sizes["--cache-size"],

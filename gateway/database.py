@@ -58,7 +58,7 @@ def _address(dsn: str) -> _Address:
     )
 
 
-def _where(dsn: str) -> str:
+def where(dsn: str) -> str:
     """The database a DSN names, without its password."""
     parts = urlsplit(dsn)
     query = parse_qs(parts.query)
@@ -146,7 +146,7 @@ async def _connect(dsn: str) -> asyncpg.Connection:
             if not said:
                 print(
                     f"loxo: waiting for PostgreSQL's crash recovery (or start) at "
-                    f"{_where(dsn)}: {exc}",
+                    f"{where(dsn)}: {exc}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -164,7 +164,7 @@ async def _connect_creating(dsn: str, create: bool) -> asyncpg.Connection:
         if name is None or not create:
             raise
     await _create(dsn, name)
-    print(f"loxo: created the database {name} at {_where(dsn)}", file=sys.stderr, flush=True)
+    print(f"loxo: created the database {name} at {where(dsn)}", file=sys.stderr, flush=True)
     return await _connect(dsn)
 
 
@@ -184,18 +184,18 @@ def prepare_database(dsn: str, create: bool = True) -> str | None:
     try:
         asyncio.run(probe())
     except migrations.SchemaTooNew as exc:
-        return f"database {_where(dsn)}: {exc}"
+        return f"database {where(dsn)}: {exc}"
     except _CannotCreate as exc:
         name = _address(dsn).database or ""
         user = _address(dsn).user
         role = f"role {user}" if user else "the default role"
         return (
-            f"the database {name} does not exist at {_where(dsn)}, and {role} could not "
+            f"the database {name} does not exist at {where(dsn)}, and {role} could not "
             f"create it: {exc}\n"
             f"  Create it as a role that may (such as postgres), then start loxo again:\n"
             f"    {createdb_command(dsn, name)}"
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, ValueError) as exc:
         reason = str(exc) or type(exc).__name__
-        return f"cannot use the PostgreSQL database at {_where(dsn)}: {reason}"
+        return f"cannot use the PostgreSQL database at {where(dsn)}: {reason}"
     return None

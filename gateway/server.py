@@ -23,11 +23,13 @@ from typing import Any
 
 import uvicorn
 
-from gateway import credentials, embedded_pg
+from gateway import credentials, embedded_pg, logs
 from gateway.app import LoxoApp
 from gateway.config import ServeConfig
 from gateway.database import prepare_database
 from gateway.http_errors import HttpProtocol
+
+log = logging.getLogger("loxo")
 
 
 class _Server(uvicorn.Server):
@@ -71,6 +73,8 @@ class _Server(uvicorn.Server):
             scheme = "https" if self.config.is_ssl else "http"
             endpoint = f"{scheme}://{self.config.host}:{self.config.port}"
             print(f"loxo listening on {endpoint}", flush=True)
+            listening = {"event": "listening", "endpoint": endpoint}
+            log.info("listening on %s", endpoint, extra=listening)
             if self.local_workers is not None:
                 # Workers reach the server over HTTP only, as on another machine:
                 # they can start only once it listens.
@@ -78,6 +82,7 @@ class _Server(uvicorn.Server):
                 await asyncio.to_thread(self._workers.start)
 
     async def shutdown(self, sockets: Any = None) -> None:
+        log.info("stopping: finishing requests in flight", extra={"event": "stopping"})
         closing = getattr(self.config.app, "closing", None)
         if closing is not None:
             closing()
@@ -169,10 +174,9 @@ def tame_malloc() -> None:
 
 def serve(cfg: ServeConfig) -> int:
     tame_malloc()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # pgserver narrates every pg_ctl call at INFO; platformdirs warns when
-    # XDG_RUNTIME_DIR is unset (as under systemd services and in containers).
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logs.configure(cfg.log_level, cfg.log_format)
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (as under systemd
+    # services and in containers).
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     creds = credentials.load_or_create(cfg.data_dir, cfg.access_key, cfg.secret_key)
@@ -197,7 +201,11 @@ def serve(cfg: ServeConfig) -> int:
         lifespan="on",
         # uvicorn's own protocol, answering unparseable requests with S3 XML
         http=HttpProtocol,
-        log_level="warning",
+        # uvicorn's records go through our handlers and format (log_config
+        # None: it configures no logging of its own); its INFO lines say what
+        # loxo's own events say better, and loxo writes the access log.
+        log_config=None,
+        log_level="debug" if cfg.log_level == "debug" else "warning",
         access_log=False,
         timeout_graceful_shutdown=30,
         h11_max_incomplete_event_size=64 * 1024,

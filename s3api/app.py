@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import Request
@@ -105,6 +106,21 @@ def _headers(scope: Scope) -> dict[str, str]:
     return out
 
 
+# What the S3 layer tells whoever serves it about a request, in the request's
+# state (scope["state"], Starlette's per-request state): loxo_action,
+# loxo_bucket, loxo_key, loxo_user (the verified access key) and loxo_error
+# (the S3 error code). The gateway's access log and metrics read them
+# (gateway/access.py); loxo_request_id, when the server set it, is the id
+# answered as x-amz-request-id.
+NOTE_PREFIX = "loxo_"
+
+
+def _note(state: MutableMapping[str, Any], **fields: str | None) -> None:
+    for name, value in fields.items():
+        if value is not None:
+            state[NOTE_PREFIX + name] = value
+
+
 def new_request_id() -> str:
     """A request id for x-amz-request-id and the RequestId of error documents."""
     return os.urandom(8).hex().upper()
@@ -168,23 +184,36 @@ class S3App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        request_id = new_request_id()
+        # The server's request id when it gave one (its access log names the
+        # request by it), else our own.
+        state = scope.setdefault("state", {})
+        request_id = str(state.get(NOTE_PREFIX + "request_id") or new_request_id())
         method = scope["method"]
         resource = scope.get("path", "/")
         req: S3Request | None = None
+        err: S3Error | None = None
         try:
             req = self._parse(scope, receive, request_id)
             resource = req.resource
-            response = await self._handle(req)
-        except S3Error as err:
-            response = error_response(err, resource, request_id, method)
+            action = self._action(req)
+            _note(state, action=action, bucket=req.bucket_name, key=req.key)
+            response = await self._handle(req, action)
+        except S3Error as exc:
+            err = exc
         except SigningError as exc:
-            response = error_response(from_signing(exc), resource, request_id, method)
+            err = from_signing(exc)
         except VersioningError as exc:
-            response = error_response(from_domain(exc), resource, request_id, method)
+            err = from_domain(exc)
         except Exception:
             log.exception("internal error on %s %s", method, resource)
-            response = error_response(from_domain(VersioningError()), resource, request_id, method)
+            err = from_domain(VersioningError())
+        if err is not None:
+            response = error_response(err, resource, request_id, method)
+        _note(
+            state,
+            user=req.access_key if req is not None else None,
+            error=err.code if err is not None else None,
+        )
         if response.status_code >= 300 and not await _drain_body(req, scope, receive):
             # Unread body bytes would be parsed as the next request on this
             # connection, so give the connection up instead.
@@ -243,12 +272,19 @@ class S3App:
             secret, signed.credential.date, signed.credential.region, signed.credential.service
         )
 
-    async def _handle(self, req: S3Request) -> Response:
+    @staticmethod
+    def _action(req: S3Request) -> str:
+        """The request's S3 action (or NotImplemented, MethodNotAllowed): a
+        pure function of the request, known before authentication, so that
+        refused requests are counted under the action they asked for."""
+        return routing.header_action(
+            routing.route(req.method, req.bucket_name, req.key, req.query.keys()),
+            req.headers_lower,
+        )
+
+    async def _handle(self, req: S3Request, action: str) -> Response:
         self._authenticate(req)
         headers = req.headers_lower
-        action = routing.header_action(
-            routing.route(req.method, req.bucket_name, req.key, req.query.keys()), headers
-        )
         if action == "NotImplemented":
             raise NotImplementedErr(
                 "This sub-resource is not implemented by loxo: "

@@ -94,6 +94,7 @@ class Committer:
         self._queues: dict[tuple[str, str], list[Change]] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.conflicts = 0  # head moves lost to another process, each one a rebase
+        self.commits = 0  # commits this process made (the operator's metrics read it)
         # The head this process last wrote per branch. Used as the expected old
         # head without reading it first; a wrong guess only costs a failed
         # compare-and-set, after which the head is read.
@@ -265,6 +266,7 @@ class Committer:
             if not ok:
                 return False
             self._known_heads[key] = commits[-1].id
+            self.commits += len(commits)
             for listener in self.on_commit:
                 listener(repo, branch)
         elif guessed and (await self.db.refs.get_branch(repo, branch)).head != head:

@@ -24,6 +24,7 @@ from versioning.pipelines.lineage import Lineage
 from versioning.pipelines.planner import PipelinePlanner
 from versioning.pipelines.scheduler import Scheduler
 from versioning.pipelines.service import Pipelines
+from versioning.pipelines.stats import PipelineStats
 from versioning.repository import Versioning
 
 
@@ -33,6 +34,8 @@ class Services:
     versioning: Versioning
     control: Control
     scheduler: Scheduler
+    # Counts for the operator's view (the gateway's metrics).
+    pipeline_stats: PipelineStats
 
 
 def build(
@@ -73,4 +76,6 @@ def build(
         jobs=jobs,
         lineage=Lineage(db, versioning, pipelines),
     )
-    return Services(db, versioning, control, Scheduler(jobs, pipelines, versioning))
+    return Services(
+        db, versioning, control, Scheduler(jobs, pipelines, versioning), PipelineStats(db)
+    )

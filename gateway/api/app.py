@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.access import note
 from gateway.api import openapi
 from gateway.api.auth import MAX_BODY, authenticate
 from gateway.api.errors import ApiError, bad_request, from_domain
@@ -82,19 +83,23 @@ class ControlApi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        err: ApiError | None = None
         try:
             response = await self._handle(request)
         except ClientDisconnect:
             # The client hung up mid-body: nobody to answer, nothing to fix.
             log.info("client disconnected during %s %s", scope["method"], scope["path"])
             return
-        except ApiError as err:
-            response = err.response()
+        except ApiError as exc:
+            err = exc
         except VersioningError as exc:
-            response = from_domain(exc).response()
+            err = from_domain(exc)
         except Exception:
             log.exception("internal error on %s %s", scope["method"], scope["path"])
-            response = from_domain(VersioningError()).response()
+            err = from_domain(VersioningError())
+        if err is not None:
+            note(scope, error=err.code)
+            response = err.response()
         await response(scope, receive, send)
 
     def _match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
@@ -113,8 +118,11 @@ class ControlApi:
     async def _handle(self, request: Request) -> Response:
         path = request.scope["path"][len(PREFIX) :] or "/"
         if path == "/openapi.json" and request.method == "GET":
+            note(request.scope, action="openapi")
             return Response(self._openapi, media_type="application/json")
         operation, params = self._match(request.method, path)
+        # The repo a path names stands in the access log where S3's bucket does.
+        note(request.scope, action=operation.name, bucket=params.get("repo"))
         body = b""
         async for piece in request.stream():
             body += piece
@@ -125,6 +133,7 @@ class ControlApi:
         pairs = parse_qsl(query_string, keep_blank_values=True)
         headers = {k.lower(): v for k, v in request.headers.items()}
         access_key = authenticate(self.secrets, request.method, raw_path, pairs, headers, body)
+        note(request.scope, user=access_key)
         for name, value in params.items():
             _storable(f"the path parameter {name}", value)
         for name, value in pairs:

@@ -77,11 +77,21 @@ API_CODES: tuple[tuple[int, str, str], ...] = (
     (400, "invalid_request", "a malformed parameter, cursor or JSON body"),
     (400, "confirmation_required", "a destructive call without confirm=true"),
     (400, "invalid_spec", "a pipeline spec that cannot be used; `field` names the culprit"),
-    (401, "unauthenticated", "the request carries no SigV4 signature"),
-    (403, "access_denied", "an unknown access key, or a signature that does not match"),
-    (404, "not_found", "no such API path"),
+    (
+        401,
+        "unauthenticated",
+        "the request carries no SigV4 signature (on /_loxo/metrics with --metrics-auth "
+        "token: no bearer token)",
+    ),
+    (
+        403,
+        "access_denied",
+        "an unknown access key, or a signature (or metrics token) that does not match",
+    ),
+    (404, "not_found", "no such API path (or /_loxo/ path)"),
     (405, "method_not_allowed", "the path exists, the method does not"),
     (500, "internal_error", "a bug: the server log has the details"),
+    (503, "unavailable", "/_loxo/health: the database does not answer"),
 )
 
 

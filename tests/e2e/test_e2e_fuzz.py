@@ -403,7 +403,8 @@ def test_fuzz_both_apis(server: Any, s3: Any, db: Any, new_bucket: Any) -> None:
             break
     elapsed = time.monotonic() - started
     log = server.log_text()[log_start:]
-    if "Traceback" in log or " ERROR " in log:
+    # " ERROR " in the human log format, "level": "ERROR" in JSON lines.
+    if "Traceback" in log or " ERROR " in log or '"ERROR"' in log:
         failures.append("the server log has errors:\n" + log[-3000:])
     assert not failures, (
         f"fuzz seed {SEED} (replay: LOXO_FUZZ_SEED={SEED}), {REQUESTS} requests:\n"

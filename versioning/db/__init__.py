@@ -10,6 +10,7 @@
 - purged.py: bodies purged from a repo, and the purge audit log;
 - pipelines.py: pipelines and the versions of their specs;
 - jobs.py: jobs, their datums, each pipeline's live datums, datum logs;
+- job_stats.py: counts over jobs, datums and workers (metrics);
 - commit_chain.py: the one statement that commits and moves a head.
 
 Each concept is a Protocol (what the domain needs) with a PostgreSQL
@@ -24,6 +25,7 @@ import asyncpg
 from versioning.catalog import Catalog
 from versioning.db.caches import DECODED_NODES, ENCODED_NODE_BYTES
 from versioning.db.commit_chain import ChainWrite, PgCommitWriter
+from versioning.db.job_stats import PgJobStats
 from versioning.db.jobs import PgJobs
 from versioning.db.objects import PgObjects
 from versioning.db.open_commits import PgOpenCommits
@@ -61,6 +63,7 @@ class Database:
         self.purged = PgPurged(pool)
         self.pipelines = PgPipelines(pool)
         self.jobs = PgJobs(pool)
+        self.job_stats = PgJobStats(pool)
         self.writer = writer or PgCommitWriter(pool, self.objects)
 
     @staticmethod

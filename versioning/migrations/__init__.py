@@ -7,6 +7,7 @@ database whose schema is newer than this code is refused rather than guessed at.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -15,6 +16,7 @@ import asyncpg
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x6C6F786F  # "loxo"
+log = logging.getLogger("loxo.migrations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,4 +73,13 @@ async def apply_all(conn: asyncpg.Connection) -> list[int]:
                 mig.name,
             )
             applied_now.append(mig.version)
+    # Said once the transaction committed: a failed one applied nothing.
+    for mig in migrations:
+        if mig.version in applied_now:
+            log.info(
+                "applied schema migration %04d_%s",
+                mig.version,
+                mig.name,
+                extra={"event": "migration", "version": mig.version},
+            )
     return applied_now

@@ -20,7 +20,7 @@ from versioning import errors
 from versioning.clock import now_us
 from versioning.model import ObjectEntry
 from versioning.pipelines.cron import cron_inputs, cron_repo, next_tick, tick_name
-from versioning.pipelines.jobs import Jobs
+from versioning.pipelines.jobs import JobRow, Jobs
 from versioning.pipelines.service import Pipeline, Pipelines
 from versioning.pipelines.spec import Cron, SpecError
 from versioning.views import ObjectAttrs, new_entry
@@ -53,11 +53,20 @@ class Scheduler:
         self._reported: set[tuple[str, int, str]] = set()
 
     async def tick(self) -> None:
-        await self.jobs.expire_leases()
+        expired = await self.jobs.expire_leases()
+        if expired:
+            log.warning(
+                "took back %d datum lease(s) of workers that stopped heartbeating",
+                expired,
+                extra={"event": "leases_expired", "count": expired},
+            )
         busy: set[str] = set()
         for job in await self.jobs.db.jobs.active_jobs():
-            if await self.jobs.settle(job) is None:
+            ended = await self.jobs.settle(job)
+            if ended is None:
                 busy.add(job.pipeline)
+            else:
+                _job_ended(ended)
         pipelines = upstream_first(await self.pipelines.list())
         upstream = _upstream(pipelines)
         for pipeline in pipelines:
@@ -69,8 +78,22 @@ class Scheduler:
             try:
                 if pipeline.state == "running":
                     await self.tick_crons(pipeline)
-                if await self.jobs.maybe_start(pipeline) is not None:
+                started = await self.jobs.maybe_start(pipeline)
+                if started is not None:
                     busy.add(pipeline.name)
+                    log.info(
+                        "job %s of %s@%d started: %s datum(s) to run, %s reused",
+                        started.id,
+                        started.pipeline,
+                        started.version,
+                        started.stats.get("run", "?"),
+                        started.stats.get("reused", "?"),
+                        extra={
+                            "event": "job_started",
+                            "job": started.id,
+                            "pipeline": started.pipeline,
+                        },
+                    )
             except errors.JobActive:
                 busy.add(pipeline.name)
             except (errors.VersioningError, SpecError) as exc:
@@ -129,6 +152,29 @@ class Scheduler:
             # Woken by every commit and datum outcome: at most one tick per
             # MIN_INTERVAL, so a stream of writes does not keep it spinning.
             await asyncio.sleep(MIN_INTERVAL)
+
+
+def _job_ended(job: JobRow) -> None:
+    """Log a job's end: state, why, how long, and its datums by state."""
+    counts = job.stats.get("counts") or {}
+    seconds = (job.finished - job.created) / 1e6 if job.finished is not None else None
+    log.log(
+        logging.INFO if job.state == "success" else logging.WARNING,
+        "job %s of %s ended: %s%s",
+        job.id,
+        job.pipeline,
+        job.state,
+        f" ({job.reason})" if job.reason else "",
+        extra={
+            "event": "job_ended",
+            "job": job.id,
+            "pipeline": job.pipeline,
+            "state": job.state,
+            "reason": job.reason or None,
+            "seconds": seconds,
+            "datums": counts,
+        },
+    )
 
 
 def upstream_first(pipelines: list[Pipeline]) -> list[Pipeline]:

@@ -1,0 +1,87 @@
+"""The log formats: JSON lines (one object per record, the record's fields
+as keys, tracebacks inside) and the human format (fields as key=value);
+`auto` picks human on a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from gateway import logs
+
+
+def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
+    rec = logging.getLogger("loxo.test").makeRecord(
+        "loxo.test", logging.WARNING, __file__, 1, message, args, None, extra=extra
+    )
+    return rec
+
+
+def test_json_lines_carry_the_fields_and_stay_on_one_line() -> None:
+    line = logs.JsonFormatter().format(
+        record("job %s ended\nfor real", "j1", job="j1", key="dir/ü\n", count=3, raw=b"\x01")
+    )
+    assert "\n" not in line
+    doc = json.loads(line)
+    assert doc["level"] == "WARNING" and doc["logger"] == "loxo.test"
+    assert doc["message"] == "job j1 ended\nfor real"
+    assert (doc["job"], doc["key"], doc["count"], doc["raw"]) == ("j1", "dir/ü\n", 3, "01")
+    assert doc["time"].endswith("Z") and "T" in doc["time"]
+
+
+def test_json_lines_hold_the_traceback() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        rec = record("failed")
+        rec.exc_info = sys.exc_info()
+    doc = json.loads(logs.JsonFormatter().format(rec))
+    assert "Traceback" in doc["exception"] and "ValueError: boom" in doc["exception"]
+
+
+def test_the_human_format_appends_fields_as_key_values() -> None:
+    text = logs.HumanFormatter().format(
+        record("GET /b/k 200", status=200, key="a key", user=None, action="GetObject", n={"ok": 1})
+    )
+    assert " WARNING loxo.test GET /b/k 200 " in text
+    assert 'status=200 key="a key" action=GetObject n={"ok":1}' in text
+    assert "user=" not in text
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_is_human_on_a_terminal_and_json_elsewhere() -> None:
+    assert logs.resolve_format("auto", Tty()) == "human"
+    assert logs.resolve_format("auto", io.StringIO()) == "json"
+    assert logs.resolve_format("human", io.StringIO()) == "human"
+
+
+@pytest.fixture
+def root_handlers() -> Iterator[None]:
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_configure_replaces_the_handlers_and_sets_the_level(root_handlers: None) -> None:
+    out = io.StringIO()
+    assert logs.configure("warning", "auto", out) == "json"
+    assert logs.configure("warning", "json", out) == "json"  # again: still one handler
+    logging.getLogger("loxo.test").info("hidden")
+    logging.getLogger("loxo.test").warning("shown", extra={"event": "x"})
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["shown"]
+    assert json.loads(lines[0])["event"] == "x"
