@@ -558,6 +558,26 @@ class Jobs:
             if text
         ]
         await self.db.jobs.add_logs(lines)
+        # A success per datum is routine (debug); a retry, failure or recovery is news.
+        log.log(
+            logging.DEBUG if state == "success" else logging.INFO,
+            "datum %s of job %s (%s): %s, try %d, worker %s",
+            row.id,
+            row.job,
+            row.pipeline,
+            state,
+            row.tries,
+            worker,
+            extra={
+                "event": "datum_ended",
+                "job": row.job,
+                "pipeline": row.pipeline,
+                "datum": row.id,
+                "state": state,
+                "try": row.tries,
+                "worker": worker,
+            },
+        )
         if state == "pending":
             self._requeued([row])
         self.changed.set()
@@ -612,6 +632,21 @@ class Jobs:
                 row,
                 state,
                 f"lease expired: worker {row.worker!r} stopped heartbeating (try {row.tries})",
+            )
+            log.warning(
+                "lease of datum %s of job %s expired: worker %r stopped heartbeating; now %s",
+                row.id,
+                row.job,
+                row.worker,
+                state,
+                extra={
+                    "event": "lease_expired",
+                    "job": row.job,
+                    "pipeline": row.pipeline,
+                    "datum": row.id,
+                    "worker": row.worker,
+                    "state": state,
+                },
             )
             await self._drop_opens(row.pipeline, row.out_open, row.in_open, row.inputs)
         if rows:
