@@ -113,6 +113,9 @@ class Worker:
         self.scratch = Path(scratch_dir) if scratch_dir is not None else base
         self.lease_seconds = DEFAULT_LEASE_SECONDS
         self._held: dict[str, Attempt] = {}
+        # Reports on their way: they hold no slot, so the next datum starts
+        # while the server records the last one (at most 2 x parallel).
+        self._reports: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._lock_file: IO[str] | None = None
 
@@ -154,6 +157,7 @@ class Worker:
                     attempt.cancel()
                 # The attempts end quickly once cancelled; their leases expire.
                 await asyncio.gather(*running, return_exceptions=True)
+                await asyncio.gather(*self._reports, return_exceptions=True)
                 with contextlib.suppress(asyncio.CancelledError):
                     await beats
                 pool.shutdown(wait=True)
@@ -230,7 +234,8 @@ class Worker:
             backoff = BACKOFF_FIRST
             self.lease_seconds = float(doc.get("lease_seconds") or DEFAULT_LEASE_SECONDS)
             items = doc.get("items", [])
-            if not items and not running and self.exit_when_idle and await self._done(api):
+            idle = not running and not self._reports
+            if not items and idle and self.exit_when_idle and await self._done(api):
                 log.info("worker %s: no job of its own is active: exiting", self.name)
                 break
             for item in items:
@@ -285,19 +290,35 @@ class Worker:
             return
         attempt = Attempt(lease, attempts_dir / _folder_name(lease.attempt), self.s3)
         self._held[lease.attempt] = attempt
+        handed_over = False
         try:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(pool, attempt.run)
             if result.cancelled:
                 self._log(lease, "lost" if not self._stopping.is_set() else "abandoned", result)
                 return
-            await self._report(api, result, lease)
+            if len(self._reports) < 2 * self.parallel:
+                task = asyncio.create_task(self._report_and_drop(api, result, lease))
+                self._reports.add(task)
+                task.add_done_callback(self._reports.discard)
+                handed_over = True
+            else:
+                await self._report(api, result, lease)
         except Exception:
             # A bug of ours must not end the loop; the lease expires and the
             # datum runs again.
             log.exception("worker %s: attempt %s crashed", self.name, lease.attempt)
         finally:
             # Held (heartbeated) until reported: the report must find it held.
+            if not handed_over:
+                self._held.pop(lease.attempt, None)
+
+    async def _report_and_drop(self, api: AsyncClient, result: Result, lease: Lease) -> None:
+        try:
+            await self._report(api, result, lease)
+        except Exception:
+            log.exception("worker %s: report of %s crashed", self.name, lease.attempt)
+        finally:
             self._held.pop(lease.attempt, None)
 
     async def _report(self, api: AsyncClient, result: Result, lease: Lease | None) -> None:

@@ -165,8 +165,10 @@ class Jobs:
         committer.on_commit.append(self._committed)
         # Set when datums may have become leasable (a long-polling lease wakes).
         self.work_ready = asyncio.Event()
-        # Set when a job may be ready to end (the scheduler wakes).
+        # Set when inputs, pipelines or jobs changed (the scheduler's full tick).
         self.changed = asyncio.Event()
+        # Set when a datum ended: its job may be done (the scheduler settles).
+        self.datum_ended = asyncio.Event()
         self._specs: dict[tuple[str, int, str], PipelineSpec] = {}
         self._job_versions: dict[str, int] = {}
         # Called with each successful job (egress).
@@ -580,7 +582,7 @@ class Jobs:
         )
         if state == "pending":
             self._requeued([row])
-        self.changed.set()
+        self.datum_ended.set()
         return state
 
     async def _commit_outputs(
@@ -617,7 +619,7 @@ class Jobs:
                 )
             ]
         )
-        self.changed.set()
+        self.datum_ended.set()
 
     async def expire_leases(self) -> int:
         """Datums whose worker stopped heartbeating go back to pending (or

@@ -2,8 +2,10 @@
 ends jobs whose datums are all done, and takes back leases of workers that
 stopped heartbeating.
 
-It wakes every `interval` seconds, or at once when a datum outcome or a new
-job is recorded here. Every step is a state transition guarded in the
+It wakes every `interval` seconds, or at once when a commit, a new job or a
+datum outcome is recorded here. A datum outcome alone only settles the active
+jobs (is any of its datums still open?); the full tick (expiry, triggers,
+cron) runs when something else moved, when a job ended, and on the interval. Every step is a state transition guarded in the
 database (one active job per pipeline, compare-and-set on states), so
 several gateways may run it on one database.
 """
@@ -11,7 +13,6 @@ several gateways may run it on one database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -51,6 +52,17 @@ class Scheduler:
         self.interval = interval
         # Problems already logged, so a stuck pipeline logs once per version.
         self._reported: set[tuple[str, int, str]] = set()
+
+    async def settle_only(self) -> bool:
+        """End the jobs whose datums are all done; whether one ended (then a
+        full tick follows: a downstream pipeline may start)."""
+        ended = False
+        for job in await self.jobs.db.jobs.active_jobs():
+            done = await self.jobs.settle(job)
+            if done is not None:
+                _job_ended(done)
+                ended = True
+        return ended
 
     async def tick(self) -> None:
         expired = await self.jobs.expire_leases()
@@ -139,16 +151,28 @@ class Scheduler:
         await self.writer.commit(view, edits, f"cron tick {name}", {"op": "cron tick"})
 
     async def run(self) -> None:
+        jobs = self.jobs
+        full = True
         while True:
-            self.jobs.changed.clear()
+            jobs.changed.clear()
+            jobs.datum_ended.clear()
             try:
-                await self.tick()
+                if full or await self.settle_only():
+                    await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("pipeline scheduler tick failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.jobs.changed.wait(), self.interval)
+            changed = asyncio.ensure_future(jobs.changed.wait())
+            ended = asyncio.ensure_future(jobs.datum_ended.wait())
+            await asyncio.wait(
+                {changed, ended}, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            changed.cancel()
+            ended.cancel()
+            # A datum's outcome only asks "is its job done?" (two index probes);
+            # a commit, a new job or the interval runs the whole tick.
+            full = jobs.changed.is_set() or not jobs.datum_ended.is_set()
             # Woken by every commit and datum outcome: at most one tick per
             # MIN_INTERVAL, so a stream of writes does not keep it spinning.
             await asyncio.sleep(MIN_INTERVAL)
