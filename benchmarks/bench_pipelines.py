@@ -574,6 +574,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--big", type=int, default=None, help="BIG: P9's large input (100,000)")
     p.add_argument("--file-bytes", type=int, default=1024, help="size of each input file")
     p.add_argument("--workers", type=int, default=2, help="local workers (loxo serve --workers)")
+    p.add_argument(
+        "--worker-parallel",
+        type=int,
+        default=None,
+        help="datums each local worker runs at once (loxo serve's default when unset)",
+    )
     p.add_argument("--repeat", type=int, default=3, help="one-file additions (median reported)")
     p.add_argument("--poll", type=float, default=0.02, help="wait_status poll interval, s")
     p.add_argument("--load-threads", type=int, default=32, help="concurrent PUTs when loading")
@@ -633,6 +639,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, "-m", "gateway.cli", "serve", "--listen", f"127.0.0.1:{port}"]
     cmd += ["--data-dir", str(work / "data"), "--database-url", db.url]
     cmd += ["--workers", str(args.workers)]
+    if args.worker_parallel is not None:
+        cmd += ["--worker-parallel", str(args.worker_parallel)]
     server = Server(cmd, env, work, port)
     rows: list[Row] = []
     notes: list[str] = []

@@ -104,8 +104,7 @@ class Worker:
         self.jobs = tuple(jobs)
         self.exit_when_idle = exit_when_idle
         self.parallel = parallel
-        # Leasing more than can run at once would only let leases idle.
-        self.lease_batch = max(1, min(lease_batch or parallel, parallel, 100))
+        self.lease_batch = max(1, min(lease_batch or parallel, 2 * parallel, 100))
         self.wait_seconds = wait_seconds
         self.s3 = S3Settings(endpoint, access_key, secret_key, region, verify)
         self._access = (endpoint, access_key, secret_key, region, verify)
@@ -205,7 +204,10 @@ class Worker:
     ) -> None:
         backoff = BACKOFF_FIRST
         while not self._stopping.is_set():
-            free = self.parallel - len(running)
+            # `parallel` run at once and as many more wait their turn, leased
+            # and heartbeated: a slot that frees starts its next datum at
+            # once instead of after a lease call.
+            free = 2 * self.parallel - len(running)
             if free <= 0:
                 # Full: wait for an attempt to end (or for stop()).
                 stop = asyncio.ensure_future(self._stopping.wait())
