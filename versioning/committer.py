@@ -8,6 +8,14 @@ PostgreSQL transaction guarded by compare-and-set on the old head. If another
 process moved the head meanwhile, nothing is written and the chain is rebuilt
 on the new head (a rebase) and retried. No change is ever lost, and batching
 turns N concurrent writers into one transaction instead of N conflicts.
+
+The head is never trusted from memory: a first attempt may guess it (the head
+this process last wrote), but only the compare-and-set in the database lets a
+chain land. Several servers on one database committing to one branch take
+turns once they have collided: a retry waits for the branch's turn (a
+PostgreSQL advisory lock, granted in arrival order; db/commit_chain.py),
+reads the head under it and builds on that, so no server starves another
+(docs/design/multi-gateway.md).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +40,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 MAX_ATTEMPTS = 100
+# After losing a race for a branch head, this process commits to that branch
+# in turns (db/commit_chain.py) for this long: while other servers write to
+# it too, a guess at the head mostly costs a wasted statement.
+CONTENDED_SECONDS = 1.0
 
 # A precondition sees the tree the change will apply to and may raise.
 Check = Callable[[tree.NodeSource, Root], Awaitable[None]]
@@ -98,6 +110,9 @@ class Committer:
         # head without reading it first; a wrong guess only costs a failed
         # compare-and-set, after which the head is read.
         self._known_heads: dict[tuple[str, str], CommitId | None] = {}
+        # Branches another process wrote to lately, until a monotonic
+        # deadline: commits to them take turns from the first attempt.
+        self._contended: dict[tuple[str, str], float] = {}
 
     async def submit(self, repo: str, branch: str, change: Change) -> CommitId | None:
         """Queue a change; returns the commit it became (None if it changed nothing)."""
@@ -128,8 +143,13 @@ class Committer:
     async def _commit_batch(self, key: tuple[str, str], batch: list[Change]) -> None:
         repo, branch = key
         for attempt in range(MAX_ATTEMPTS):
+            in_turn = attempt > 0 or self._contended.get(key, 0.0) > time.monotonic()
             try:
-                done = await self._attempt(repo, branch, batch)
+                if in_turn:
+                    async with self.db.writer.turn(repo, branch):
+                        done = await self._attempt(repo, branch, batch, in_turn=True)
+                else:
+                    done = await self._attempt(repo, branch, batch)
             except Exception as exc:  # the whole batch shares the failure
                 self._known_heads.pop(key, None)
                 for change in batch:
@@ -138,19 +158,26 @@ class Committer:
                 return
             if done:
                 return
-            # Another process moved the head: rebase on the new head and retry.
+            # Another process moved the head, or holds the branch's turn:
+            # rebase on the new head, in turn.
             self.conflicts += 1
             self._known_heads.pop(key, None)
-            await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
+            if len(self._contended) > 10_000:
+                self._contended.clear()
+            self._contended[key] = time.monotonic() + CONTENDED_SECONDS
         for change in batch:
             if not change.future.done():
                 change.future.set_exception(
                     errors.ConcurrentUpdate(f"{repo}.{branch}: too many concurrent updates")
                 )
 
-    async def _attempt(self, repo: str, branch: str, batch: list[Change]) -> bool:
+    async def _attempt(
+        self, repo: str, branch: str, batch: list[Change], in_turn: bool = False
+    ) -> bool:
         key = (repo, branch)
-        guessed = key in self._known_heads
+        # In turn, the head read now stays the head until this chain lands
+        # (unless a ref move outside the committer, such as a reset, races it).
+        guessed = key in self._known_heads and not in_turn
         if guessed:
             head = self._known_heads[key]
         else:
@@ -260,6 +287,7 @@ class Committer:
                     histories=histories,
                     referenced=referenced,
                     withdraw=withdrawn,
+                    in_turn=in_turn,
                 )
             )
             if not ok:
