@@ -147,6 +147,10 @@ class Committer:
             try:
                 if in_turn:
                     async with self.db.writer.turn(repo, branch):
+                        # What queued while waiting for the turn goes too: a
+                        # turn costs a head read and the other servers' new
+                        # tree nodes, so it should carry all it can.
+                        self._top_up(key, batch)
                         done = await self._attempt(repo, branch, batch, in_turn=True)
                 else:
                     done = await self._attempt(repo, branch, batch)
@@ -170,6 +174,14 @@ class Committer:
                 change.future.set_exception(
                     errors.ConcurrentUpdate(f"{repo}.{branch}: too many concurrent updates")
                 )
+
+    def _top_up(self, key: tuple[str, str], batch: list[Change]) -> None:
+        """Move changes queued since `batch` was taken into it, up to MAX_BATCH."""
+        queue = self._queues.get(key)
+        room = MAX_BATCH - len(batch)
+        if queue and room > 0:
+            batch.extend(c for c in queue[:room] if not c.future.done())
+            del queue[:room]
 
     async def _attempt(
         self, repo: str, branch: str, batch: list[Change], in_turn: bool = False
