@@ -195,8 +195,13 @@ class Committer:
         else:
             head = (await self.db.refs.get_branch(repo, branch)).head
         root: Root = None
+        # A commit is never older than its parent, even when the parent was
+        # made by a server whose clock runs ahead of this one's.
+        after = 0
         if head is not None:
-            root = NodeId((await self.db.objects.get_commit(head)).tree or b"") or None
+            head_commit = await self.db.objects.get_commit(head)
+            root = NodeId(head_commit.tree or b"") or None
+            after = head_commit.time
         src = _Overlay(self.db.objects)
         parent = head
         history_root, generation = (
@@ -233,7 +238,7 @@ class Committer:
             except errors.VersioningError as exc:
                 outcome[index] = exc
                 continue
-            when = max(now_us(), commits[-1].time + 1 if commits else 0)
+            when = max(now_us(), (commits[-1].time if commits else after) + 1)
             wanted = dict(change.edits)
             if change.skip_same:
                 for path, entry in change.edits.items():
