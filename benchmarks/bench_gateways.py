@@ -37,6 +37,7 @@ import asyncio
 import multiprocessing
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -76,6 +77,9 @@ def client_process(
 ) -> None:
     """One client process: `threads` threads, client number c writing `puts`
     objects to buckets[c % len(buckets)] through endpoints[c % len(endpoints)]."""
+    # Die with the bench, whatever it was told (the parent cleans up).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     clients = []
     for t in range(threads):
         c = first_client + t
@@ -185,6 +189,7 @@ def run_once(args: argparse.Namespace, gateways: int, workload: str, work: Path)
                     start_at,
                     queue,
                 ),
+                daemon=True,
             )
             for p in range(args.procs)
         ]
@@ -237,6 +242,9 @@ def main() -> int:
     )
     p.add_argument("--loxo-arg", action="append", default=[], help="more `loxo serve` options")
     args = p.parse_args()
+    # SIGTERM -> SystemExit, so the finally blocks stop the servers and drop
+    # the scratch databases.
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
     counts = [int(x) for x in args.gateways.split(",")]
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     work = Path(tempfile.mkdtemp(prefix="loxo-bench-gateways-", dir=args.workdir))
