@@ -83,9 +83,11 @@ class Leadership:
             before = self._held
             try:
                 await self._check()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # whatever broke, this process must go on
                 # The session (and so the lock, if it was held) is gone or
-                # unreachable: follow until a check succeeds again.
+                # unreachable, or its connection is in a state we cannot
+                # trust (a session ended by the server mid-query): follow
+                # until a check on a new connection succeeds.
                 self._held = False
                 await self._drop()
                 if before:
@@ -129,5 +131,5 @@ class Leadership:
             if conn is not None and not conn.is_closed():
                 try:
                     await asyncio.wait_for(conn.close(), CHECK_TIMEOUT)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                except Exception:  # a broken session: just drop the socket
                     conn.terminate()
