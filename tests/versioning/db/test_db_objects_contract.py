@@ -185,6 +185,7 @@ def test_a_deleted_repos_commits_are_not_served_to_its_successor(backend: Backen
 def test_no_handle_serves_a_deleted_repos_commits_to_its_successor(backend: Backend) -> None:
     """Another server deletes and re-creates the repo: a commit this handle
     cached is not the new repo's (membership is read from the database)."""
+
     async def scenario(db: Stores) -> None:
         dropped = await new_repo(db)
         c = await commit(db, dropped, "main", {"k": b"1"})
