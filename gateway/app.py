@@ -39,6 +39,7 @@ from gateway.metrics import Metrics
 from s3api.app import S3App, bucket_from_host
 from s3api.operations.common import Context
 from versioning import gc
+from versioning.catalog import GcRunning
 from versioning.chunker import StreamChunker
 from versioning.chunkstore import open_store
 from versioning.chunkstore.base import ChunkStore
@@ -146,15 +147,27 @@ class LoxoApp:
         )
 
     async def _collect_garbage(self) -> None:
-        """A gc pass every gc_interval_hours (the first one interval after start)."""
+        """A gc pass every gc_interval_hours (the first one interval after
+        start), by the leader of the gateways sharing the database (the others
+        skip it: docs/design/multi-gateway.md); gc's own lock keeps two
+        passes, from here or `loxo gc`, from ever overlapping."""
         assert self.db is not None and self.store is not None
         catalog = self.db.catalog()
+        leader = self.db.leadership()
         gc_log = logging.getLogger("loxo.gc")
         while True:
             await asyncio.sleep(self.cfg.gc_interval_hours * 3600)
+            if not await leader.is_leader():
+                continue
             started = time.monotonic()
             try:
                 report = await gc.collect(catalog, self.store, self.cfg.gc_grace_minutes * 60)
+            except GcRunning:
+                gc_log.info(
+                    "garbage collection skipped: another one is running",
+                    extra={"event": "gc_skipped"},
+                )
+                continue
             except Exception:
                 self.metrics.gc_run(time.monotonic() - started, None)
                 gc_log.exception(

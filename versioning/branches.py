@@ -41,10 +41,14 @@ class Branches:
         # How long deleted repos and branches stay restorable (0: not at all).
         self.trash_seconds = trash_seconds
         # Branches seen to exist, until a monotonic deadline: a write only
-        # needs to know its branch exists to accept the body, and the commit's
-        # compare-and-set is the authority anyway.
+        # needs to know its branch exists to accept the body, and the commit
+        # is the authority anyway (its compare-and-set, or the head read
+        # when it changes nothing, finds a branch another server deleted).
         self._seen: dict[tuple[str, str], float] = {}
-        # A repo's default branch never changes, so it is cached for good.
+        # A repo's default branch never changes while the repo exists (every
+        # repo's is `main`), so the name is cached for good. Whether the repo
+        # exists is not: another server may delete it, so whoever needs to
+        # know asks the database.
         self._defaults: dict[str, str] = {}
 
     # -- repos ---------------------------------------------------------------
@@ -74,7 +78,9 @@ class Branches:
         return max(0, int(self.trash_seconds * 1_000_000))
 
     async def default_branch(self, repo: str) -> str:
-        """The repo's default branch name (RepoNotFound when there is no repo)."""
+        """The repo's default branch name. RepoNotFound when there is no
+        repo, unless this process saw it before: the answer is for callers
+        that go on to the database with it (reading the branch)."""
         name = self._defaults.get(repo)
         if name is None:
             name = (await self.db.repos.get_repo(repo)).default_branch
@@ -200,13 +206,14 @@ class Branches:
         repo first when it does not exist (S3 CreateBucket of `repo.name`)."""
         check_repo_name(repo)
         check_ref_name(name, repo)
+        # Asked of the database: another server may have deleted the repo.
         try:
-            default = await self.default_branch(repo)
+            default = (await self.db.repos.get_repo(repo)).default_branch
         except errors.RepoNotFound:
             try:
                 default = (await self.create_repo(repo)).default_branch
             except errors.RepoExists:
-                default = await self.default_branch(repo)
+                default = (await self.db.repos.get_repo(repo)).default_branch
             if name == default:
                 return await self.db.refs.get_branch(repo, name)
         source = await self.db.refs.get_branch(repo, default)
@@ -303,6 +310,10 @@ class Branches:
         except errors.BranchNotFound:
             return
         raise errors.BranchExists(f"{repo}@{name} is a branch")
+
+    def forget_branch(self, repo: str, name: str) -> None:
+        """Stop trusting an earlier sighting of the branch (a commit found it gone)."""
+        self._seen.pop((repo, name), None)
 
     def _forget(self, repo: str) -> None:
         self._defaults.pop(repo, None)

@@ -8,6 +8,14 @@ PostgreSQL transaction guarded by compare-and-set on the old head. If another
 process moved the head meanwhile, nothing is written and the chain is rebuilt
 on the new head (a rebase) and retried. No change is ever lost, and batching
 turns N concurrent writers into one transaction instead of N conflicts.
+
+The head is never trusted from memory: a first attempt may guess it (the head
+this process last wrote), but only the compare-and-set in the database lets a
+chain land. Several servers on one database committing to one branch take
+turns once they have collided: a retry waits for the branch's turn (a
+PostgreSQL advisory lock, granted in arrival order; db/commit_chain.py),
+reads the head under it and builds on that, so no server starves another
+(docs/design/multi-gateway.md).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +40,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 MAX_ATTEMPTS = 100
+# After losing a race for a branch head, this process commits to that branch
+# in turns (db/commit_chain.py) for this long: while other servers write to
+# it too, a guess at the head mostly costs a wasted statement.
+CONTENDED_SECONDS = 1.0
 
 # A precondition sees the tree the change will apply to and may raise.
 Check = Callable[[tree.NodeSource, Root], Awaitable[None]]
@@ -99,6 +111,9 @@ class Committer:
         # head without reading it first; a wrong guess only costs a failed
         # compare-and-set, after which the head is read.
         self._known_heads: dict[tuple[str, str], CommitId | None] = {}
+        # Branches another process wrote to lately, until a monotonic
+        # deadline: commits to them take turns from the first attempt.
+        self._contended: dict[tuple[str, str], float] = {}
 
     async def submit(self, repo: str, branch: str, change: Change) -> CommitId | None:
         """Queue a change; returns the commit it became (None if it changed nothing)."""
@@ -129,8 +144,17 @@ class Committer:
     async def _commit_batch(self, key: tuple[str, str], batch: list[Change]) -> None:
         repo, branch = key
         for attempt in range(MAX_ATTEMPTS):
+            in_turn = attempt > 0 or self._contended.get(key, 0.0) > time.monotonic()
             try:
-                done = await self._attempt(repo, branch, batch)
+                if in_turn:
+                    async with self.db.writer.turn(repo, branch):
+                        # What queued while waiting for the turn goes too: a
+                        # turn costs a head read and the other servers' new
+                        # tree nodes, so it should carry all it can.
+                        self._top_up(key, batch)
+                        done = await self._attempt(repo, branch, batch, in_turn=True)
+                else:
+                    done = await self._attempt(repo, branch, batch)
             except Exception as exc:  # the whole batch shares the failure
                 self._known_heads.pop(key, None)
                 for change in batch:
@@ -139,26 +163,46 @@ class Committer:
                 return
             if done:
                 return
-            # Another process moved the head: rebase on the new head and retry.
+            # Another process moved the head, or holds the branch's turn:
+            # rebase on the new head, in turn.
             self.conflicts += 1
             self._known_heads.pop(key, None)
-            await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
+            if len(self._contended) > 10_000:
+                self._contended.clear()
+            self._contended[key] = time.monotonic() + CONTENDED_SECONDS
         for change in batch:
             if not change.future.done():
                 change.future.set_exception(
                     errors.ConcurrentUpdate(f"{repo}.{branch}: too many concurrent updates")
                 )
 
-    async def _attempt(self, repo: str, branch: str, batch: list[Change]) -> bool:
+    def _top_up(self, key: tuple[str, str], batch: list[Change]) -> None:
+        """Move changes queued since `batch` was taken into it, up to MAX_BATCH."""
+        queue = self._queues.get(key)
+        room = MAX_BATCH - len(batch)
+        if queue and room > 0:
+            batch.extend(c for c in queue[:room] if not c.future.done())
+            del queue[:room]
+
+    async def _attempt(
+        self, repo: str, branch: str, batch: list[Change], in_turn: bool = False
+    ) -> bool:
         key = (repo, branch)
-        guessed = key in self._known_heads
+        # In turn, the head read now stays the head until this chain lands
+        # (unless a ref move outside the committer, such as a reset, races it).
+        guessed = key in self._known_heads and not in_turn
         if guessed:
             head = self._known_heads[key]
         else:
             head = (await self.db.refs.get_branch(repo, branch)).head
         root: Root = None
+        # A commit is never older than its parent, even when the parent was
+        # made by a server whose clock runs ahead of this one's.
+        after = 0
         if head is not None:
-            root = NodeId((await self.db.objects.get_commit(head)).tree or b"") or None
+            head_commit = await self.db.objects.get_commit(head)
+            root = NodeId(head_commit.tree or b"") or None
+            after = head_commit.time
         src = _Overlay(self.db.objects)
         parent = head
         history_root, generation = (
@@ -195,7 +239,7 @@ class Committer:
             except errors.VersioningError as exc:
                 outcome[index] = exc
                 continue
-            when = max(now_us(), commits[-1].time + 1 if commits else 0)
+            when = max(now_us(), (commits[-1].time if commits else after) + 1)
             wanted = dict(change.edits)
             if change.skip_same:
                 for path, entry in change.edits.items():
@@ -261,6 +305,7 @@ class Committer:
                     histories=histories,
                     referenced=referenced,
                     withdraw=withdrawn,
+                    in_turn=in_turn,
                 )
             )
             if not ok:

@@ -8,7 +8,9 @@ of every key under a folder) in every commit stored for the repo, and records
 their content ids as purged for the repo. From then on:
 
 - a read of any entry of the repo naming such a content answers ContentPurged
-  (checked here, against a per-process copy of the purged table);
+  (checked here, against a per-process copy of the purged table, which a
+  purge waits to see expire everywhere before it answers, so a read through
+  any server after the purge is refused; see `Purges`);
 - a write into the repo of the same body is refused with ContentPurged (it
   could only be stored unreadable);
 - gc treats the content as unreachable from the repo (reach.walk's `purged`),
@@ -38,9 +40,13 @@ from versioning.tree import NodeSource
 
 __all__ = ["PurgeLogEntry", "PurgePlan", "Purges", "Version", "versions_of"]
 
-# How stale this process's copy of the purged table may be: another gateway's
-# purge is enforced here within this many seconds (this process's own, at once).
-REFRESH_SECONDS = 2.0
+# How long this process trusts its copy of the purged table, from when the
+# question that filled it was asked. A purge answers only after this long (and
+# a margin), so every server's copy from before the purge has expired by then.
+REFRESH_SECONDS = 1.0
+# Added to REFRESH_SECONDS before a purge answers: covers clock-rate drift
+# between hosts and the time from a request's arrival to its check.
+SETTLE_MARGIN_SECONDS = 0.2
 # The plan looks for other paths holding the purged bodies in the trees of the
 # repo's branches and tags, unless they hold more entries than this.
 OTHER_PATHS_SCAN_MAX = 200_000
@@ -173,7 +179,16 @@ class _Table:
 
 
 class Purges:
-    """Purging, and the check every read and write of a body goes through."""
+    """Purging, and the check every read and write of a body goes through.
+
+    Several servers share the database, and each keeps a copy of the purged
+    table, trusted for `refresh_seconds` from when the question that filled
+    it was asked. So that a purge acknowledged by one server is enforced by
+    every server at once, the purge waits out that window (plus a margin)
+    before it answers: by then, no copy made before the purge is trusted. A
+    hit in the copy is confirmed in the database (hits are rare: only purged
+    bodies), since the repo may have been deleted and re-created since.
+    """
 
     def __init__(self, db: Database, refresh_seconds: float = REFRESH_SECONDS) -> None:
         self.db = db
@@ -195,18 +210,21 @@ class Purges:
             return self._table
 
     async def _refresh(self, force: bool = False) -> None:
+        # Trusted from when the question was asked, not answered: a purge
+        # committed while it was in flight may be missing from the answer.
+        asked = time.monotonic()
         generation = await self.db.purged.generation()
         rows = self._table.rows
         if force or generation != self._table.generation:
             rows = {(r.repo, r.content): r for r in await self.db.purged.all_purged()}
-        self._table = _Table(rows, generation, time.monotonic())
+        self._table = _Table(rows, generation, asked)
 
     async def purged(self, repo: str, content: ContentId) -> PurgedContent | None:
         """The purge that erased `content` from `repo`, if one did."""
         table = await self._current()
-        if not table.rows:
+        if not table.rows or (repo, content) not in table.rows:
             return None
-        return table.rows.get((repo, content))
+        return await self.db.purged.find(repo, content)
 
     async def check_read(self, repo: str, content: ContentId) -> None:
         """ContentPurged when `content` was purged from `repo`."""
@@ -220,7 +238,9 @@ class Purges:
         if not table.rows:
             return
         for content in contents:
-            record = table.rows.get((repo, content))
+            if (repo, content) not in table.rows:
+                continue
+            record = await self.db.purged.find(repo, content)
             if record is not None:
                 raise errors.ContentPurged(
                     f"This body was erased from repo {repo} by purge #{record.log_id} of "
@@ -309,6 +329,10 @@ class Purges:
         # Small bodies' bytes live in their manifests: drop cached copies.
         gone = plan.contents
         self.db.objects.manifests.drop_where(lambda m: isinstance(m, Manifest) and m.id in gone)
+        # Other servers on the database trust their copies of the table for
+        # refresh_seconds: answer once every copy from before this purge has
+        # expired, so a read through any of them after this answer is refused.
+        await asyncio.sleep(self.refresh_seconds + SETTLE_MARGIN_SECONDS)
         return entry
 
     async def log(self, repo: str, after: int = 0, limit: int = 1000) -> list[PurgeLogEntry]:

@@ -126,10 +126,11 @@ class Versioning:
         commit's id, the open commit's staging branch (writable)."""
         await self.db.repos.get_repo(repo)
         try:
-            return await self._view_of(repo, None, CommitId(bytes.fromhex(commit_hex)))
+            return await self._view_of(
+                repo, None, CommitId(bytes.fromhex(commit_hex)), check_repo=True
+            )
         except errors.CommitNotFound:
-            # Not a commit (commits are cached once read, so a snapshot read
-            # never pays this lookup): perhaps an open commit's random id.
+            # Not a commit of the repo: perhaps an open commit's random id.
             staging = await self.open_staging(repo, commit_hex)
             if staging is None:
                 raise
@@ -155,10 +156,15 @@ class Versioning:
         await self.branches.require_branch(repo, name)
         return name
 
-    async def _view_of(self, repo: str, branch: str | None, head: CommitId | None) -> View:
+    async def _view_of(
+        self, repo: str, branch: str | None, head: CommitId | None, check_repo: bool = False
+    ) -> View:
+        """The view at `head`. A head read from a ref (or found among the
+        repo's commits) just now is the repo's; a commit id the caller gave
+        (`check_repo`) is checked to be one of the repo's in the database."""
         if head is None:
             return View(repo, branch, None, None)
-        commit = await self.db.objects.get_commit(head, repo=repo)
+        commit = await self.db.objects.get_commit(head, repo=repo if check_repo else None)
         return View(repo, branch, head, NodeId(commit.tree) if commit.tree else None)
 
     # -- reading ---------------------------------------------------------------
@@ -296,7 +302,18 @@ class Versioning:
             contents=contents,
             skip_same=skip_same,
         )
-        return await self.committer.submit(view.repo, view.branch, change)
+        try:
+            return await self.committer.submit(view.repo, view.branch, change)
+        except errors.BranchNotFound:
+            # Gone when the commit looked: another server deleted it after
+            # write_target last saw it here. If its name is a tag now, answer
+            # as a write that looked the name up first would.
+            self.branches.forget_branch(view.repo, view.branch)
+            if await self.db.refs.get_tag(view.repo, view.branch) is not None:
+                raise errors.ReadOnlyRef(
+                    f"{view.repo}.{view.branch} is a tag; tags are read-only"
+                ) from None
+            raise
 
     async def set_tags(
         self,

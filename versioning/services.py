@@ -76,6 +76,6 @@ def build(
         jobs=jobs,
         lineage=Lineage(db, versioning, pipelines),
     )
-    return Services(
-        db, versioning, control, Scheduler(jobs, pipelines, versioning), PipelineStats(db)
-    )
+    # One gateway of those sharing the database runs the scheduler at a time.
+    scheduler = Scheduler(jobs, pipelines, versioning, leader=db.leadership())
+    return Services(db, versioning, control, scheduler, PipelineStats(db))

@@ -11,7 +11,9 @@
 - pipelines.py: pipelines and the versions of their specs;
 - jobs.py: jobs, their datums, each pipeline's live datums, datum logs;
 - job_stats.py: counts over jobs, datums and workers (metrics);
-- commit_chain.py: the one statement that commits and moves a head.
+- commit_chain.py: the one statement that commits and moves a head;
+- leader.py: which of several servers on the database leads the background
+  duties that run once at a time.
 
 Each concept is a Protocol (what the domain needs) with a PostgreSQL
 implementation. Only the domain services in versioning/ use this package;
@@ -27,6 +29,7 @@ from versioning.db.caches import DECODED_NODES, ENCODED_NODE_BYTES
 from versioning.db.commit_chain import ChainWrite, PgCommitWriter
 from versioning.db.job_stats import PgJobStats
 from versioning.db.jobs import PgJobs
+from versioning.db.leader import LEADER_LOCK, Leadership
 from versioning.db.objects import PgObjects
 from versioning.db.open_commits import PgOpenCommits
 from versioning.db.pipelines import PgPipelines
@@ -51,8 +54,13 @@ class Database:
         node_cache_bytes: int = ENCODED_NODE_BYTES,
         objects: PgObjects | None = None,
         writer: PgCommitWriter | None = None,
+        dsn: str | None = None,
     ) -> None:
         self.pool = pool
+        # Where the pool connects; leadership holds a connection of its own
+        # (None: this handle cannot take part in an election, see leader.py).
+        self.dsn = dsn
+        self._leaderships: dict[int, Leadership] = {}
         self.objects = objects or PgObjects(pool, node_cache_size, node_cache_bytes)
         self.repos = PgRepos(pool, self.objects)
         self.refs = PgRefs(pool, self.repos, self.objects)
@@ -79,7 +87,15 @@ class Database:
         # wasted round trip.
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_no_reset)
         assert pool is not None
-        return Database(pool)
+        return Database(pool, dsn=dsn)
+
+    def leadership(self, key: int = LEADER_LOCK) -> Leadership:
+        """This server's claim to lead the background duties of `key`, among
+        every server on the database (one per key; closed with the pool)."""
+        found = self._leaderships.get(key)
+        if found is None:
+            found = self._leaderships[key] = Leadership(self.dsn, key)
+        return found
 
     def catalog(self) -> Catalog:
         """The whole-database queries of gc and fsck, on this pool."""
@@ -90,6 +106,8 @@ class Database:
         await self.pool.fetchval("SELECT 1")
 
     async def close(self) -> None:
+        for leadership in self._leaderships.values():
+            await leadership.close()
         await self.pool.close()
 
 

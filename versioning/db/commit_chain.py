@@ -5,12 +5,22 @@ Every insert is guarded by the compare-and-set UPDATE of the head, so it needs
 no explicit transaction. It is the one statement that spans concepts
 (refs, immutable objects, uploads and open commits it consumes), because
 atomicity across them is the point of a commit.
+
+Several servers committing to one branch take turns (`turn`): a committer
+that lost a compare-and-set to another server waits for the branch's turn
+lock, a PostgreSQL advisory lock granted in arrival order, instead of racing
+again; while one holds the turn, the statement of a committer that did not
+wait for it fails at once (and that committer queues too). The
+compare-and-set stays the authority either way; turns only stop one busy
+server from winning every race (docs/design/multi-gateway.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,16 +61,53 @@ class ChainWrite:
     extra_parents: Iterable[CommitId] = field(default=())
     # (key, commit) records withdrawn from the branch's version listing.
     withdraw: Sequence[tuple[str, CommitId]] = ()
+    # The writer holds the branch's turn (PgCommitWriter.turn); without it,
+    # the statement fails while another committer holds the turn.
+    in_turn: bool = False
 
 
 class CommitWriter(Protocol):
     async def commit_chain(self, write: ChainWrite) -> bool: ...
+    def turn(self, repo: str, branch: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+
+# A turn holder idle in its lock's transaction for this long (a server that
+# hung, or a host that vanished without closing its socket) is disconnected
+# by PostgreSQL, which frees the turn. A live holder is idle only while it
+# builds a batch of commits: milliseconds.
+TURN_IDLE_TIMEOUT = "30s"
+
+
+def turn_key(repo: str, branch: str) -> str:
+    """The text whose hash names the branch's turn lock (names hold no '/')."""
+    return f"commit/{repo}/{branch}"
 
 
 class PgCommitWriter:
     def __init__(self, pool: asyncpg.Pool, objects: PgObjects) -> None:
         self.pool = pool
         self.objects = objects
+        # Each turn holds a pool connection while it waits and builds, and
+        # needs others to read and write: at most a quarter of the pool waits
+        # on turns, so the rest always serves (no pool deadlock).
+        self._turn_slots: asyncio.Semaphore | None = None
+
+    @contextlib.asynccontextmanager
+    async def turn(self, repo: str, branch: str) -> AsyncIterator[None]:
+        """Wait for the branch's turn, among every server on the database,
+        and hold it for the block. A transaction holds the advisory lock, so
+        PostgreSQL frees it with the transaction, whatever happens to this
+        process (and after TURN_IDLE_TIMEOUT for a holder that went silent)."""
+        if self._turn_slots is None:
+            self._turn_slots = asyncio.Semaphore(max(1, self.pool.get_max_size() // 4))
+        async with self._turn_slots, self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', $2, true), "
+                "pg_advisory_xact_lock(hashtextextended($1, 0))",
+                turn_key(repo, branch),
+                TURN_IDLE_TIMEOUT,
+            )
+            yield
 
     async def commit_chain(self, write: ChainWrite) -> bool:
         """Persist `write.commits` and move the branch head from `old_head` to
@@ -68,7 +115,8 @@ class PgCommitWriter:
         longer `old_head`, or an upload or open commit (being finished) to
         consume is gone. Two completions of one upload cannot both succeed:
         they race on the same branch head, and the loser's compare-and-set
-        fails. A referenced content already gone raises ContentGone; a merge
+        fails. False too, without `in_turn`, while another committer holds
+        the branch's turn. A referenced content already gone raises ContentGone; a merge
         parent gc may sweep raises Busy. Every node and content written is
         touched (see migration 0004)."""
         nodes = write.nodes
@@ -104,6 +152,8 @@ class PgCommitWriter:
             "move_lock": MOVE_LOCK,
             "withdrawn_keys": [w[0] for w in write.withdraw],
             "withdrawn_commits": [w[1] for w in write.withdraw],
+            "in_turn": write.in_turn,
+            "turn_key": turn_key(write.repo, write.branch),
         }
         try:
             row = await self.pool.fetchrow(_COMMIT_CHAIN, *[params[n] for n in _ORDER])
@@ -151,6 +201,14 @@ WITH kept AS (
                                   WHERE t.repo = :repo AND t.commit_id = x.id FOR SHARE))
                    = cardinality(:merge_parents::bytea[])
            END AS ok
+), turn AS (
+    -- Not while another committer holds the branch's turn (PgCommitWriter.turn):
+    -- it read the head under the lock and is about to move it. Shared and
+    -- held for this statement only, so a committer waiting for the turn gets
+    -- it as soon as the statements already running end.
+    SELECT CASE WHEN :in_turn::boolean THEN true
+           ELSE pg_try_advisory_xact_lock_shared(hashtextextended(:turn_key::text, 0))
+           END AS ok
 ), upd AS (
     UPDATE branches SET head = :new_head
     WHERE repo = :repo AND name = :branch AND head IS NOT DISTINCT FROM :old_head
@@ -158,6 +216,7 @@ WITH kept AS (
       AND (SELECT count(*) FROM kept) = cardinality(:kept::bytea[])
       AND (SELECT count(*) FROM opened) = cardinality(:open::bytea[])
       AND (SELECT ok FROM guard)
+      AND (SELECT ok FROM turn)
     RETURNING 1
 ), consumed AS (
     DELETE FROM uploads WHERE id = ANY(:uploads::text[]) AND EXISTS (SELECT 1 FROM upd)

@@ -4,7 +4,10 @@ history-index roots and the version -> commit map.
 Everything here is content-addressed and insert-only, so a value read once is
 cached in memory for good (caches.py); a missing one is corruption, not
 absence. New values are written by the commit statement (commit_chain.py),
-which fills these caches on success.
+which fills these caches on success. The one mutable fact here, which repo a
+commit belongs to (a repo's commits go with it), is always read from the
+database, so several servers on one database never disagree about it
+(docs/design/multi-gateway.md).
 """
 
 from __future__ import annotations
@@ -70,15 +73,27 @@ class PgObjects:
             self.histories.put(commit_id, (root, generation))
 
     def forget_repo(self, name: str) -> None:
-        """Drop a deleted repo's cached commits: a new repo of the same name
-        must not see them (commits are cached with the repo they belong to)."""
+        """Drop a deleted repo's cached commits. Only to free memory: which
+        repo a commit belongs to is never answered from the cache (see
+        get_commit), since another process may delete the repo."""
         self.commits.drop_where(lambda c: c.origin.get("repo") == name)
 
     # -- commits -------------------------------------------------------------
 
     async def get_commit(self, commit_id: CommitId, repo: str | None = None) -> Commit:
+        """The commit `commit_id`. With `repo`, CommitNotFound unless it is a
+        commit of that repo now: its content never changes and is cached, but
+        its membership does (the repo may be deleted, re-created or restored
+        under another name, by any server on the database), so that is asked
+        of the database every time. Callers that took the id from a ref they
+        just read pass no repo: the ref proves it."""
         cached: Commit | None = self.commits.get(commit_id)
-        if cached is not None and (repo is None or cached.origin.get("repo") == repo):
+        if cached is not None:
+            if repo is None:
+                return cached
+            owner = await self.pool.fetchval("SELECT repo FROM commits WHERE id = $1", commit_id)
+            if owner != repo:
+                raise errors.CommitNotFound(commit_id.hex())
             return cached
         row = await self.pool.fetchrow("SELECT repo, data FROM commits WHERE id = $1", commit_id)
         if row is None or (repo is not None and row["repo"] != repo):

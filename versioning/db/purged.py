@@ -2,7 +2,8 @@
 
 A purge writes its audit row and the (repo, content) rows of the bodies it
 erases in one transaction. Readers keep the whole table in memory (it holds
-only what compliance erased) and ask `generation` whether it changed.
+only what compliance erased), ask `generation` whether it changed, and
+confirm a hit with `find`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class PurgeLogEntry:
 class PurgedStore(Protocol):
     async def generation(self) -> tuple[int, int]: ...
     async def all_purged(self) -> list[PurgedContent]: ...
+    async def find(self, repo: str, content: ContentId) -> PurgedContent | None: ...
     async def record(
         self,
         entry: PurgeLogEntry,
@@ -77,18 +79,17 @@ class PgPurged:
             "SELECT repo, content_id, path, purged_at, reason, purged_by, log_id "
             "FROM purged_contents"
         )
-        return [
-            PurgedContent(
-                r["repo"],
-                ContentId(r["content_id"]),
-                r["path"],
-                r["purged_at"],
-                r["reason"],
-                r["purged_by"],
-                r["log_id"],
-            )
-            for r in rows
-        ]
+        return [_purged(r) for r in rows]
+
+    async def find(self, repo: str, content: ContentId) -> PurgedContent | None:
+        """The row of `content` purged from `repo`, if there is one now."""
+        row = await self.pool.fetchrow(
+            "SELECT repo, content_id, path, purged_at, reason, purged_by, log_id "
+            "FROM purged_contents WHERE repo = $1 AND content_id = $2",
+            repo,
+            content,
+        )
+        return _purged(row) if row is not None else None
 
     async def record(self, entry: PurgeLogEntry, contents: Sequence[ContentId]) -> PurgeLogEntry:
         """Write the audit row and the purged rows (a body purged before keeps
@@ -171,3 +172,15 @@ class PgPurged:
             repo,
         )
         return [CommitId(r["id"]) for r in rows]
+
+
+def _purged(r: asyncpg.Record) -> PurgedContent:
+    return PurgedContent(
+        r["repo"],
+        ContentId(r["content_id"]),
+        r["path"],
+        r["purged_at"],
+        r["reason"],
+        r["purged_by"],
+        r["log_id"],
+    )

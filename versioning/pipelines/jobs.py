@@ -688,7 +688,7 @@ class Jobs:
             await self.db.jobs.end_job(job.id, "failure", now_us(), str(exc), stats=stats)
             return await self.db.jobs.get_job(job.id)
         stats["output"] = built.stats
-        await self.db.jobs.end_job(
+        ended_here = await self.db.jobs.end_job(
             job.id,
             "success",
             now_us(),
@@ -699,6 +699,10 @@ class Jobs:
             pipeline=job.pipeline,
         )
         ended = await self.db.jobs.get_job(job.id)
+        if not ended_here:
+            # Another gateway ended it first (two scheduler leaders for a
+            # moment, docs/design/multi-gateway.md): its hooks run there.
+            return ended
         for hook in self.on_success:
             # Egress may take long: it must not hold up scheduling.
             task = asyncio.create_task(self._run_hook(hook, ended, spec))

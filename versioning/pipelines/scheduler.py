@@ -1,24 +1,34 @@
-"""The scheduler: one loop per gateway that starts jobs when inputs move,
-ends jobs whose datums are all done, and takes back leases of workers that
-stopped heartbeating.
+"""The scheduler: the loop that starts jobs when inputs move, ends jobs
+whose datums are all done, takes back leases of workers that stopped
+heartbeating, and commits cron ticks.
 
-It wakes every `interval` seconds, or at once when a commit, a new job or a
-datum outcome is recorded here. A datum outcome alone only settles the active
-jobs (is any of its datums still open?); the full tick (expiry, triggers,
-cron) runs when something else moved, when a job ended, and on the interval. Every step is a state transition guarded in the
-database (one active job per pipeline, compare-and-set on states), so
-several gateways may run it on one database.
+Every gateway runs the loop, but only the leader among the gateways on one
+database ticks (db/leader.py): the others wait, ready to take over within a
+second of the leader going away. It wakes every `interval` seconds, or at
+once when a commit, a datum outcome or a new job is recorded in this
+process; work recorded through another gateway is seen at the next tick. A
+datum outcome alone only settles the active jobs (is any of its datums still
+open?); the full tick (expiry, triggers, cron) runs when something else
+moved, when a job ended, and on the interval.
+Steps are also guarded in the database (one active job per pipeline,
+compare-and-set on states, a cron tick that finds its time ticked already
+commits nothing), so the moment two gateways both believe they lead, while
+a lost leader has not noticed yet, does no harm
+(docs/design/multi-gateway.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from versioning import errors
+from versioning import errors, tree
 from versioning.clock import now_us
+from versioning.db.leader import Leadership
 from versioning.model import ObjectEntry
 from versioning.pipelines.cron import cron_inputs, cron_repo, next_tick, tick_name
 from versioning.pipelines.jobs import JobRow, Jobs
@@ -30,6 +40,8 @@ if TYPE_CHECKING:
     from versioning.repository import Versioning
 
 TICK_ATTRS = ObjectAttrs("text/plain", {}, {})
+# A tick file's name (cron.tick_name).
+_TICK = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 log = logging.getLogger("loxo.pipelines")
 
@@ -44,12 +56,15 @@ class Scheduler:
         pipelines: Pipelines,
         writer: Versioning | None = None,
         interval: float = DEFAULT_INTERVAL,
+        leader: Leadership | None = None,
     ) -> None:
         self.jobs = jobs
         self.pipelines = pipelines
         # Writes cron ticks (None: cron inputs never tick).
         self.writer = writer
         self.interval = interval
+        # Whether this gateway leads (None: it is the only one).
+        self.leader = leader
         # Problems already logged, so a stuck pipeline logs once per version.
         self._reported: set[tuple[str, int, str]] = set()
 
@@ -148,7 +163,18 @@ class Scheduler:
         if cron.overwrite:
             async for key, _ in self.writer.iterate(view):
                 edits.setdefault(key, None)
-        await self.writer.commit(view, edits, f"cron tick {name}", {"op": "cron tick"})
+
+        async def not_ticked(src: tree.NodeSource, root: tree.Root) -> None:
+            # Tick names sort by time: a tick at or after this one means
+            # another gateway ticked meanwhile (two leaders for a moment).
+            async for key, _ in tree.iterate(src, root, name):
+                if _TICK.match(key):
+                    raise errors.PreconditionFailed(f"{repo} ticked {name} already")
+
+        with contextlib.suppress(errors.PreconditionFailed):
+            await self.writer.commit(
+                view, edits, f"cron tick {name}", {"op": "cron tick"}, check=not_ticked
+            )
 
     async def run(self) -> None:
         jobs = self.jobs
@@ -157,7 +183,8 @@ class Scheduler:
             jobs.changed.clear()
             jobs.datum_ended.clear()
             try:
-                if full or await self.settle_only():
+                leads = self.leader is None or await self.leader.is_leader()
+                if leads and (full or await self.settle_only()):
                     await self.tick()
             except asyncio.CancelledError:
                 raise
