@@ -23,8 +23,9 @@ from typing import Any
 
 import uvicorn
 
-from gateway import credentials, embedded_pg, logs
+from gateway import credentials, embedded_pg
 from gateway.app import LoxoApp
+from gateway.client import logs
 from gateway.config import ServeConfig
 from gateway.database import prepare_database
 from gateway.http_errors import HttpProtocol
@@ -106,6 +107,9 @@ def _local_workers(cfg: ServeConfig, creds: credentials.Credentials, endpoint: s
         scratch_root=cfg.data_dir / "workers",
         ca_bundle=ca,
         parallel=cfg.worker_parallel,
+        # Resolved here: auto would look at the workers' own stderr, which is ours.
+        log_format=logs.resolve_format(cfg.log_format, sys.stderr),
+        log_level=cfg.log_level,
     )
 
 

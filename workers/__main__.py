@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from gateway.client import logs
 from workers.worker import WAIT_SECONDS, Worker, split_names
 
 
@@ -41,6 +42,15 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--exit-when-idle",
         action="store_true",
         help="exit (0) once no job of its pipelines or jobs is active and it runs nothing",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "human", "auto"),
+        default="auto",
+        help="log lines on stderr: json, human, or auto (human on a terminal)",
+    )
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info"
     )
     args = parser.parse_args(argv)
     args.pipelines = split_names(args.pipelines)
@@ -79,7 +89,7 @@ async def _serve(worker: Worker, parent: int | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    logs.configure(args.log_level, args.log_format)
     # One line per datum is the worker's log; every HTTP call would drown it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     worker = Worker(

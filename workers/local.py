@@ -36,8 +36,12 @@ class LocalWorkers:
         scratch_root: Path | str = "workers",
         ca_bundle: str | None = None,
         parallel: int = 1,
+        log_format: str = "auto",
+        log_level: str = "info",
     ) -> None:
         self.count = count
+        # The server's choices: the workers' lines join its stderr stream.
+        self.log_args = ["--log-format", log_format, "--log-level", log_level]
         # Datums each worker runs at once: overlapping one datum's transfers
         # with another's command keeps the cores busy on small datums.
         self.parallel = parallel
@@ -82,7 +86,7 @@ class LocalWorkers:
             cmd += ["--ca-bundle", self.ca_bundle]
         # Their own session: a Ctrl-C meant for the server does not reach them
         # (the server stops them); --parent-pid ends them if the server dies.
-        cmd += ["--parent-pid", str(os.getpid())]
+        cmd += ["--parent-pid", str(os.getpid()), *self.log_args]
         self._procs[i] = subprocess.Popen(
             cmd, env=self._env, stdin=subprocess.DEVNULL, start_new_session=True
         )

@@ -68,19 +68,28 @@ def worker(
         help="Exit (code 0) once no job of its --pipelines or --job is active and it runs "
         "nothing: how a Kubernetes pod of one job ends.",
     ),
+    log_format: str = typer.Option(
+        "auto", help="Log lines on stderr: json, human, or auto (human on a terminal)."
+    ),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run pipeline datums for a loxo server until Ctrl-C or SIGTERM: lease
     datums, run each in a fresh folder (inputs under pfs/<input>, outputs from
     pfs/out), report how it went. Needs only HTTP access to loxo, so it runs on
     any machine; start as many as you like. A stopped worker's datums run again
     elsewhere once their leases expire."""
+    from gateway.client import logs
     from workers.worker import Worker, split_names
 
     settings = Settings.load()
     if endpoint:
         settings = Settings(endpoint, settings.access_key, settings.secret_key, settings.region)
     url, access, secret = settings.require()
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    if log_format not in ("json", "human", "auto"):
+        fail(f"--log-format must be json, human or auto (got {log_format!r})", EXIT_USAGE)
+    if log_level not in ("debug", "info", "warning", "error"):
+        fail(f"--log-level must be debug, info, warning or error (got {log_level!r})", EXIT_USAGE)
+    logs.configure(log_level, log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     runner = Worker(
         url,

@@ -8,11 +8,13 @@ import io
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from gateway import logs
+from gateway.client import logs
 
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -85,3 +87,23 @@ def test_configure_replaces_the_handlers_and_sets_the_level(root_handlers: None)
     lines = out.getvalue().splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["shown"]
     assert json.loads(lines[0])["event"] == "x"
+
+
+def test_local_workers_log_in_the_servers_format(make_server: Any) -> None:
+    """A server logging JSON starts its workers logging JSON: every line of
+    its stderr stream, the workers' included, is one JSON object."""
+    server = make_server(extra_args=["--workers", "1", "--log-format", "json"])
+    deadline = time.monotonic() + 30
+    records: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        records = [
+            json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")
+        ]
+        if any(r["logger"] == "loxo.worker" for r in records):
+            break
+        time.sleep(0.2)
+    worker = [r for r in records if r["logger"] == "loxo.worker"]
+    assert worker and "serving" in worker[0]["message"], records[-5:]
+    # stdout's few lines (the readiness line) are the only ones that are not JSON.
+    others = [line for line in server.log_text().splitlines() if not line.startswith("{")]
+    assert all("listening" in line or not line.strip() for line in others), others

@@ -1,4 +1,7 @@
-"""The server's logs: where they go, in which format, from which loggers.
+"""Logs of every loxo process (the server, its workers, `loxo worker`
+anywhere): where they go, in which format, from which loggers. It lives
+beside the client because workers, which import nothing of the server, log
+the same way, so local workers' lines fit the server's JSON stream.
 
 Every log line goes to stderr, one record per line, either as JSON (one
 object per line, for log shippers) or in a human format (for a terminal);
