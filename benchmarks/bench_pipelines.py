@@ -7,7 +7,8 @@ then:
 
   P8   a `glob: "/*"` pipeline copying each file to /pfs/out over N small files:
        the first (full) job's wall time, from the input commit to the job's
-       success (wait_status polled every 20 ms), then the job after adding ONE
+       success (wait_status polled every 20 ms, a long job at 0.5 % of its
+       age), then the job after adding ONE
        file: exactly one datum must run. Peer: DVC, `dvc repro` of a stage with
        `deps: [data]`, `outs: [out]` copying every file (a changed dependency
        reruns the whole stage), initial and after adding the same one file.
@@ -873,7 +874,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- DVC: {dvc[1]}")
     print(
         "- walls: input commit -> wait_status done (polled every "
-        f"{1000 * args.poll:g} ms); CPU: from the input commit to the full job's end"
+        f"{1000 * args.poll:g} ms, a long job at 0.5 % of its age); CPU: from the input "
+        "commit to the full job's end"
     )
     return 0
 
