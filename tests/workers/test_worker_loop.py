@@ -3,6 +3,7 @@ loxo is not there, and how it stops."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -54,8 +55,11 @@ def test_an_unreachable_server_is_retried_and_sigterm_stops_the_worker(tmp_path:
             worker.kill()
             worker.wait()
     assert worker.returncode == 0, stderr
-    assert "lease failed" in stderr and "retrying" in stderr
-    assert stderr.rstrip().endswith("stopped")
+    # stderr is not a terminal: one JSON record per line (--log-format auto).
+    records = [json.loads(line) for line in stderr.splitlines()]
+    messages = [r["message"] for r in records]
+    assert any("lease failed" in m and "retrying" in m for m in messages), messages
+    assert messages[-1].endswith("stopped") and records[-1]["logger"] == "loxo.worker"
 
 
 def test_two_workers_cannot_share_a_scratch_folder(tmp_path: Path) -> None:
