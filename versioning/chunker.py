@@ -48,7 +48,7 @@ class StreamChunker:
     small bodies), plus the chunks a call returns.
     """
 
-    __slots__ = ("_buf", "_cap", "_cdc", "_finished", "_used", "max_size")
+    __slots__ = ("_buf", "_cap", "_cdc", "_finished", "_used", "max_size", "min_size")
 
     def __init__(
         self,
@@ -60,6 +60,7 @@ class StreamChunker:
         # max 1 KiB..16 MiB, min <= avg <= max) and raises ValueError.
         self._cdc = FastCDC(avg_size, min_size=min_size, max_size=max_size)
         self.max_size = max_size
+        self.min_size = min_size
         # Cut only when the buffer is full at 1.25 * max_size: the carry-over is
         # under max_size, so each cut emits at least max_size / 4 bytes of final
         # chunks. The carry-over is the chunk still growing at the end of the
@@ -139,3 +140,84 @@ class StreamChunker:
     def buffered(self) -> int:
         """Bytes fed but not yet returned in a chunk."""
         return self._used
+
+    def sync_point(self, data: bytes) -> int | None:
+        """Where every chunking of a body containing `data` agrees with
+        chunking `data` alone: the first of data's own cuts that the cut
+        sequence of ANY enclosing body passes through, or None when `data`
+        does not show one (it may lie further on).
+
+        Why it exists: a multipart part is chunked on its own, but the object
+        is chunked as a whole at Complete (content.rejoin). Before the sync
+        point the part's chunks may differ from the object's, depending on
+        the bytes before the part, which are unknown at UploadPart; from it
+        on they are the object's chunks whatever came before.
+
+        How: the whole body's chunk containing data[0] ends somewhere in
+        [0, max_size] (a chunk is at most max_size), and from there on its
+        cuts are a chain f(s), f(f(s)), ... where f(s) is the first cut of
+        a chunk starting at s, which depends only on data (FastCDC's hash
+        restarts at each chunk start). f is non-decreasing in s (an earlier
+        start is never less ready to cut), so its values over [0, max_size]
+        are found by bisection, and the chains from them are advanced,
+        lowest first, until they merge into one: every chain, hence every
+        possible enclosing body, passes through that cut. A chunk that runs
+        to the end of `data` may end elsewhere in an enclosing body, so a
+        chain reaching the end yields None (so does data of at most
+        max_size: the enclosing chunk may cover it all). Should f not be
+        monotone somewhere, a missed chain only costs a chunk stored twice,
+        never wrong content.
+        """
+        n = len(data)
+        view = memoryview(data)
+        cdc = self._cdc
+        limit = self.max_size
+
+        def first_cut(start: int) -> int | None:
+            if start >= n:
+                return None
+            end = n
+            for c in cdc.cut_buf(view[start : start + limit + 1]):
+                end = start + c.length
+                break
+            # A chunk cut before the end of what it saw is cut where the
+            # whole body's would be; one that runs to the end of `data` is not.
+            return end if end < n else None
+
+        values: set[int] = set()
+
+        def spread(lo: int, hi: int, flo: int, fhi: int) -> None:
+            if flo == fhi:
+                values.add(flo)
+                return
+            if hi - lo == 1:
+                values.update((flo, fhi))
+                return
+            mid = (lo + hi) // 2
+            fmid = first_cut(mid)
+            if fmid is None:
+                raise _Unknown
+            spread(lo, mid, flo, fmid)
+            spread(mid, hi, fmid, fhi)
+
+        top = limit
+        lo_cut, hi_cut = first_cut(0), first_cut(top)
+        if lo_cut is None or hi_cut is None:
+            return None
+        try:
+            spread(0, top, lo_cut, hi_cut)
+        except _Unknown:
+            return None
+        heads = values
+        while len(heads) > 1:
+            lowest = min(heads)
+            heads.discard(lowest)
+            following = first_cut(lowest)
+            if following is None:
+                return None
+            heads.add(following)
+        return heads.pop()
+
+
+class _Unknown(Exception):
+    """A chain of cuts ran past what the data shows (sync_point)."""

@@ -38,6 +38,10 @@ BATCH_BYTES = 1 << 20
 FLUSH_BYTES = 1 << 20
 # A whole body this small is digested and cut on the event loop (see ingest).
 SMALL_BODY = 64 * 1024
+# How much of a part's start is held to find its sync point, in max chunks:
+# the chains it follows start within one max chunk and merge a few chunks
+# later (measured: at the 3rd to 6th 1 MiB chunk of random data).
+HEAD_WINDOW_CHUNKS = 3
 
 
 def stream_memory(max_chunk: int) -> int:
@@ -80,6 +84,7 @@ async def ingest(
     chunker_factory: Callable[[], StreamChunker] = StreamChunker,
     inline_max: int = 0,
     slots: asyncio.Semaphore | None = None,
+    edges: ChunkSink | None = None,
 ) -> Ingested:
     """Store a streamed body; returns its manifest and digests. A body of at
     most `inline_max` bytes is returned inline and nothing is stored.
@@ -89,6 +94,12 @@ async def ingest(
     holds it to the end. While it waits it reads nothing more, so the client
     is held back by TCP flow control instead of our memory growing with the
     number of concurrent uploads. Small bodies never wait.
+
+    With `edges` (a multipart part's body), the chunks that may not be the
+    finished object's are sent there instead of to `store`: those before the
+    body's sync point (StreamChunker.sync_point, judged on the first
+    HEAD_WINDOW bytes, held in memory until then) and the last one. The
+    manifest lists every chunk as usual.
 
     Errors raised by `pieces` (a bad client, a signature mismatch detected at
     the end) propagate; chunks already written are then unreferenced and left
@@ -104,6 +115,40 @@ async def ingest(
     new_chunks = 0
     flushed = False
     writing: asyncio.Future[int] | None = None
+    # Part mode (edges given): chunks held until the sync point is known.
+    heading = edges is not None
+    held: list[tuple[ChunkId, bytes]] = []
+    held_bytes = 0
+    window = HEAD_WINDOW_CHUNKS * getattr(chunker, "max_size", 0)
+
+    def sync_split(data: bytes) -> int:
+        """How many held chunks are edges: those up to the sync point, or
+        all of them when the held bytes show none."""
+        find = getattr(chunker, "sync_point", None)
+        at = find(data) if find is not None else None
+        end = 0
+        for k, (_, c) in enumerate(held):
+            end += len(c)
+            if end == at:
+                return k + 1
+        return len(held)
+
+    async def settle() -> None:
+        """Send the held chunks before the sync point to `edges`, the rest
+        on to the store."""
+        nonlocal heading, held_bytes, pending_bytes
+        assert edges is not None
+        data = b"".join(c for _, c in held)
+        split = await asyncio.to_thread(sync_split, data)
+        del data
+        if split:
+            await edges.put_many(held[:split])
+        for cid, c in held[split:]:
+            pending.append((cid, c))
+            pending_bytes += len(c)
+        held.clear()
+        held_bytes = 0
+        heading = False
 
     def digest(batch: bytes) -> None:
         md5.update(batch)
@@ -115,7 +160,7 @@ async def ingest(
         return [(chunk_id(c), c) for c in chunks]
 
     async def process(batch: bytes | None, on_loop: bool = False) -> None:
-        nonlocal pending_bytes, new_chunks, flushed, writing
+        nonlocal pending_bytes, new_chunks, flushed, writing, held_bytes
         if on_loop:
             if batch is not None:
                 digest(batch)
@@ -128,13 +173,27 @@ async def ingest(
             named = await asyncio.to_thread(cut, None)
         for cid, data in named:
             refs.append(ChunkRef(cid, len(data)))
-            pending.append((cid, data))
-            pending_bytes += len(data)
+            if heading:
+                held.append((cid, data))
+                held_bytes += len(data)
+            else:
+                pending.append((cid, data))
+                pending_bytes += len(data)
         if batch is None and not flushed and 0 < size <= inline_max:
             # Whole body still in hand and small: keep it in the manifest.
-            refs[:] = [ChunkRef.of_inline(b"".join(data for _, data in pending))]
+            everything = held + pending
+            refs[:] = [ChunkRef.of_inline(b"".join(data for _, data in everything))]
             pending.clear()
+            held.clear()
             return
+        if heading and (batch is None or held_bytes >= window):
+            await settle()
+        if batch is None and edges is not None and pending and pending[-1][0] == refs[-1].id:
+            # The last chunk ends where the part ends, not where the content
+            # says: the next part's seam re-cuts it.
+            tail = pending.pop()
+            pending_bytes -= len(tail[1])
+            await edges.put_many([tail])
         if pending and (batch is None or pending_bytes >= FLUSH_BYTES):
             flushed = True
             # Written while the next batch is hashed and cut: one write in
