@@ -52,6 +52,39 @@ def stream_memory(max_chunk: int) -> int:
     return max_chunk + max_chunk // 4 + 2 * max_chunk + 2 * BATCH_BYTES
 
 
+class MemorySlots:
+    """The server's ingest memory budget as slots of stream_memory bytes.
+
+    A body takes one slot; a multipart part takes two, because it holds up
+    to HEAD_WINDOW_CHUNKS max chunks more while its sync point is found.
+    Takers of several slots go one at a time: two of them each holding one
+    of the last two slots would otherwise wait for each other forever.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._free = asyncio.Semaphore(count)
+        self._several = asyncio.Lock()
+
+    async def acquire(self, n: int = 1) -> None:
+        if n == 1:
+            await self._free.acquire()
+            return
+        taken = 0
+        try:
+            async with self._several:
+                while taken < min(n, self.count):
+                    await self._free.acquire()
+                    taken += 1
+        except BaseException:
+            self.release(taken)
+            raise
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(min(n, self.count)):
+            self._free.release()
+
+
 # Bodies up to this size are kept inline in their manifest by default. 16 KiB
 # covers the tiny-file tail (configs, JSON records, thumbnails' metadata) where
 # a chunk file per object costs a file create, two fsyncs and an inode, while
@@ -84,14 +117,14 @@ async def ingest(
     hashers: Mapping[str, Hasher] | None = None,
     chunker_factory: Callable[[], StreamChunker] = StreamChunker,
     inline_max: int = 0,
-    slots: asyncio.Semaphore | None = None,
+    slots: MemorySlots | None = None,
     edges: ChunkSink | None = None,
 ) -> Ingested:
     """Store a streamed body; returns its manifest and digests. A body of at
     most `inline_max` bytes is returned inline and nothing is stored.
 
     A body larger than one batch takes one of `slots` (the server's memory
-    budget, see stream_memory) before its first batch is processed, and
+    budget, see stream_memory; a part takes two) before its first batch is processed, and
     holds it to the end. While it waits it reads nothing more, so the client
     is held back by TCP flow control instead of our memory growing with the
     number of concurrent uploads. Small bodies never wait.
@@ -118,6 +151,7 @@ async def ingest(
     writing: asyncio.Future[int] | None = None
     # Part mode (edges given): chunks held until the sync point is known.
     heading = edges is not None
+    weight = 1 if edges is None else 2  # memory slots held (MemorySlots)
     held: list[tuple[ChunkId, bytes]] = []
     held_bytes = 0
     window = HEAD_WINDOW_CHUNKS * getattr(chunker, "max_size", 0)
@@ -222,7 +256,7 @@ async def ingest(
             gathered_bytes += len(piece)
             if gathered_bytes >= BATCH_BYTES:
                 if slots is not None and not holding:
-                    await slots.acquire()
+                    await slots.acquire(weight)
                     holding = True
                 batch = b"".join(gathered)
                 gathered.clear()
@@ -241,7 +275,7 @@ async def ingest(
                 await writing
         if holding:
             assert slots is not None
-            slots.release()
+            slots.release(weight)
     return Ingested(Manifest(tuple(refs)), size, md5.digest(), extra, new_chunks)
 
 

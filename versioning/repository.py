@@ -27,6 +27,7 @@ from versioning.content import (
     ChunkSink,
     Hasher,
     Ingested,
+    MemorySlots,
     ingest,
     stream_memory,
 )
@@ -62,10 +63,10 @@ class Versioning:
         self.author = author
         self.inline_max = inline_max
         self.chunker_factory = chunker_factory
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: MemorySlots | None = None
         if ingest_memory is not None:
             per_body = stream_memory(chunker_factory().max_size)
-            self._slots = asyncio.Semaphore(max(2, ingest_memory // per_body))
+            self._slots = MemorySlots(max(2, ingest_memory // per_body))
         self.committer = Committer(db)
         self.branches = Branches(db)
         self.purges = Purges(db)

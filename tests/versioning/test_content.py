@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from versioning.chunker import StreamChunker, chunk_id
 from versioning.chunkstore.local import LocalChunkStore
-from versioning.content import ChunkReader, ingest, rejoin
+from versioning.content import ChunkReader, MemorySlots, ingest, rejoin
 from versioning.ids import ChunkId
 from versioning.model import ChunkRef, Manifest
 
@@ -183,3 +183,25 @@ def test_every_enclosing_body_cuts_at_the_sync_point(seed: int, text: bool) -> N
             )
         )
         assert len(prefix) + at in ends
+
+
+def test_memory_slots_several_takers_never_deadlock() -> None:
+    """Parts take two slots: with two slots in all, two parts and a body
+    waiting at once all get through, one after another."""
+
+    async def go() -> list[str]:
+        slots = MemorySlots(2)
+        order: list[str] = []
+
+        async def take(name: str, n: int) -> None:
+            await slots.acquire(n)
+            order.append(name)
+            await asyncio.sleep(0.01)
+            slots.release(n)
+
+        await asyncio.wait_for(
+            asyncio.gather(take("a", 2), take("b", 2), take("c", 1), take("d", 2)), 5
+        )
+        return order
+
+    assert sorted(asyncio.run(go())) == ["a", "b", "c", "d"]
