@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from versioning import errors
 from versioning.chunker import StreamChunker
-from versioning.chunkstore.base import ChunkStore, FragmentStore, fragments_of
+from versioning.chunkstore.base import ChunkMissing, ChunkStore, FragmentStore, fragments_of
 from versioning.clock import now_us
 from versioning.committer import Change, Check, Committer
 from versioning.content import read_piece, rejoin
@@ -332,13 +332,20 @@ class Uploads:
         sink = _SeamSink(
             LeasedStore(self.db.objects, self.store), self.fragments, upload.id, fragment_ids
         )
-        if len(pieces) <= REJOIN_MAX_PARTS:
-            chunks = await rejoin(pieces, read, sink, self.chunker_factory)
-        else:
-            chunks = [ref for refs in pieces for ref in refs]
-        # Fragments the object keeps as they are (the first part's head, the
-        # last part's tail, chunks after a seam came back in step) become chunks.
-        await sink.promote([r for r in chunks if r.inline is None and r.id in fragment_ids])
+        try:
+            if len(pieces) <= REJOIN_MAX_PARTS:
+                chunks = await rejoin(pieces, read, sink, self.chunker_factory)
+            else:
+                chunks = [ref for refs in pieces for ref in refs]
+            # Fragments the object keeps as they are (the first part's head, the
+            # last part's tail, chunks after a seam came back in step) become chunks.
+            await sink.promote([r for r in chunks if r.inline is None and r.id in fragment_ids])
+        except ChunkMissing:
+            if not await self.exists(upload.id):
+                # A concurrent completion (or abort) ended the upload and
+                # deleted its fragments meanwhile: the upload is what's gone.
+                raise errors.UploadNotFound(upload.id) from None
+            raise
         manifest = Manifest(tuple(chunks))
         if manifest.size > 0:
             await self.purges.check_write(view.repo, [manifest.id])
