@@ -449,16 +449,18 @@ class S3ChunkStore:
     async def put_fragments(self, upload: str, chunks: list[tuple[ChunkId, bytes]]) -> None:
         client = await self._s3()
         prefix = self._fragment_prefix(upload)
-        for cid, data in dict(chunks).items():
+
+        async def put(cid: ChunkId, data: bytes) -> None:
             await asyncio.to_thread(check_id, cid, data)
             stored = await asyncio.to_thread(encode_chunk, data)
             key = prefix + cid.hex()
-            await self._call(
-                f"PUT {key}",
-                lambda key=key, stored=stored: client.put_object(  # type: ignore[misc]
-                    Bucket=self._bucket, Key=key, Body=stored
-                ),
-            )
+            async with self._put_slots:
+                await self._call(
+                    f"PUT {key}",
+                    lambda: client.put_object(Bucket=self._bucket, Key=key, Body=stored),
+                )
+
+        await asyncio.gather(*(put(cid, data) for cid, data in dict(chunks).items()))
 
     async def get_fragment(self, upload: str, chunk_id: ChunkId) -> bytes:
         client = await self._s3()
@@ -503,18 +505,22 @@ class S3ChunkStore:
     async def promote_fragments(self, upload: str, ids: list[ChunkId]) -> None:
         client = await self._s3()
         prefix = self._fragment_prefix(upload)
-        for cid in dict.fromkeys(ids):
-            if await self._exists(client, cid):
-                continue
+
+        async def promote(cid: ChunkId) -> None:
             source = prefix + cid.hex()
-            await self._call(
-                f"COPY {source}",
-                lambda cid=cid, source=source: client.copy_object(  # type: ignore[misc]
-                    Bucket=self._bucket,
-                    Key=self.key_of(cid),
-                    CopySource={"Bucket": self._bucket, "Key": source},
-                ),
-            )
+            async with self._put_slots:
+                if await self._exists(client, cid):
+                    return
+                await self._call(
+                    f"COPY {source}",
+                    lambda: client.copy_object(
+                        Bucket=self._bucket,
+                        Key=self.key_of(cid),
+                        CopySource={"Bucket": self._bucket, "Key": source},
+                    ),
+                )
+
+        await asyncio.gather(*(promote(cid) for cid in dict.fromkeys(ids)))
 
     async def delete_fragments(self, upload: str) -> None:
         client = await self._s3()
