@@ -438,9 +438,9 @@ def build_server(
 
 def collect_garbage(server: b.Server) -> None:
     """For loxo, `loxo gc --grace-minutes 0` with the server's own storage
-    options, so stored bytes are measured in steady state: a multipart
-    upload's seam chunks are replaced at Complete (see docs/design/storage.md)
-    and the replaced ones are garbage until gc. Other servers: nothing."""
+    options: P6 measures each write before it (what the write leaves on
+    disk, garbage included) and after it (steady state). A multipart upload
+    should leave none (see docs/design/storage.md). Other servers: nothing."""
     if server.name != "loxo":
         return
     cmd = list(server.cmd)
@@ -1052,8 +1052,8 @@ def notes(results: dict, baselines: dict, ctx: Inputs, args: argparse.Namespace)
     }
     if ran & {"P6", "P6m"}:
         out.append(
-            "P6/P6m stored bytes: loxo = files under <data-dir>/chunks after `loxo gc "
-            "--grace-minutes 0`, rclone = its served dir, "
+            "P6/P6m stored bytes: loxo = files under <data-dir>/chunks as the write left "
+            "them, before any gc (after `loxo gc`: in --json), rclone = its served dir, "
             "restic = its repo; chunk average "
             f"{baselines.get('chunk_avg_bytes', MIB) / MIB:g} MiB from "
             f"{baselines.get('chunk_avg_source', '?')}"
