@@ -868,3 +868,25 @@ def test_open_store_unsupported_lists_every_form() -> None:
         open_store("gs://bucket")
     assert "file:///abs/path" in str(e.value) and "file://rel/path" in str(e.value)
     assert "s3://bucket" in str(e.value)
+
+
+def test_local_promotion_copies_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem that refuses hard links gets the fragment copied."""
+
+    def refuse(src: str, dst: str) -> None:
+        raise PermissionError("no hard links here")
+
+    monkeypatch.setattr(os, "link", refuse)
+    store = LocalChunkStore(tmp_path / "chunks")
+    cid, data = chunk(rand(70_000, 9))
+
+    async def go() -> None:
+        await store.put_fragments("0a", [(cid, data)])
+        await store.promote_fragments("0a", [cid])
+        await store.delete_fragments("0a")
+        assert await store.get(cid) == data
+
+    asyncio.run(go())
+    assert store.path_of(cid).stat().st_nlink == 1

@@ -394,6 +394,7 @@ class LocalChunkStore:
         src_dir = self._fragment_dir(upload)
         to_sync: set[str] = set()
         made: list[str] = []
+        copies: list[ChunkId] = []
         for cid in dict.fromkeys(ids):
             h = cid.hex()
             d = self._dir_of(h)
@@ -406,9 +407,15 @@ class LocalChunkStore:
                 pass  # stored as a chunk already (dedup)
             except FileNotFoundError:
                 raise ChunkMissing(f"fragment {h} of upload {upload} is missing") from None
+            except OSError:
+                copies.append(cid)  # no hard links here (some network filesystems)
+                continue
             to_sync.add(d)
         _run_all(_fsync_dir, to_sync)
         self._known_dirs.update(made)
+        if copies:
+            # Written as any chunk is, from the fragment's verified bytes.
+            self._put_many_sync((cid, self._get_fragment_sync(upload, cid)) for cid in copies)
 
     def _delete_fragments_sync(self, upload: str) -> None:
         # No fsync: a deletion a crash undoes leaves an orphan for gc.
