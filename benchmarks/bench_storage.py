@@ -20,7 +20,8 @@ Workloads (per server):
   P5  rows from bench_scale.py's run(args), when that file exists;
   P6  dedup: the stored bytes added by a second PUT of the same random file
       with 1 MiB of random bytes inserted in its middle (single PutObject;
-      P6m: the same with upload_file's 8 MiB parts, on a second pair of files);
+      P6m: the same with upload_file's 8 MiB parts, on a second pair of files),
+      measured before any gc (the sizes after `loxo gc` are in the JSON);
   P7  peak RSS of the server process tree while 4 clients each PUT then GET
       a --size-mib object concurrently.
 
@@ -437,9 +438,9 @@ def build_server(
 
 def collect_garbage(server: b.Server) -> None:
     """For loxo, `loxo gc --grace-minutes 0` with the server's own storage
-    options, so stored bytes are measured in steady state: a multipart
-    upload's seam chunks are replaced at Complete (see docs/design/storage.md)
-    and the replaced ones are garbage until gc. Other servers: nothing."""
+    options: P6 measures each write before it (what the write leaves on
+    disk, garbage included) and after it (steady state). A multipart upload
+    should leave none (see docs/design/storage.md). Other servers: nothing."""
     if server.name != "loxo":
         return
     cmd = list(server.cmd)
@@ -580,16 +581,24 @@ def phase_p6(server: b.Server, args: argparse.Namespace, s3, pair: list[Path], m
                 s3.put_object(Bucket=BUCKET, Key=key, Body=f)
 
     def run() -> dict:
+        # Measured as the writes leave the store, without gc: garbage a write
+        # leaves (a multipart upload's re-cut seams used to) counts, as it
+        # takes disk until a gc hours later. The sizes after a gc follow.
         collect_garbage(server)
         sizes = [stored_bytes(server, args)]
+        collected = [sizes[0]]
         for path, key in zip(pair, keys, strict=True):
             put(path, key)
-            collect_garbage(server)
             sizes.append(stored_bytes(server, args))
+            collect_garbage(server)
+            collected.append(stored_bytes(server, args))
         return {
             "stored_bytes": sizes,
             "first_bytes": sizes[1] - sizes[0],
-            "growth_bytes": sizes[2] - sizes[1],
+            "growth_bytes": sizes[2] - collected[1],
+            "stored_bytes_after_gc": collected,
+            "first_bytes_after_gc": collected[1] - collected[0],
+            "growth_bytes_after_gc": collected[2] - collected[1],
         }
 
     try:
@@ -1043,8 +1052,8 @@ def notes(results: dict, baselines: dict, ctx: Inputs, args: argparse.Namespace)
     }
     if ran & {"P6", "P6m"}:
         out.append(
-            "P6/P6m stored bytes: loxo = files under <data-dir>/chunks after `loxo gc "
-            "--grace-minutes 0`, rclone = its served dir, "
+            "P6/P6m stored bytes: loxo = files under <data-dir>/chunks as the write left "
+            "them, before any gc (after `loxo gc`: in --json), rclone = its served dir, "
             "restic = its repo; chunk average "
             f"{baselines.get('chunk_avg_bytes', MIB) / MIB:g} MiB from "
             f"{baselines.get('chunk_avg_source', '?')}"

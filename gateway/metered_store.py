@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
-from versioning.chunkstore.base import ChunkStore
+from versioning.chunkstore.base import ChunkStore, FragmentStore, fragments_of
 from versioning.ids import ChunkId
 
 if TYPE_CHECKING:
@@ -87,6 +87,11 @@ class MeteredStore:
             raise
         finally:
             self.metrics.store_call("iter_ids", time.perf_counter() - started)
+
+    def fragments(self) -> FragmentStore | None:
+        """The wrapped store's fragment store (uploads' part edges), unmetered:
+        the metrics count chunk traffic."""
+        return fragments_of(self.store)
 
     async def close(self) -> None:
         await self.store.close()

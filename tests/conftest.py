@@ -636,7 +636,12 @@ class LoxoServer:
         root = self.data_dir / "chunks"
         if not root.exists():
             return []
-        return [p for p in root.rglob("*") if p.is_file() and len(p.name) == 64]
+        # Open multipart uploads' fragments (chunks/fragments/) are not chunks.
+        return [
+            p
+            for p in root.rglob("*")
+            if p.is_file() and len(p.name) == 64 and p.relative_to(root).parts[0] != "fragments"
+        ]
 
 
 _session_lock = threading.Lock()

@@ -152,6 +152,12 @@ class Catalog:
             out.setdefault(r["repo"], set()).add(ContentId(r["content_id"]))
         return out
 
+    async def open_uploads(self, ids: Sequence[str]) -> set[str]:
+        """Which of these upload ids are still open (not completed, aborted
+        or expired)."""
+        rows = await self.pool.fetch("SELECT id FROM uploads WHERE id = ANY($1::text[])", list(ids))
+        return {r["id"] for r in rows}
+
     async def upload_contents(self) -> set[ContentId]:
         rows = await self.pool.fetch("SELECT DISTINCT content FROM upload_parts")
         return {ContentId(r["content"]) for r in rows}

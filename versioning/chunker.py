@@ -48,7 +48,7 @@ class StreamChunker:
     small bodies), plus the chunks a call returns.
     """
 
-    __slots__ = ("_buf", "_cap", "_cdc", "_finished", "_used", "max_size")
+    __slots__ = ("_buf", "_cap", "_cdc", "_finished", "_used", "avg_size", "max_size", "min_size")
 
     def __init__(
         self,
@@ -60,6 +60,8 @@ class StreamChunker:
         # max 1 KiB..16 MiB, min <= avg <= max) and raises ValueError.
         self._cdc = FastCDC(avg_size, min_size=min_size, max_size=max_size)
         self.max_size = max_size
+        self.min_size = min_size
+        self.avg_size = avg_size
         # Cut only when the buffer is full at 1.25 * max_size: the carry-over is
         # under max_size, so each cut emits at least max_size / 4 bytes of final
         # chunks. The carry-over is the chunk still growing at the end of the
@@ -139,3 +141,76 @@ class StreamChunker:
     def buffered(self) -> int:
         """Bytes fed but not yet returned in a chunk."""
         return self._used
+
+    def sync_point(self, data: bytes) -> int | None:
+        """Where every chunking of a body containing `data` agrees with
+        chunking `data` alone: the first of data's own cuts that the cut
+        sequence of ANY enclosing body passes through, or None when `data`
+        does not show one (it may lie further on).
+
+        Why it exists: a multipart part is chunked on its own, but the object
+        is chunked as a whole at Complete (content.rejoin). Before the sync
+        point the part's chunks may differ from the object's, depending on
+        the bytes before the part, which are unknown at UploadPart; from it
+        on they are the object's chunks whatever came before.
+
+        How: the whole body's chunk containing data[0] ends somewhere in
+        [0, max_size] (a chunk is at most max_size), and from there on its
+        cuts are a chain f(s), f(f(s)), ... where f(s) is the first cut of
+        a chunk starting at s, which depends only on data (FastCDC's hash
+        restarts at each chunk start). The chains from every s in
+        [0, max_size] are advanced, lowest first, until they merge into one:
+        every chain, hence every possible enclosing body, passes through
+        that cut. f is a step function of s: a later start is never more
+        ready to cut, and a cut at a stays f(s) until a - s drops below
+        avg_size (where FastCDC's stricter mask starts) or min_size. So its
+        values need two probes each, not a scan of 4 Mi starts (a bisection
+        found the same values on every sample tried). Should the steps lie
+        elsewhere, a missed chain costs a chunk stored twice at Complete,
+        never wrong content. A chunk that runs to the end of `data` may end
+        elsewhere in an enclosing body, so a chain reaching the end yields
+        None, as does data of at most max_size.
+        """
+        n = len(data)
+        view = memoryview(data)
+        cdc = self._cdc
+        limit, avg, least = self.max_size, self.avg_size, self.min_size
+
+        def first_cut(start: int) -> int | None:
+            if start >= n:
+                return None
+            end = n
+            for c in cdc.cut_buf(view[start : start + limit + 1]):
+                end = start + c.length
+                break
+            # A chunk cut before the end of what it saw is cut where the
+            # whole body's would be; one that runs to the end of `data` is not.
+            return end if end < n else None
+
+        heads: set[int] = set()
+        start = 0
+        while start <= limit:
+            if len(heads) > _MAX_ENTRY_CUTS:
+                return None  # no content cuts (e.g. zeros): chains never merge
+            cut = first_cut(start)
+            if cut is None:
+                return None
+            heads.add(cut)
+            probe = cut - avg + 1  # the first start for which cut needs the strict mask
+            if probe > start and (probe > limit or first_cut(probe) != cut):
+                start = probe
+            else:
+                start = max(cut - least + 1, start + 1)
+        while len(heads) > 1:
+            lowest = min(heads)
+            heads.discard(lowest)
+            following = first_cut(lowest)
+            if following is None:
+                return None
+            heads.add(following)
+        return heads.pop()
+
+
+# More distinct ends of the entry chunk than this: data without content cuts
+# (a run of zeros cuts every max_size from wherever it starts).
+_MAX_ENTRY_CUTS = 64

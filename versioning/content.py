@@ -38,6 +38,11 @@ BATCH_BYTES = 1 << 20
 FLUSH_BYTES = 1 << 20
 # A whole body this small is digested and cut on the event loop (see ingest).
 SMALL_BODY = 64 * 1024
+# How much of a part's start is held to find its sync point, in max chunks:
+# the chains it follows start within one max chunk and merge a few chunks
+# later (random data, default sizes: 4.3 to 9.6 MiB into the part in 60
+# samples; a chain needs up to one max chunk of data beyond its cut).
+HEAD_WINDOW_CHUNKS = 3
 
 
 def stream_memory(max_chunk: int) -> int:
@@ -45,6 +50,39 @@ def stream_memory(max_chunk: int) -> int:
     (1.25 * max chunk), one cut's chunks being written and the next cut's
     waiting, and the batch being gathered plus the one being processed."""
     return max_chunk + max_chunk // 4 + 2 * max_chunk + 2 * BATCH_BYTES
+
+
+class MemorySlots:
+    """The server's ingest memory budget as slots of stream_memory bytes.
+
+    A body takes one slot; a multipart part takes two, because it holds up
+    to HEAD_WINDOW_CHUNKS max chunks more while its sync point is found.
+    Takers of several slots go one at a time: two of them each holding one
+    of the last two slots would otherwise wait for each other forever.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._free = asyncio.Semaphore(count)
+        self._several = asyncio.Lock()
+
+    async def acquire(self, n: int = 1) -> None:
+        if n == 1:
+            await self._free.acquire()
+            return
+        taken = 0
+        try:
+            async with self._several:
+                while taken < min(n, self.count):
+                    await self._free.acquire()
+                    taken += 1
+        except BaseException:
+            self.release(taken)
+            raise
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(min(n, self.count)):
+            self._free.release()
 
 
 # Bodies up to this size are kept inline in their manifest by default. 16 KiB
@@ -79,16 +117,23 @@ async def ingest(
     hashers: Mapping[str, Hasher] | None = None,
     chunker_factory: Callable[[], StreamChunker] = StreamChunker,
     inline_max: int = 0,
-    slots: asyncio.Semaphore | None = None,
+    slots: MemorySlots | None = None,
+    edges: ChunkSink | None = None,
 ) -> Ingested:
     """Store a streamed body; returns its manifest and digests. A body of at
     most `inline_max` bytes is returned inline and nothing is stored.
 
     A body larger than one batch takes one of `slots` (the server's memory
-    budget, see stream_memory) before its first batch is processed, and
+    budget, see stream_memory; a part takes two) before its first batch is processed, and
     holds it to the end. While it waits it reads nothing more, so the client
     is held back by TCP flow control instead of our memory growing with the
     number of concurrent uploads. Small bodies never wait.
+
+    With `edges` (a multipart part's body), the chunks that may not be the
+    finished object's are sent there instead of to `store`: those before the
+    body's sync point (StreamChunker.sync_point, judged on the first
+    HEAD_WINDOW bytes, held in memory until then) and the last one. The
+    manifest lists every chunk as usual.
 
     Errors raised by `pieces` (a bad client, a signature mismatch detected at
     the end) propagate; chunks already written are then unreferenced and left
@@ -104,6 +149,41 @@ async def ingest(
     new_chunks = 0
     flushed = False
     writing: asyncio.Future[int] | None = None
+    # Part mode (edges given): chunks held until the sync point is known.
+    heading = edges is not None
+    weight = 1 if edges is None else 2  # memory slots held (MemorySlots)
+    held: list[tuple[ChunkId, bytes]] = []
+    held_bytes = 0
+    window = HEAD_WINDOW_CHUNKS * getattr(chunker, "max_size", 0)
+
+    def sync_split(data: bytes) -> int:
+        """How many held chunks are edges: those up to the sync point, or
+        all of them when the held bytes show none."""
+        find = getattr(chunker, "sync_point", None)
+        at = find(data) if find is not None else None
+        end = 0
+        for k, (_, c) in enumerate(held):
+            end += len(c)
+            if end == at:
+                return k + 1
+        return len(held)
+
+    async def settle() -> None:
+        """Send the held chunks before the sync point to `edges`, the rest
+        on to the store."""
+        nonlocal heading, held_bytes, pending_bytes
+        assert edges is not None
+        data = b"".join(c for _, c in held)
+        split = await asyncio.to_thread(sync_split, data)
+        del data
+        if split:
+            await edges.put_many(held[:split])
+        for cid, c in held[split:]:
+            pending.append((cid, c))
+            pending_bytes += len(c)
+        held.clear()
+        held_bytes = 0
+        heading = False
 
     def digest(batch: bytes) -> None:
         md5.update(batch)
@@ -115,7 +195,7 @@ async def ingest(
         return [(chunk_id(c), c) for c in chunks]
 
     async def process(batch: bytes | None, on_loop: bool = False) -> None:
-        nonlocal pending_bytes, new_chunks, flushed, writing
+        nonlocal pending_bytes, new_chunks, flushed, writing, held_bytes
         if on_loop:
             if batch is not None:
                 digest(batch)
@@ -128,13 +208,27 @@ async def ingest(
             named = await asyncio.to_thread(cut, None)
         for cid, data in named:
             refs.append(ChunkRef(cid, len(data)))
-            pending.append((cid, data))
-            pending_bytes += len(data)
+            if heading:
+                held.append((cid, data))
+                held_bytes += len(data)
+            else:
+                pending.append((cid, data))
+                pending_bytes += len(data)
         if batch is None and not flushed and 0 < size <= inline_max:
             # Whole body still in hand and small: keep it in the manifest.
-            refs[:] = [ChunkRef.of_inline(b"".join(data for _, data in pending))]
+            everything = held + pending
+            refs[:] = [ChunkRef.of_inline(b"".join(data for _, data in everything))]
             pending.clear()
+            held.clear()
             return
+        if heading and (batch is None or held_bytes >= window):
+            await settle()
+        if batch is None and edges is not None and pending and pending[-1][0] == refs[-1].id:
+            # The last chunk ends where the part ends, not where the content
+            # says: the next part's seam re-cuts it.
+            tail = pending.pop()
+            pending_bytes -= len(tail[1])
+            await edges.put_many([tail])
         if pending and (batch is None or pending_bytes >= FLUSH_BYTES):
             flushed = True
             # Written while the next batch is hashed and cut: one write in
@@ -162,7 +256,7 @@ async def ingest(
             gathered_bytes += len(piece)
             if gathered_bytes >= BATCH_BYTES:
                 if slots is not None and not holding:
-                    await slots.acquire()
+                    await slots.acquire(weight)
                     holding = True
                 batch = b"".join(gathered)
                 gathered.clear()
@@ -181,7 +275,7 @@ async def ingest(
                 await writing
         if holding:
             assert slots is not None
-            slots.release()
+            slots.release(weight)
     return Ingested(Manifest(tuple(refs)), size, md5.digest(), extra, new_chunks)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from versioning.catalog import Catalog, batches
-from versioning.chunkstore.base import ChunkMissing, ChunkStore
+from versioning.chunkstore.base import ChunkMissing, ChunkStore, fragments_of
 from versioning.errors import CorruptData
 from versioning.ids import ChunkId, ContentId, short_hash
 from versioning.model import Manifest
@@ -136,13 +136,32 @@ async def check(
                 users[ref.id].append(content)
     report.contents = len(wanted)
 
+    # Open uploads' parts name their edge chunks, which are the uploads'
+    # fragments rather than chunks until Complete (uploads.py): found there.
+    held: dict[ChunkId, str] = {}
+    fragments = fragments_of(store)
+    if fragments is not None:
+        listed = await fragments.fragment_uploads()
+        for id_batch in batches(listed):
+            for upload_id in sorted(await catalog.open_uploads(id_batch)):
+                for fid in await fragments.fragment_ids(upload_id):
+                    held[fid] = upload_id
+
     # Chunks: read each once; the store verifies the hash on every read.
     limit = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def get(chunk: ChunkId) -> None:
+        try:
+            await store.get(chunk)
+        except ChunkMissing:
+            if fragments is None or chunk not in held:
+                raise
+            await fragments.get_fragment(held[chunk], chunk)
 
     async def read(chunk: ChunkId) -> None:
         async with limit:
             try:
-                await store.get(chunk)
+                await get(chunk)
             except ChunkMissing as exc:
                 bad = ("missing-chunk", str(exc))
             except CorruptData as exc:

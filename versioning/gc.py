@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from versioning.catalog import Catalog, batches
-from versioning.chunkstore.base import ChunkStore
+from versioning.chunkstore.base import ChunkStore, fragments_of
 from versioning.clock import now_us
 from versioning.errors import CorruptData
 from versioning.ids import ChunkId
@@ -49,6 +49,7 @@ class GcReport:
     chunks: int
     chunk_bytes: int  # plain (uncompressed) bytes of the chunks deleted
     seconds: float
+    fragment_uploads: int = 0  # closed uploads whose leftover fragments were deleted
 
     def summary(self) -> str:
         verb = "would free" if self.dry_run else "freed"
@@ -177,6 +178,21 @@ async def _collect(
             chunks += n
             chunk_bytes += size
     say(f"chunks: {chunks}")
+
+    # Fragments of uploads that are gone: a crash between an upload's end and
+    # the deletion of its fragments left them. An open upload's are kept (its
+    # row exists before any part is stored, so a listed one is never too new).
+    leftovers: list[str] = []
+    fragments = fragments_of(store)
+    if fragments is not None:
+        listed = await fragments.fragment_uploads()
+        for id_batch in batches(listed):
+            still_open = await catalog.open_uploads(id_batch)
+            leftovers.extend(u for u in id_batch if u not in still_open)
+        if not dry_run:
+            for upload_id in leftovers:
+                await fragments.delete_fragments(upload_id)
+    say(f"fragments: {len(leftovers)} closed uploads")
     return GcReport(
         dry_run=dry_run,
         grace_seconds=grace_seconds,
@@ -190,4 +206,5 @@ async def _collect(
         chunks=chunks,
         chunk_bytes=chunk_bytes,
         seconds=time.monotonic() - started,
+        fragment_uploads=len(leftovers),
     )

@@ -24,15 +24,17 @@ from versioning.committer import Change, Check, Committer
 from versioning.content import (
     DEFAULT_INLINE_MAX,
     ChunkReader,
+    ChunkSink,
     Hasher,
     Ingested,
+    MemorySlots,
     ingest,
     stream_memory,
 )
 from versioning.db import Database
 from versioning.ids import CommitId, ContentId, NodeId, is_commit_hex
 from versioning.leases import LeasedStore, hold_existing
-from versioning.model import ChunkRef, Manifest, ObjectEntry, OpenCommit
+from versioning.model import ChunkRef, Manifest, ObjectEntry, OpenCommit, Upload
 from versioning.names import new_version
 from versioning.purge import Purges
 from versioning.uploads import Uploads
@@ -61,10 +63,10 @@ class Versioning:
         self.author = author
         self.inline_max = inline_max
         self.chunker_factory = chunker_factory
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: MemorySlots | None = None
         if ingest_memory is not None:
             per_body = stream_memory(chunker_factory().max_size)
-            self._slots = asyncio.Semaphore(max(2, ingest_memory // per_body))
+            self._slots = MemorySlots(max(2, ingest_memory // per_body))
         self.committer = Committer(db)
         self.branches = Branches(db)
         self.purges = Purges(db)
@@ -269,6 +271,17 @@ class Versioning:
             return await self.db.objects.put_content(result.manifest), result
         return result.manifest.id, result
 
+    async def store_part(
+        self,
+        upload: Upload,
+        pieces: AsyncIterator[bytes],
+        hashers: Mapping[str, Hasher] | None = None,
+    ) -> tuple[ContentId, Ingested]:
+        """store_content for a part of `upload`: its edge chunks become the
+        upload's fragments rather than chunks (see uploads.py)."""
+        result = await self._ingest(pieces, hashers, edges=self.uploads.part_sink(upload))
+        return await self.db.objects.put_content(result.manifest), result
+
     async def commit(
         self,
         view: View,
@@ -412,7 +425,10 @@ class Versioning:
         return await self.db.objects.put_content(part), part.size, md5.digest()
 
     async def _ingest(
-        self, pieces: AsyncIterator[bytes], hashers: Mapping[str, Hasher] | None = None
+        self,
+        pieces: AsyncIterator[bytes],
+        hashers: Mapping[str, Hasher] | None = None,
+        edges: ChunkSink | None = None,
     ) -> Ingested:
         return await ingest(
             pieces,
@@ -421,6 +437,7 @@ class Versioning:
             chunker_factory=self.chunker_factory,
             inline_max=self.inline_max,
             slots=self._slots,
+            edges=edges,
         )
 
 

@@ -2,6 +2,13 @@
 from their chunks (no byte copied) into one object, in one commit that
 consumes the upload.
 
+A part's edge chunks (before its sync point, and its last one) are kept as
+the upload's fragments (chunkstore.base.FragmentStore), not as chunks: they
+depend on where the part starts, so Complete re-cuts them (content.rejoin)
+and only what the object keeps becomes chunks, promoted without a rewrite.
+The fragments are deleted when the upload completes, is aborted or expires;
+gc removes any a crash left behind. So a multipart upload leaves no garbage.
+
 What makes a part list acceptable (order, ETags, minimum sizes) and the
 object's ETag are the protocol's rules; this module takes the parts already
 chosen.
@@ -9,21 +16,21 @@ chosen.
 
 from __future__ import annotations
 
-import functools
+import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from versioning import errors
 from versioning.chunker import StreamChunker
-from versioning.chunkstore.base import ChunkStore
+from versioning.chunkstore.base import ChunkMissing, ChunkStore, FragmentStore, fragments_of
 from versioning.clock import now_us
 from versioning.committer import Change, Check, Committer
 from versioning.content import read_piece, rejoin
 from versioning.db import Database
-from versioning.ids import CommitId, ContentId
+from versioning.ids import ChunkId, CommitId, ContentId
 from versioning.leases import LeasedStore
-from versioning.model import Completion, Manifest, ObjectEntry, Upload, UploadPart
+from versioning.model import ChunkRef, Completion, Manifest, ObjectEntry, Upload, UploadPart
 from versioning.purge import Purges
 from versioning.views import ObjectAttrs, View, new_entry
 
@@ -34,6 +41,53 @@ from versioning.views import ObjectAttrs, View, new_entry
 REJOIN_MAX_PARTS = 1000
 # Uploads read per query when listing a repo's.
 LIST_PAGE = 1000
+
+log = logging.getLogger("loxo.uploads")
+
+
+class FragmentSink:
+    """A ChunkSink that files a part's edge chunks as the upload's fragments."""
+
+    def __init__(self, fragments: FragmentStore, upload_id: str) -> None:
+        self.fragments = fragments
+        self.upload_id = upload_id
+
+    async def put_many(self, chunks: list[tuple[ChunkId, bytes]]) -> int:
+        await self.fragments.put_fragments(self.upload_id, chunks)
+        return 0  # not chunks: nothing new in the chunk store
+
+
+class _SeamSink:
+    """Complete's ChunkSink: a chunk the upload holds as a fragment is leased
+    and promoted (no bytes sent again), any other is stored as usual."""
+
+    def __init__(
+        self,
+        leased: LeasedStore,
+        fragments: FragmentStore | None,
+        upload_id: str,
+        fragment_ids: set[ChunkId],
+    ) -> None:
+        self.leased = leased
+        self.fragments = fragments
+        self.upload_id = upload_id
+        self.fragment_ids = fragment_ids
+        self.promoted: set[ChunkId] = set()
+
+    async def put_many(self, chunks: list[tuple[ChunkId, bytes]]) -> int:
+        held = [ChunkRef(cid, len(c)) for cid, c in chunks if cid in self.fragment_ids]
+        rest = [(cid, c) for cid, c in chunks if cid not in self.fragment_ids]
+        await self.promote(held)
+        return await self.leased.put_many(rest) if rest else 0
+
+    async def promote(self, refs: list[ChunkRef]) -> None:
+        todo = [r for r in refs if r.id not in self.promoted]
+        if not todo or self.fragments is None:
+            return
+        # Leased before they appear as chunks, like any put (leases.py).
+        await self.leased.rows.touch_chunks(todo)
+        await self.fragments.promote_fragments(self.upload_id, [r.id for r in todo])
+        self.promoted.update(r.id for r in todo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +115,43 @@ class Uploads:
         self.author = author
         self.chunker_factory = chunker_factory
         self.purges = purges or Purges(db)
+        self.fragments = fragments_of(store)
+
+    def part_sink(self, upload: Upload) -> FragmentSink | None:
+        """Where a part's edge chunks go (content.ingest's `edges`), or None
+        when the store keeps no fragments: then they are plain chunks."""
+        return None if self.fragments is None else FragmentSink(self.fragments, upload.id)
+
+    async def drop_fragments(self, upload_id: str) -> None:
+        """Delete an upload's fragments once it is gone. Best effort: what
+        is left is an orphan gc removes."""
+        if self.fragments is None:
+            return
+        try:
+            await self.fragments.delete_fragments(upload_id)
+        except Exception:  # never fail the request that ended the upload
+            log.warning("could not delete the fragments of upload %s", upload_id, exc_info=True)
+
+    async def _reader(
+        self, upload_id: str
+    ) -> tuple[Callable[[ChunkRef], Awaitable[bytes]], set[ChunkId]]:
+        """A reader of the upload's pieces (its fragments, chunks, inline
+        bytes), and the ids it holds as fragments."""
+        fragments = self.fragments
+        ids = await fragments.fragment_ids(upload_id) if fragments is not None else set()
+
+        async def read(ref: ChunkRef) -> bytes:
+            if fragments is not None and ref.inline is None and ref.id in ids:
+                return await fragments.get_fragment(upload_id, ref.id)
+            return await read_piece(self.store, ref)
+
+        return read, ids
+
+    async def read_part(self, upload: Upload, part: UploadPart) -> AsyncIterator[bytes]:
+        """A stored part's bytes (its edges come from the upload's fragments)."""
+        read, _ = await self._reader(upload.id)
+        for ref in (await self.db.objects.get_manifest(part.content)).chunks:
+            yield await read(ref)
 
     async def create(
         self,
@@ -126,9 +217,14 @@ class Uploads:
     ) -> int:
         """Record (or replace) a part; returns its time (microseconds)."""
         created = now_us()
-        await self.db.uploads.put_part(
-            upload.id, UploadPart(number, content, size, md5, created, dict(checksums or {}))
-        )
+        try:
+            await self.db.uploads.put_part(
+                upload.id, UploadPart(number, content, size, md5, created, dict(checksums or {}))
+            )
+        except errors.UploadNotFound:
+            # Aborted or completed while the part arrived: its fragments are orphans.
+            await self.drop_fragments(upload.id)
+            raise
         return created
 
     async def parts(self, upload: Upload) -> list[UploadPart]:
@@ -156,7 +252,10 @@ class Uploads:
         """Abort every upload idle (no creation, no part) for `max_idle_us`.
         Their parts' contents and chunks become unreferenced, for garbage
         collection to reclaim."""
-        return await self.db.uploads.expire_uploads(now_us() - max_idle_us)
+        gone = await self.db.uploads.expire_uploads(now_us() - max_idle_us)
+        for upload_id in gone:
+            await self.drop_fragments(upload_id)
+        return gone
 
     async def in_repo(self, repo: str, branch: str | None = None) -> list[UploadInfo]:
         """Every upload in progress in `repo` (or on one of its branches), across
@@ -211,6 +310,7 @@ class Uploads:
     async def abort(self, upload: Upload) -> None:
         if not await self.db.uploads.delete_upload(upload.id):
             raise errors.UploadNotFound(upload.id)
+        await self.drop_fragments(upload.id)
 
     async def complete(
         self,
@@ -228,15 +328,24 @@ class Uploads:
         if view.branch is None:
             raise errors.ReadOnlyRef(f"{view.repo} snapshot is read-only")
         pieces = [list((await self.db.objects.get_manifest(p.content)).chunks) for p in chosen]
-        if len(pieces) <= REJOIN_MAX_PARTS:
-            chunks = await rejoin(
-                pieces,
-                functools.partial(read_piece, self.store),
-                LeasedStore(self.db.objects, self.store),
-                self.chunker_factory,
-            )
-        else:
-            chunks = [ref for refs in pieces for ref in refs]
+        read, fragment_ids = await self._reader(upload.id)
+        sink = _SeamSink(
+            LeasedStore(self.db.objects, self.store), self.fragments, upload.id, fragment_ids
+        )
+        try:
+            if len(pieces) <= REJOIN_MAX_PARTS:
+                chunks = await rejoin(pieces, read, sink, self.chunker_factory)
+            else:
+                chunks = [ref for refs in pieces for ref in refs]
+            # Fragments the object keeps as they are (the first part's head, the
+            # last part's tail, chunks after a seam came back in step) become chunks.
+            await sink.promote([r for r in chunks if r.inline is None and r.id in fragment_ids])
+        except ChunkMissing:
+            if not await self.exists(upload.id):
+                # A concurrent completion (or abort) ended the upload and
+                # deleted its fragments meanwhile: the upload is what's gone.
+                raise errors.UploadNotFound(upload.id) from None
+            raise
         manifest = Manifest(tuple(chunks))
         if manifest.size > 0:
             await self.purges.check_write(view.repo, [manifest.id])
@@ -257,4 +366,6 @@ class Uploads:
                 consume_upload=upload.id,
             ),
         )
+        # Committed: the object's chunks are chunks now, its fragments spare.
+        await self.drop_fragments(upload.id)
         return commit_id, entry

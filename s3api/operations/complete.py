@@ -233,7 +233,7 @@ async def _object_checksums(
         if name == header or name not in checksums.ALGORITHMS:
             continue
         given = value.strip()
-        expected = await _expected(ctx, name, given, chosen, out)
+        expected = await _expected(ctx, upload, name, given, chosen, out)
         if expected != given:
             raise BadDigest(
                 f"The x-amz-checksum-{name} you specified did not match the calculated checksum."
@@ -243,7 +243,12 @@ async def _object_checksums(
 
 
 async def _expected(
-    ctx: Context, name: str, given: str, chosen: list[UploadPart], known: dict[str, str]
+    ctx: Context,
+    upload: Upload,
+    name: str,
+    given: str,
+    chosen: list[UploadPart],
+    known: dict[str, str],
 ) -> str:
     """What a Complete's x-amz-checksum-<name> header must be: the composite
     of the parts' checksums when it has the composite form (`...-N`), else
@@ -255,19 +260,19 @@ async def _expected(
             return known[name]
         if name not in checksums.COMPOSITE_ALGORITHMS:
             raise InvalidRequest(f"The {name} checksum algorithm has no composite form.")
-        values = [p.checksums.get(name) or await _digest(ctx, [p], name) for p in chosen]
+        values = [p.checksums.get(name) or await _digest(ctx, upload, [p], name) for p in chosen]
         return checksums.composite(name, values)
     if name in known and checksums.checksum_type(known[name]) == checksums.FULL_OBJECT:
         return known[name]
     if name in checksums.FULL_OBJECT_ALGORITHMS and all(name in p.checksums for p in chosen):
         return checksums.combine(name, [(p.checksums[name], p.size) for p in chosen])
-    return await _digest(ctx, chosen, name)
+    return await _digest(ctx, upload, chosen, name)
 
 
-async def _digest(ctx: Context, parts: list[UploadPart], name: str) -> str:
+async def _digest(ctx: Context, upload: Upload, parts: list[UploadPart], name: str) -> str:
     """The base64 checksum `name` of the parts' bytes, read end to end."""
     hasher = cast(Hasher, checksums.ALGORITHMS[name].new())
     for part in parts:
-        async for piece in ctx.versioning.read_content(part.content):
+        async for piece in ctx.versioning.uploads.read_part(upload, part):
             await asyncio.to_thread(hasher.update, piece)
     return checksums.encode(checksums.digest_of(hasher))

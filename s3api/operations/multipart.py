@@ -137,7 +137,7 @@ async def upload_part(ctx: Context, req: S3Request) -> Response:
     wanted = upload.checksum_algorithm
     if wanted is not None and wanted not in hashers:
         hashers[wanted] = checksums.ALGORITHMS[wanted].new()  # type: ignore[assignment]
-    content_id, result = await ctx.versioning.store_content(_bounded(req), hashers)
+    content_id, result = await ctx.versioning.store_part(upload, _bounded(req), hashers)
     stored = req.verify(result)
     if wanted is not None and wanted not in stored:
         # The client sent no checksum of the upload's algorithm: ours is the part's.

@@ -37,7 +37,7 @@ from versioning.chunkstore import (
     encode_chunk,
     open_store,
 )
-from versioning.chunkstore.base import RAW, ZSTD
+from versioning.chunkstore.base import RAW, ZSTD, fragments_of
 from versioning.errors import CorruptData
 from versioning.ids import ChunkId
 
@@ -268,6 +268,42 @@ def test_iter_ids(make_harness: HarnessFactory) -> None:
         assert set(ids) == {cid for cid, _ in chunks}
         await h.store.delete(chunks[0][0])
         assert {i async for i in h.store.iter_ids()} == {cid for cid, _ in chunks[1:]}
+
+    run(make_harness, body)
+
+
+def test_fragments(make_harness: HarnessFactory) -> None:
+    """A multipart upload's fragments: outside the chunk namespace, verified
+    on read, promoted to chunks, deleted per upload."""
+
+    async def body(h: Harness) -> None:
+        fragments = fragments_of(h.store)
+        assert fragments is not None
+        upload, other = "0abc", "0def"
+        kept, spare, theirs = chunk(rand(3000, 1)), chunk(compressible(50_000)), chunk(rand(10, 3))
+        await fragments.put_fragments(upload, [kept, spare])
+        await fragments.put_fragments(other, [theirs])
+        assert [i async for i in h.store.iter_ids()] == []
+        assert not await h.store.has(kept[0])
+        assert await fragments.fragment_ids(upload) == {kept[0], spare[0]}
+        assert await fragments.get_fragment(upload, spare[0]) == spare[1]
+        with pytest.raises(ChunkMissing):
+            await fragments.get_fragment(other, kept[0])
+        with pytest.raises(ValueError):
+            await fragments.put_fragments(upload, [(kept[0], b"other bytes")])
+        with pytest.raises(ValueError):
+            await fragments.fragment_ids("../up")
+        assert sorted(await fragments.fragment_uploads()) == [upload, other]
+
+        await fragments.promote_fragments(upload, [kept[0]])
+        await fragments.promote_fragments(upload, [kept[0]])  # already a chunk: fine
+        assert await h.store.get(kept[0]) == kept[1]
+        assert [i async for i in h.store.iter_ids()] == [kept[0]]
+        await fragments.delete_fragments(upload)
+        assert await fragments.fragment_ids(upload) == set()
+        assert await fragments.fragment_uploads() == [other]
+        assert await h.store.get(kept[0]) == kept[1]  # the chunk outlives its fragment
+        await fragments.delete_fragments(upload)  # none left is fine
 
     run(make_harness, body)
 
@@ -832,3 +868,25 @@ def test_open_store_unsupported_lists_every_form() -> None:
         open_store("gs://bucket")
     assert "file:///abs/path" in str(e.value) and "file://rel/path" in str(e.value)
     assert "s3://bucket" in str(e.value)
+
+
+def test_local_promotion_copies_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem that refuses hard links gets the fragment copied."""
+
+    def refuse(src: str, dst: str) -> None:
+        raise PermissionError("no hard links here")
+
+    monkeypatch.setattr(os, "link", refuse)
+    store = LocalChunkStore(tmp_path / "chunks")
+    cid, data = chunk(rand(70_000, 9))
+
+    async def go() -> None:
+        await store.put_fragments("0a", [(cid, data)])
+        await store.promote_fragments("0a", [cid])
+        await store.delete_fragments("0a")
+        assert await store.get(cid) == data
+
+    asyncio.run(go())
+    assert store.path_of(cid).stat().st_nlink == 1

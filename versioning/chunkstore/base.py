@@ -13,6 +13,7 @@ byte for byte: one header byte, then the payload.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -177,3 +178,64 @@ class ChunkStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class FragmentStore(Protocol):
+    """Where a multipart upload keeps its parts' edge chunks until Complete.
+
+    A part is chunked on its own, so its first chunks (up to its sync point,
+    see StreamChunker.sync_point) and its last one may not be chunks of the
+    finished object. They must be durable when the part is acknowledged, but
+    filed as chunks they would be garbage after Complete re-cuts the seams.
+    So they are kept here, per upload and outside the chunk namespace
+    (iter_ids never lists them, gc's chunk pass never sees them), in the
+    same stored encoding as chunks, verified on every read. Complete promotes
+    the ones the object keeps into the chunk namespace without rewriting
+    them (promote), then the upload's fragments are deleted; so are an
+    aborted or expired upload's, and gc removes those a crash left behind.
+
+    `upload` is an upload id: lower-case hex, checked by every method.
+    """
+
+    async def put_fragments(self, upload: str, chunks: list[tuple[ChunkId, bytes]]) -> None:
+        """Store fragments of `upload`; durable when it returns."""
+        ...
+
+    async def get_fragment(self, upload: str, chunk_id: ChunkId) -> bytes:
+        """A fragment's bytes, verified. ChunkMissing if absent."""
+        ...
+
+    async def fragment_ids(self, upload: str) -> set[ChunkId]:
+        """The ids of `upload`'s stored fragments."""
+        ...
+
+    async def promote_fragments(self, upload: str, ids: list[ChunkId]) -> None:
+        """Make these fragments chunks too (a chunk already stored is kept),
+        without sending their bytes again; durable when it returns. The
+        caller leases them first, as for any put."""
+        ...
+
+    async def delete_fragments(self, upload: str) -> None:
+        """Remove every fragment of `upload`; none is fine."""
+        ...
+
+    async def fragment_uploads(self) -> list[str]:
+        """The uploads that have fragments stored (for gc)."""
+        ...
+
+
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{1,128}$")
+
+
+def check_upload_id(upload: str) -> str:
+    """An upload id fit to name a directory or key prefix (hex only)."""
+    if not _UPLOAD_ID.match(upload):
+        raise ValueError(f"upload id {upload!r} is not lower-case hex")
+    return upload
+
+
+def fragments_of(store: object) -> FragmentStore | None:
+    """The fragment store behind a chunk store (or a wrapper of one that
+    offers `fragments()`), or None: then parts are stored as plain chunks."""
+    get = getattr(store, "fragments", None)
+    return get() if callable(get) else None

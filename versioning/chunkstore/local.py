@@ -10,6 +10,11 @@ survives a crash. New directories are made durable the same way (fsync of the
 parent after mkdir). Temp file names start with "." and never match a chunk
 name, so a crash can leave garbage but never a partial chunk.
 
+A multipart upload's fragments (chunkstore.base.FragmentStore) live under
+<root>/fragments/<upload id>/<64 hex id>, in the chunk encoding and written
+as durably; iter_ids never looks there. Promoting one to a chunk is a hard
+link, so its bytes are written once.
+
 Every blocking call runs in a worker thread, one hop per store call (a whole
 put_many batch is one hop), so the event loop never waits on the disk. Within a
 batch, files are written in waves whose fsyncs run in parallel, and each touched
@@ -33,7 +38,9 @@ from typing import TypeVar
 
 from versioning.chunkstore.base import (
     ChunkMissing,
+    FragmentStore,
     check_id,
+    check_upload_id,
     decode_chunk_parts,
     encode_chunk_parts,
 )
@@ -44,6 +51,7 @@ _T = TypeVar("_T")
 
 _HEX2 = re.compile(r"^[0-9a-f]{2}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_UPLOAD_DIR = re.compile(r"^[0-9a-f]{1,128}$")
 
 # fdatasync skips flushing timestamps but still flushes what a read needs (size,
 # block map), which is all a new, never-modified file has. macOS lacks it.
@@ -323,3 +331,128 @@ class LocalChunkStore:
     async def close(self) -> None:
         # Nothing held open between calls.
         return None
+
+    # -- fragments (FragmentStore) -------------------------------------------
+
+    def fragments(self) -> FragmentStore:
+        return self
+
+    def _fragment_dir(self, upload: str) -> str:
+        return os.path.join(self._root, "fragments", check_upload_id(upload))
+
+    def _put_fragments_sync(self, upload: str, chunks: list[tuple[ChunkId, bytes]]) -> None:
+        d = self._fragment_dir(upload)
+        to_sync: set[str] = set()
+        made: list[str] = []
+        self._ensure_dir(d, to_sync, made)
+        pending: list[_Pending] = []
+        try:
+            for cid, data in dict(chunks).items():
+                check_id(cid, data)
+                h = cid.hex()
+                tmp = os.path.join(d, f".{h}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+                p = _Pending(d, os.path.join(d, h), tmp)
+                p.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                pending.append(p)
+                _write_all(p.fd, *encode_chunk_parts(data))
+            _run_all(_datasync, [p.fd for p in pending])
+            for p in pending:
+                os.close(p.fd)
+                p.fd = -1
+                os.replace(p.tmp, p.final)
+                p.renamed = True
+            # The part is acknowledged after this: its fragments must survive a crash.
+            _run_all(_fsync_dir, to_sync | {d})
+        except BaseException:
+            for p in pending:
+                if p.fd >= 0:
+                    os.close(p.fd)
+                if not p.renamed:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(p.tmp)
+            raise
+        self._known_dirs.update(made)
+
+    def _get_fragment_sync(self, upload: str, cid: ChunkId) -> bytes:
+        try:
+            with open(os.path.join(self._fragment_dir(upload), cid.hex()), "rb") as f:
+                stored = f.read()
+        except FileNotFoundError:
+            raise ChunkMissing(f"fragment {cid.hex()} of upload {upload} is missing") from None
+        if not stored:
+            raise CorruptData(f"fragment {cid.hex()}: empty stored object")
+        return decode_chunk_parts(cid, stored[0], memoryview(stored)[1:])
+
+    def _fragment_ids_sync(self, upload: str) -> set[ChunkId]:
+        try:
+            names = os.listdir(self._fragment_dir(upload))
+        except FileNotFoundError:
+            return set()
+        return {ChunkId(bytes.fromhex(n)) for n in names if _HEX64.match(n)}
+
+    def _promote_sync(self, upload: str, ids: list[ChunkId]) -> None:
+        src_dir = self._fragment_dir(upload)
+        to_sync: set[str] = set()
+        made: list[str] = []
+        copies: list[ChunkId] = []
+        for cid in dict.fromkeys(ids):
+            h = cid.hex()
+            d = self._dir_of(h)
+            self._ensure_dir(d, to_sync, made)
+            try:
+                # The fragment file was fsynced when the part was stored; a
+                # link shares it, so only the new directory entry needs a sync.
+                os.link(os.path.join(src_dir, h), os.path.join(d, h))
+            except FileExistsError:
+                pass  # stored as a chunk already (dedup)
+            except FileNotFoundError:
+                raise ChunkMissing(f"fragment {h} of upload {upload} is missing") from None
+            except OSError:
+                copies.append(cid)  # no hard links here (some network filesystems)
+                continue
+            to_sync.add(d)
+        _run_all(_fsync_dir, to_sync)
+        self._known_dirs.update(made)
+        if copies:
+            # Written as any chunk is, from the fragment's verified bytes.
+            self._put_many_sync((cid, self._get_fragment_sync(upload, cid)) for cid in copies)
+
+    def _delete_fragments_sync(self, upload: str) -> None:
+        # No fsync: a deletion a crash undoes leaves an orphan for gc.
+        d = self._fragment_dir(upload)
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            return
+        for n in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(d, n))
+        with contextlib.suppress(FileNotFoundError, OSError):
+            os.rmdir(d)
+
+    def _fragment_uploads_sync(self) -> list[str]:
+        try:
+            names = os.listdir(os.path.join(self._root, "fragments"))
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if _UPLOAD_DIR.match(n))
+
+    async def put_fragments(self, upload: str, chunks: list[tuple[ChunkId, bytes]]) -> None:
+        if chunks:
+            await asyncio.to_thread(self._put_fragments_sync, upload, chunks)
+
+    async def get_fragment(self, upload: str, chunk_id: ChunkId) -> bytes:
+        return await asyncio.to_thread(self._get_fragment_sync, upload, chunk_id)
+
+    async def fragment_ids(self, upload: str) -> set[ChunkId]:
+        return await asyncio.to_thread(self._fragment_ids_sync, upload)
+
+    async def promote_fragments(self, upload: str, ids: list[ChunkId]) -> None:
+        if ids:
+            await asyncio.to_thread(self._promote_sync, upload, ids)
+
+    async def delete_fragments(self, upload: str) -> None:
+        await asyncio.to_thread(self._delete_fragments_sync, upload)
+
+    async def fragment_uploads(self) -> list[str]:
+        return await asyncio.to_thread(self._fragment_uploads_sync)

@@ -39,6 +39,7 @@ in-flight maps, which is why it is a little over 400 lines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack
@@ -49,13 +50,22 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from versioning.chunkstore.base import ChunkMissing, check_id, decode_chunk, encode_chunk
+from versioning.chunkstore.base import (
+    ChunkMissing,
+    FragmentStore,
+    check_id,
+    check_upload_id,
+    decode_chunk,
+    encode_chunk,
+)
 from versioning.chunkstore.cache import DiskCache
 from versioning.ids import ChunkId
 
 _T = TypeVar("_T")
 
 _KEY_TAIL = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{64})$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_UPLOAD_DIR = re.compile(r"^[0-9a-f]{1,128}$")
 
 # aiohttp keeps this many connections per client: enough for PUT_CONCURRENCY
 # uploads plus concurrent reads, and well under any server's per-client limit.
@@ -415,3 +425,117 @@ class S3ChunkStore:
             raise self._fail(f"listing {self._key_prefix or '/'}", exc) from exc
         except BotoCoreError as exc:
             raise self._fail(f"listing {self._key_prefix or '/'}", exc) from exc
+
+    # -- fragments (FragmentStore) -------------------------------------------
+    # Keys <prefix>/fragments/<upload id>/<64 hex>: iter_ids skips them (they
+    # do not match the <ab>/<64 hex> fan-out). Promotion is a server-side copy.
+
+    def fragments(self) -> FragmentStore:
+        return self
+
+    def _fragment_prefix(self, upload: str) -> str:
+        return f"{self._key_prefix}fragments/{check_upload_id(upload)}/"
+
+    async def _call(self, what: str, fn: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        try:
+            return await fn()
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise ChunkMissing(f"{what}: not in {self.where}") from None
+            raise self._fail(what, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail(what, exc) from exc
+
+    async def put_fragments(self, upload: str, chunks: list[tuple[ChunkId, bytes]]) -> None:
+        client = await self._s3()
+        prefix = self._fragment_prefix(upload)
+
+        async def put(cid: ChunkId, data: bytes) -> None:
+            await asyncio.to_thread(check_id, cid, data)
+            stored = await asyncio.to_thread(encode_chunk, data)
+            key = prefix + cid.hex()
+            async with self._put_slots:
+                await self._call(
+                    f"PUT {key}",
+                    lambda: client.put_object(Bucket=self._bucket, Key=key, Body=stored),
+                )
+
+        await asyncio.gather(*(put(cid, data) for cid, data in dict(chunks).items()))
+
+    async def get_fragment(self, upload: str, chunk_id: ChunkId) -> bytes:
+        client = await self._s3()
+        key = self._fragment_prefix(upload) + chunk_id.hex()
+
+        async def fetch() -> bytes:
+            resp = await client.get_object(Bucket=self._bucket, Key=key)
+            async with resp["Body"] as body:
+                data: bytes = await body.read()
+            return data
+
+        stored = await self._call(f"GET {key}", fetch)
+        return await asyncio.to_thread(decode_chunk, chunk_id, stored)
+
+    async def _list(self, prefix: str, delimiter: str = "") -> tuple[list[str], list[str]]:
+        """(keys, common prefixes) under prefix."""
+        client = await self._s3()
+        keys: list[str] = []
+        prefixes: list[str] = []
+
+        async def walk() -> None:
+            paginator = client.get_paginator("list_objects_v2")
+            extra = {"Delimiter": delimiter} if delimiter else {}
+            async for page in paginator.paginate(
+                Bucket=self._bucket,
+                Prefix=prefix,
+                PaginationConfig={"PageSize": LIST_PAGE_SIZE},
+                **extra,
+            ):
+                keys.extend(o["Key"] for o in page.get("Contents", ()))
+                prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
+
+        await self._call(f"listing {prefix}", walk)
+        return keys, prefixes
+
+    async def fragment_ids(self, upload: str) -> set[ChunkId]:
+        prefix = self._fragment_prefix(upload)
+        keys, _ = await self._list(prefix)
+        tails = (k[len(prefix) :] for k in keys)
+        return {ChunkId(bytes.fromhex(t)) for t in tails if _HEX64.match(t)}
+
+    async def promote_fragments(self, upload: str, ids: list[ChunkId]) -> None:
+        client = await self._s3()
+        prefix = self._fragment_prefix(upload)
+
+        async def promote(cid: ChunkId) -> None:
+            source = prefix + cid.hex()
+            async with self._put_slots:
+                if await self._exists(client, cid):
+                    return
+                await self._call(
+                    f"COPY {source}",
+                    lambda: client.copy_object(
+                        Bucket=self._bucket,
+                        Key=self.key_of(cid),
+                        CopySource={"Bucket": self._bucket, "Key": source},
+                    ),
+                )
+
+        await asyncio.gather(*(promote(cid) for cid in dict.fromkeys(ids)))
+
+    async def delete_fragments(self, upload: str) -> None:
+        client = await self._s3()
+        keys, _ = await self._list(self._fragment_prefix(upload))
+        for key in keys:
+            with contextlib.suppress(ChunkMissing):  # gone already
+                await self._call(
+                    f"DELETE {key}",
+                    lambda key=key: client.delete_object(  # type: ignore[misc]
+                        Bucket=self._bucket, Key=key
+                    ),
+                )
+
+    async def fragment_uploads(self) -> list[str]:
+        top = f"{self._key_prefix}fragments/"
+        _, prefixes = await self._list(top, "/")
+        names = (p[len(top) :].rstrip("/") for p in prefixes)
+        return sorted(n for n in names if _UPLOAD_DIR.match(n))
