@@ -213,26 +213,32 @@ class LocalChunkStore:
         return len(todo)
 
     def _write_wave(self, wave: list[tuple[str, bytes]]) -> None:
-        """Write, fsync and rename a few chunks, then fsync their directories.
+        """Write a few chunks durably (`_write_files`)."""
+        self._write_files([(self._dir_of(h), h, data) for h, data in wave])
+
+    def _write_files(self, files: list[tuple[str, str, bytes]], also: str | None = None) -> None:
+        """Write, fsync and rename chunk-encoded files (folder, name, data),
+        then fsync their folders (and `also`, made if missing).
 
         Order matters only up to the return: nothing is promised durable before
         then, and every file and directory entry involved is synced by then.
         """
         to_sync: set[str] = set()
         made: list[str] = []
+        if also is not None:
+            self._ensure_dir(also, to_sync, made)
+            to_sync.add(also)
         pending: list[_Pending] = []
         try:
-            for h, data in wave:
-                d = self._dir_of(h)
+            for d, name, data in files:
                 self._ensure_dir(d, to_sync, made)
                 # Unique per writer, so racing puts of one chunk never share a
                 # temp file; the last rename wins, and both wrote the same bytes.
-                tmp = os.path.join(d, f".{h}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-                p = _Pending(d, os.path.join(d, h), tmp)
+                tmp = os.path.join(d, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+                p = _Pending(d, os.path.join(d, name), tmp)
                 p.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
                 pending.append(p)
-                header, payload = encode_chunk_parts(data)
-                _write_all(p.fd, header, payload)
+                _write_all(p.fd, *encode_chunk_parts(data))
             _run_all(_datasync, [p.fd for p in pending])
             for p in pending:
                 os.close(p.fd)
@@ -342,36 +348,11 @@ class LocalChunkStore:
 
     def _put_fragments_sync(self, upload: str, chunks: list[tuple[ChunkId, bytes]]) -> None:
         d = self._fragment_dir(upload)
-        to_sync: set[str] = set()
-        made: list[str] = []
-        self._ensure_dir(d, to_sync, made)
-        pending: list[_Pending] = []
-        try:
-            for cid, data in dict(chunks).items():
-                check_id(cid, data)
-                h = cid.hex()
-                tmp = os.path.join(d, f".{h}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-                p = _Pending(d, os.path.join(d, h), tmp)
-                p.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-                pending.append(p)
-                _write_all(p.fd, *encode_chunk_parts(data))
-            _run_all(_datasync, [p.fd for p in pending])
-            for p in pending:
-                os.close(p.fd)
-                p.fd = -1
-                os.replace(p.tmp, p.final)
-                p.renamed = True
-            # The part is acknowledged after this: its fragments must survive a crash.
-            _run_all(_fsync_dir, to_sync | {d})
-        except BaseException:
-            for p in pending:
-                if p.fd >= 0:
-                    os.close(p.fd)
-                if not p.renamed:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(p.tmp)
-            raise
-        self._known_dirs.update(made)
+        unique = dict(chunks)
+        for cid, data in unique.items():
+            check_id(cid, data)
+        # The part is acknowledged after this: its fragments must survive a crash.
+        self._write_files([(d, cid.hex(), data) for cid, data in unique.items()], also=d)
 
     def _get_fragment_sync(self, upload: str, cid: ChunkId) -> bytes:
         try:
