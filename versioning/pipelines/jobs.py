@@ -466,20 +466,11 @@ class Jobs:
         repo = str(inp["repo"])
         ident = await self._open(repo, str(inp["branch"]))
         view = await self.reader.snapshot_view(repo, str(inp["commit"]))
-        edits = {}
+        edits: dict[str, ObjectEntry | None] = {}
         for key, *_ in inp["files"]:
             edits[key] = await self.reader.get_entry(view, key)
-        await self.committer.submit(
-            repo,
-            OpenCommit.staging_name(ident),
-            Change(
-                edits=edits,
-                message="datum input",
-                author=self.author,
-                origin={"op": "datum input"},
-                keep_times=True,
-            ),
-        )
+        # The input's own entries: their times are the input's, not now.
+        await self._stage(repo, ident, edits, "datum input", keep_times=True)
         return ident
 
     async def _drop_opens(
@@ -598,14 +589,26 @@ class Jobs:
 
             content, stored = await self.reader.store_content(pieces())
             edits[key] = new_entry(content, stored.size, stored.md5.hex(), OUTPUT_ATTRS)
+        await self._stage(repo, bucket, edits, "datum outputs")
+
+    async def _stage(
+        self,
+        repo: str,
+        bucket: CommitId,
+        edits: dict[str, ObjectEntry | None],
+        what: str,
+        keep_times: bool = False,
+    ) -> None:
+        """One commit of `edits` into a datum bucket (an open commit's staging branch)."""
         await self.committer.submit(
             repo,
             OpenCommit.staging_name(bucket),
             Change(
                 edits=edits,
-                message="datum outputs",
+                message=what,
                 author=self.author,
-                origin={"op": "datum outputs"},
+                origin={"op": what},
+                keep_times=keep_times,
             ),
         )
 
