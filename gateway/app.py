@@ -130,6 +130,7 @@ class LoxoApp:
         )
         versioning, control = services.versioning, services.control
         self.jobs = control.jobs
+        self._pipelines = control.pipelines
         self.metrics.committer = versioning.committer
         self.metrics.pipeline_stats = services.pipeline_stats
         self.s3 = S3App(Context(versioning, self.cfg.region), self._secret_for, self.cfg.domains)
@@ -240,6 +241,10 @@ class LoxoApp:
         graceful shutdown does not wait out their polls."""
         if self.jobs is not None:
             self.jobs.close()
+
+    async def pipelines_exist(self) -> bool:
+        """Whether any pipeline exists: local workers run only then."""
+        return await self._pipelines.any()
 
     async def shutdown(self) -> None:
         for task in (self._expiry, self._open_expiry, self._gc, self._scheduler):

@@ -32,6 +32,9 @@ from gateway.http_errors import HttpProtocol
 
 log = logging.getLogger("loxo")
 
+# How often a server with local workers checks whether any pipeline exists.
+PIPELINES_POLL = 1.0
+
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
@@ -67,6 +70,7 @@ class _Server(uvicorn.Server):
     # Set by serve(): the local pipeline workers to start once listening.
     local_workers: Callable[[str], Any] | None = None
     _workers: Any = None
+    _tracking: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
@@ -81,12 +85,27 @@ class _Server(uvicorn.Server):
                 # they can start only once it listens.
                 self._workers = self.local_workers(endpoint)
                 await asyncio.to_thread(self._workers.start)
+                if hasattr(self._workers, "want"):
+                    self._tracking = asyncio.create_task(self._track_pipelines())
+
+    async def _track_pipelines(self) -> None:
+        """Local workers run while any pipeline exists (this gateway's or
+        another's: the database says), checked every PIPELINES_POLL s."""
+        exist = getattr(self.config.app, "pipelines_exist", None)
+        while exist is not None:
+            try:
+                self._workers.want(await exist())
+            except Exception:  # the database is away: keep the workers as they are
+                log.debug("could not tell whether pipelines exist", exc_info=True)
+            await asyncio.sleep(PIPELINES_POLL)
 
     async def shutdown(self, sockets: Any = None) -> None:
         log.info("stopping: finishing requests in flight", extra={"event": "stopping"})
         closing = getattr(self.config.app, "closing", None)
         if closing is not None:
             closing()
+        if self._tracking is not None:
+            self._tracking.cancel()
         if self._workers is not None:
             await asyncio.to_thread(self._workers.stop)
         await self._shutdown_connections(sockets)
@@ -110,6 +129,7 @@ def _local_workers(cfg: ServeConfig, creds: credentials.Credentials, endpoint: s
         # Resolved here: auto would look at the workers' own stderr, which is ours.
         log_format=logs.resolve_format(cfg.log_format, sys.stderr),
         log_level=cfg.log_level,
+        on_demand=True,
     )
 
 

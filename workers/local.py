@@ -2,6 +2,10 @@
 `count` of them (`python -m workers`), each with its own scratch folder
 `<scratch_root>/<i>`, restarts one that dies, and stops them all with it.
 
+With `on_demand`, they run only while the server says they are wanted
+(`want`): `loxo serve` wants them while any pipeline exists, so a server
+nobody runs pipelines on holds no worker processes (about 55 MB each).
+
 They are separate processes, not threads of the server, so a datum's
 command, memory or crash never touches the server, and they talk to it
 exactly as remote workers do (HTTP). Keys travel in the environment, never
@@ -38,6 +42,7 @@ class LocalWorkers:
         parallel: int = 1,
         log_format: str = "auto",
         log_level: str = "info",
+        on_demand: bool = False,
     ) -> None:
         self.count = count
         # The server's choices: the workers' lines join its stderr stream.
@@ -58,7 +63,16 @@ class LocalWorkers:
         self._started_at = [0.0] * count
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._nudge = threading.Event()
+        self._wanted = not on_demand
         self._supervisor: threading.Thread | None = None
+
+    def want(self, wanted: bool) -> None:
+        """Run the workers, or stop them (gracefully, as stop() does). The
+        supervisor acts on a change at once."""
+        if wanted != self._wanted:
+            self._wanted = wanted
+            self._nudge.set()
 
     @property
     def pids(self) -> list[int]:
@@ -94,45 +108,65 @@ class LocalWorkers:
 
     def start(self) -> None:
         with self._lock:
-            for i in range(self.count):
-                self._spawn(i)
+            if self._wanted:
+                for i in range(self.count):
+                    self._spawn(i)
         self._supervisor = threading.Thread(
             target=self._supervise, name="loxo-local-workers", daemon=True
         )
         self._supervisor.start()
 
     def _supervise(self) -> None:
-        while not self._stopping.wait(SUPERVISE_EVERY):
+        while True:
+            self._nudge.wait(SUPERVISE_EVERY)
+            self._nudge.clear()
+            unwanted: list[subprocess.Popen[bytes]] = []
             with self._lock:
                 if self._stopping.is_set():
                     return
+                wanted = self._wanted
                 for i, proc in enumerate(self._procs):
-                    if proc is None or proc.poll() is None:
+                    running = proc is not None and proc.poll() is None
+                    if not wanted:
+                        if proc is not None and running:
+                            unwanted.append(proc)
+                        self._procs[i] = None
                         continue
-                    if time.monotonic() - self._started_at[i] < RESTART_MIN_INTERVAL:
+                    if running:
                         continue
-                    print(
-                        f"loxo: local worker {i} (pid {proc.pid}) exited with "
-                        f"{proc.returncode}; restarting it",
-                        file=sys.stderr,
-                    )
+                    if proc is not None:
+                        if time.monotonic() - self._started_at[i] < RESTART_MIN_INTERVAL:
+                            continue
+                        print(
+                            f"loxo: local worker {i} (pid {proc.pid}) exited with "
+                            f"{proc.returncode}; restarting it",
+                            file=sys.stderr,
+                        )
                     self._spawn(i)
+            if unwanted:
+                _end(unwanted, STOP_GRACE_SECONDS)
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM every worker, SIGKILL those still running after `grace` s."""
         self._stopping.set()
+        self._nudge.set()
         if self._supervisor is not None:
             self._supervisor.join()
         with self._lock:
             procs = [p for p in self._procs if p is not None]
-        for proc in procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in procs:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _end(procs, grace)
+
+
+def _end(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM the processes, SIGKILL those still running after `grace` s."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

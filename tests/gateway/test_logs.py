@@ -10,11 +10,12 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.client import logs
+from gateway.client import Client, logs
 
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -89,21 +90,55 @@ def test_configure_replaces_the_handlers_and_sets_the_level(root_handlers: None)
     assert json.loads(lines[0])["event"] == "x"
 
 
-def test_local_workers_log_in_the_servers_format(make_server: Any) -> None:
-    """A server logging JSON starts its workers logging JSON: every line of
-    its stderr stream, the workers' included, is one JSON object."""
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we looked
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def test_local_workers_run_while_a_pipeline_exists_and_log_in_the_servers_format(
+    make_server: Any,
+) -> None:
+    """Local workers start with the first pipeline and stop with the last,
+    and a server logging JSON starts them logging JSON: every line of its
+    stderr stream, the workers' included, is one JSON object."""
     server = make_server(extra_args=["--workers", "1", "--log-format", "json"])
-    deadline = time.monotonic() + 30
-    records: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        records = [
-            json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")
-        ]
-        if any(r["logger"] == "loxo.worker" for r in records):
-            break
-        time.sleep(0.2)
-    worker = [r for r in records if r["logger"] == "loxo.worker"]
-    assert worker and "serving" in worker[0]["message"], records[-5:]
+    assert server.proc is not None
+    s3 = server.client()
+    s3.create_bucket(Bucket="logsrc")
+    # No pipeline yet: no worker process.
+    assert _children(server.proc.pid) == []
+    with Client(server.endpoint, server.access_key or "", server.secret_key or "") as api:
+        api.create_pipeline(
+            {
+                "pipeline": {"name": "logcopy"},
+                "input": {"pfs": {"repo": "logsrc", "glob": "/*"}},
+                "transform": {"cmd": ["true"]},
+            }
+        )
+        deadline = time.monotonic() + 30
+        records: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            records = [
+                json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")
+            ]
+            if any(r["logger"] == "loxo.worker" for r in records):
+                break
+            time.sleep(0.2)
+        worker = [r for r in records if r["logger"] == "loxo.worker"]
+        assert worker and "serving" in worker[0]["message"], records[-5:]
+        assert len(_children(server.proc.pid)) == 1
+        api.delete_pipeline("logcopy", confirm=True)
+        deadline = time.monotonic() + 30
+        while _children(server.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _children(server.proc.pid) == []
     # stdout's few lines (the readiness line) are the only ones that are not JSON.
     others = [line for line in server.log_text().splitlines() if not line.startswith("{")]
     assert all("listening" in line or not line.strip() for line in others), others

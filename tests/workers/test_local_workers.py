@@ -54,3 +54,29 @@ def test_local_workers_start_restart_and_stop(server: Any, tmp_path: Path) -> No
     assert time.monotonic() - stopping < STOP_GRACE_SECONDS
     assert workers.pids == []
     assert not any(_alive(pid) for pid in running)
+
+
+def test_on_demand_workers_run_only_while_wanted(server: Any, tmp_path: Path) -> None:
+    workers = LocalWorkers(
+        2,
+        server.endpoint,
+        server.access_key,
+        server.secret_key,
+        "us-east-1",
+        tmp_path / "w",
+        on_demand=True,
+    )
+    workers.start()
+    try:
+        assert workers.pids == []
+        workers.want(True)
+        assert _wait_for(lambda: len(workers.pids) == 2)
+        running = workers.pids
+        workers.want(False)
+        assert _wait_for(lambda: workers.pids == [] and not any(_alive(p) for p in running))
+        workers.want(True)  # and back: new processes
+        assert _wait_for(lambda: len(workers.pids) == 2)
+        assert not set(workers.pids) & set(running)
+    finally:
+        workers.stop()
+    assert workers.pids == []

@@ -193,6 +193,10 @@ class Pipelines:
     async def list(self) -> list[Pipeline]:
         return [_pipeline(r) for r in await self.db.pipelines.list_pipelines()]
 
+    async def any(self) -> bool:
+        """Whether any pipeline exists (in any state)."""
+        return await self.db.pipelines.any_pipeline()
+
     async def inspect(self, name: str) -> Pipeline:
         return _pipeline(await self.db.pipelines.get_pipeline(name))
 
