@@ -34,6 +34,7 @@ from gateway.config import ServeConfig
 from gateway.credentials import Credentials
 from gateway.database import where
 from gateway.loxo_paths import LoxoPaths
+from gateway.memory import IdleTrim
 from gateway.metered_store import MeteredStore
 from gateway.metrics import Metrics
 from s3api.app import S3App, bucket_from_host
@@ -94,6 +95,8 @@ class LoxoApp:
         self._open_expiry: asyncio.Task[None] | None = None
         self._gc: asyncio.Task[None] | None = None
         self._scheduler: asyncio.Task[None] | None = None
+        self._trim: asyncio.Task[None] | None = None
+        self.idle_trim = IdleTrim()
         self.jobs: Jobs | None = None
 
     def _secret_for(self, access_key: str) -> str | None:
@@ -138,6 +141,7 @@ class LoxoApp:
         self._expiry = asyncio.create_task(self._expire_uploads(versioning))
         self._open_expiry = asyncio.create_task(self._expire_open_commits(control))
         self._scheduler = asyncio.create_task(services.scheduler.run())
+        self._trim = asyncio.create_task(self.idle_trim.run())
         if self.cfg.gc_interval_hours > 0:
             self._gc = asyncio.create_task(self._collect_garbage())
         log.info(
@@ -247,7 +251,7 @@ class LoxoApp:
         return await self._pipelines.any()
 
     async def shutdown(self) -> None:
-        for task in (self._expiry, self._open_expiry, self._gc, self._scheduler):
+        for task in (self._expiry, self._open_expiry, self._gc, self._scheduler, self._trim):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -263,7 +267,14 @@ class LoxoApp:
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             api, app = self._route(scope)
-            await self.access(scope, receive, send, app, api)
+            if api != "s3":
+                await self.access(scope, receive, send, app, api)
+                return
+            self.idle_trim.enter()
+            try:
+                await self.access(scope, receive, send, app, api)
+            finally:
+                self.idle_trim.exit()
 
     def _route(self, scope: Scope) -> tuple[str, ASGIApp]:
         """Which API serves a request (its name in access records), and its app."""

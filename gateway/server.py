@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import logging
 import signal
@@ -23,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-from gateway import credentials, embedded_pg
+from gateway import credentials, embedded_pg, memory
 from gateway.app import LoxoApp
 from gateway.client import logs
 from gateway.config import ServeConfig
@@ -172,45 +170,8 @@ def open_database(cfg: ServeConfig, create: bool = True) -> tuple[str, Any] | in
     return dsn, embedded
 
 
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-# Bodies pass through as buffers of up to one max chunk (4 MiB) plus a little.
-_HEAP_MAX_BLOCK = 4 * 1024 * 1024 + 64 * 1024
-# Free memory a heap keeps at its top before giving it back to the kernel.
-_KEEP_FREE = 32 * 1024 * 1024
-
-
-def tame_malloc() -> None:
-    """Keep body buffers on the heap and bound what the heaps keep.
-
-    Bodies pass through as request pieces, chunks and batches of 64 KiB to
-    4 MiB, allocated and freed thousands of times per GiB. glibc's defaults
-    serve those from mmap (and unmap them on free) until its "dynamic" mmap
-    threshold has risen, and trim a heap's free top at 128 KiB: either way
-    each new buffer is fresh pages, so every byte of a body paid a page
-    fault once per copy. That was 2.4 million faults and about half the
-    server's CPU per GiB PUT (benchmarks/bench_storage.py P1, perf: sys
-    time 5.9 of 12.5 s). Served from the heap, with 32 MiB of free top
-    kept, the faults drop to ~130,000 and the sys time to 2.3 s.
-
-    Memory stays bounded: two arenas, so worker threads do not each grow a
-    heap of their own (with one heap per thread, 40 concurrent streams once
-    doubled peak RSS), and each heap returns whatever it has free beyond
-    32 MiB. Larger blocks (the chunker's buffer) still come from mmap.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_MAX_BLOCK)
-        libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE)
-        libc.mallopt(_M_ARENA_MAX, 2)
-    except (OSError, AttributeError):
-        pass  # not glibc (macOS, musl): their allocators behave differently
-
-
 def serve(cfg: ServeConfig) -> int:
-    tame_malloc()
+    memory.tame_malloc()
     logs.configure(cfg.log_level, cfg.log_format)
     # platformdirs warns when XDG_RUNTIME_DIR is unset (as under systemd
     # services and in containers).

@@ -36,6 +36,10 @@ BATCH_BYTES = 1 << 20
 # Chunks go to the store as soon as a cut yields this much (a cut yields at
 # least max_size / 4), so an upload holds at most one cut's chunks.
 FLUSH_BYTES = 1 << 20
+# A body waits for its memory slot once this much of it has arrived: a body
+# smaller than that never waits, and one that waits holds no more than that
+# (40 parts queued for 4 slots held 1 MiB each, when this was BATCH_BYTES).
+WAIT_AFTER = 256 * 1024
 # A whole body this small is digested and cut on the event loop (see ingest).
 SMALL_BODY = 64 * 1024
 # How much of a part's start is held to find its sync point, in max chunks:
@@ -123,11 +127,12 @@ async def ingest(
     """Store a streamed body; returns its manifest and digests. A body of at
     most `inline_max` bytes is returned inline and nothing is stored.
 
-    A body larger than one batch takes one of `slots` (the server's memory
-    budget, see stream_memory; a part takes two) before its first batch is processed, and
-    holds it to the end. While it waits it reads nothing more, so the client
-    is held back by TCP flow control instead of our memory growing with the
-    number of concurrent uploads. Small bodies never wait.
+    A body of more than WAIT_AFTER bytes takes one of `slots` (the server's
+    memory budget, see stream_memory; a part takes two) once that much has
+    arrived, before its first batch is processed, and holds it to the end.
+    While it waits it reads nothing more, so the client is held back by TCP
+    flow control instead of our memory growing with the number of concurrent
+    uploads. Small bodies never wait.
 
     With `edges` (a multipart part's body), the chunks that may not be the
     finished object's are sent there instead of to `store`: those before the
@@ -270,10 +275,10 @@ async def ingest(
             size += len(piece)
             gathered.append(piece)
             gathered_bytes += len(piece)
+            if slots is not None and not holding and gathered_bytes >= WAIT_AFTER:
+                await slots.acquire(weight)
+                holding = True
             if gathered_bytes >= BATCH_BYTES:
-                if slots is not None and not holding:
-                    await slots.acquire(weight)
-                    holding = True
                 batch, gathered = gathered, []
                 gathered_bytes = 0
                 await process(batch)
