@@ -104,9 +104,10 @@ def serve(
         60.0, help="Background gc spares anything written or re-used this recently (>= 5)."
     ),
     ingest_memory: str = typer.Option(
-        "128MiB",
+        "96MiB",
         help="Memory that bodies being uploaded may hold, all together. Each upload over "
-        "1 MiB takes ~11 MiB of it (at --chunk-max 4MiB); more wait, reading nothing.",
+        "256 KiB takes 15 MiB of it, a multipart part 30 (at --chunk-max 4MiB); more "
+        "wait, reading nothing.",
     ),
     open_commit_idle_minutes: float = typer.Option(
         60.0,

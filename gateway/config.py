@@ -58,7 +58,7 @@ class ServeConfig:
     gc_interval_hours: float = 6.0
     gc_grace_minutes: float = 60.0
     # What bodies being written may hold in memory at once, all uploads together.
-    ingest_memory: int = 128 * 1024**2
+    ingest_memory: int = 96 * 1024**2
     # Open commits nothing was written to for this long are aborted (unless
     # started with their own limit).
     open_commit_idle_minutes: float = 60.0
@@ -307,7 +307,7 @@ def build(
     chunk_max: str = "4MiB",
     gc_interval_hours: float = 6.0,
     gc_grace_minutes: float = 60.0,
-    ingest_memory: str = "128MiB",
+    ingest_memory: str = "96MiB",
     open_commit_idle_minutes: float = 60.0,
     trash_days: float = 7.0,
     workers: int = 2,
