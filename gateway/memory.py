@@ -59,15 +59,12 @@ def tame_malloc() -> None:
     Free holes inside a heap are what trimming at the top cannot reach;
     IdleTrim gives them back between bursts of traffic.
     """
-    libc = _glibc()
+    libc = _glibc()  # None unless glibc: it has both calls (checked there)
     if libc is None:
         return  # not glibc (macOS, musl): their allocators behave differently
-    try:
-        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_MAX_BLOCK)
-        libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE)
-        libc.mallopt(_M_ARENA_MAX, 2)
-    except AttributeError:
-        pass  # a libc without mallopt
+    libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_MAX_BLOCK)
+    libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE)
+    libc.mallopt(_M_ARENA_MAX, 2)
 
 
 class IdleTrim:

@@ -128,7 +128,8 @@ class LocalWorkers:
                 for i, proc in enumerate(self._procs):
                     running = proc is not None and proc.poll() is None
                     if not wanted:
-                        if proc is not None and running:
+                        if running:
+                            assert proc is not None
                             unwanted.append(proc)
                         self._procs[i] = None
                         continue
