@@ -147,11 +147,13 @@ class Uploads:
 
         return read, ids
 
-    async def read_part(self, upload: Upload, part: UploadPart) -> AsyncIterator[bytes]:
-        """A stored part's bytes (its edges come from the upload's fragments)."""
+    async def read_parts(self, upload: Upload, parts: Sequence[UploadPart]) -> AsyncIterator[bytes]:
+        """Stored parts' bytes, end to end (their edges come from the
+        upload's fragments, listed once)."""
         read, _ = await self._reader(upload.id)
-        for ref in (await self.db.objects.get_manifest(part.content)).chunks:
-            yield await read(ref)
+        for part in parts:
+            for ref in (await self.db.objects.get_manifest(part.content)).chunks:
+                yield await read(ref)
 
     async def create(
         self,

@@ -272,7 +272,6 @@ async def _expected(
 async def _digest(ctx: Context, upload: Upload, parts: list[UploadPart], name: str) -> str:
     """The base64 checksum `name` of the parts' bytes, read end to end."""
     hasher = cast(Hasher, checksums.ALGORITHMS[name].new())
-    for part in parts:
-        async for piece in ctx.versioning.uploads.read_part(upload, part):
-            await asyncio.to_thread(hasher.update, piece)
+    async for piece in ctx.versioning.uploads.read_parts(upload, parts):
+        await asyncio.to_thread(hasher.update, piece)
     return checksums.encode(checksums.digest_of(hasher))
