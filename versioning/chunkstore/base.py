@@ -227,9 +227,14 @@ class FragmentStore(Protocol):
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{1,128}$")
 
 
+def is_upload_id(name: str) -> bool:
+    """Whether a directory or key prefix name is an upload id (hex only)."""
+    return _UPLOAD_ID.match(name) is not None
+
+
 def check_upload_id(upload: str) -> str:
     """An upload id fit to name a directory or key prefix (hex only)."""
-    if not _UPLOAD_ID.match(upload):
+    if not is_upload_id(upload):
         raise ValueError(f"upload id {upload!r} is not lower-case hex")
     return upload
 

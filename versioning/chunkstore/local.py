@@ -43,6 +43,7 @@ from versioning.chunkstore.base import (
     check_upload_id,
     decode_chunk_parts,
     encode_chunk_parts,
+    is_upload_id,
 )
 from versioning.errors import CorruptData
 from versioning.ids import ChunkId
@@ -51,7 +52,6 @@ _T = TypeVar("_T")
 
 _HEX2 = re.compile(r"^[0-9a-f]{2}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_UPLOAD_DIR = re.compile(r"^[0-9a-f]{1,128}$")
 
 # fdatasync skips flushing timestamps but still flushes what a read needs (size,
 # block map), which is all a new, never-modified file has. macOS lacks it.
@@ -86,6 +86,24 @@ def _write_all(fd: int, *parts: bytes) -> None:
             views.pop(0)
         if views and written:
             views[0] = views[0][written:]
+
+
+def _read_stored(path: str | os.PathLike[str], cid: ChunkId, what: str, missing: str) -> bytes:
+    """A chunk-encoded file's plain bytes, verified against cid (ChunkMissing
+    with `missing` if there is no file)."""
+    try:
+        # Unbuffered: FileIO.readall sizes its one read from fstat.
+        with open(path, "rb", buffering=0) as f:
+            # The header byte first: a raw chunk's payload is then read
+            # straight into the bytes object we return, with no slicing copy.
+            header = f.read(1)
+            payload = f.read()
+    except FileNotFoundError:
+        raise ChunkMissing(missing) from None
+    if not header:
+        raise CorruptData(f"{what} {cid.hex()}: empty stored object")
+    # Decoding (zstd + BLAKE3) is CPU work; callers run this off the loop.
+    return decode_chunk_parts(cid, header[0], payload)
 
 
 def _fsync_dir(path: str) -> None:
@@ -260,19 +278,9 @@ class LocalChunkStore:
         self._known_dirs.update(made)
 
     def _get_sync(self, cid: ChunkId) -> bytes:
-        try:
-            # Unbuffered: FileIO.readall sizes its one read from fstat.
-            with open(self.path_of(cid), "rb", buffering=0) as f:
-                # The header byte first: a raw chunk's payload is then read
-                # straight into the bytes object we return, with no slicing copy.
-                header = f.read(1)
-                payload = f.read()
-        except FileNotFoundError:
-            raise ChunkMissing(f"chunk {cid.hex()} is not in {self._root}") from None
-        if not header:
-            raise CorruptData(f"chunk {cid.hex()}: empty stored object")
-        # Decoding (zstd + BLAKE3) is CPU work; doing it here keeps it off the loop.
-        return decode_chunk_parts(cid, header[0], payload)
+        return _read_stored(
+            self.path_of(cid), cid, "chunk", f"chunk {cid.hex()} is not in {self._root}"
+        )
 
     def _delete_sync(self, cid: ChunkId) -> None:
         # No directory fsync: if a crash undoes the unlink, the chunk is merely
@@ -355,14 +363,10 @@ class LocalChunkStore:
         self._write_files([(d, cid.hex(), data) for cid, data in unique.items()], also=d)
 
     def _get_fragment_sync(self, upload: str, cid: ChunkId) -> bytes:
-        try:
-            with open(os.path.join(self._fragment_dir(upload), cid.hex()), "rb") as f:
-                stored = f.read()
-        except FileNotFoundError:
-            raise ChunkMissing(f"fragment {cid.hex()} of upload {upload} is missing") from None
-        if not stored:
-            raise CorruptData(f"fragment {cid.hex()}: empty stored object")
-        return decode_chunk_parts(cid, stored[0], memoryview(stored)[1:])
+        path = os.path.join(self._fragment_dir(upload), cid.hex())
+        return _read_stored(
+            path, cid, "fragment", f"fragment {cid.hex()} of upload {upload} is missing"
+        )
 
     def _fragment_ids_sync(self, upload: str) -> set[ChunkId]:
         try:
@@ -416,7 +420,7 @@ class LocalChunkStore:
             names = os.listdir(os.path.join(self._root, "fragments"))
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if _UPLOAD_DIR.match(n))
+        return sorted(n for n in names if is_upload_id(n))
 
     async def put_fragments(self, upload: str, chunks: list[tuple[ChunkId, bytes]]) -> None:
         if chunks:

@@ -57,6 +57,7 @@ from versioning.chunkstore.base import (
     check_upload_id,
     decode_chunk,
     encode_chunk,
+    is_upload_id,
 )
 from versioning.chunkstore.cache import DiskCache
 from versioning.ids import ChunkId
@@ -65,7 +66,6 @@ _T = TypeVar("_T")
 
 _KEY_TAIL = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{64})$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_UPLOAD_DIR = re.compile(r"^[0-9a-f]{1,128}$")
 
 # aiohttp keeps this many connections per client: enough for PUT_CONCURRENCY
 # uploads plus concurrent reads, and well under any server's per-client limit.
@@ -538,4 +538,4 @@ class S3ChunkStore:
         top = f"{self._key_prefix}fragments/"
         _, prefixes = await self._list(top, "/")
         names = (p[len(top) :].rstrip("/") for p in prefixes)
-        return sorted(n for n in names if _UPLOAD_DIR.match(n))
+        return sorted(n for n in names if is_upload_id(n))
