@@ -355,6 +355,19 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 # --------------------------------------------------------------------------- loxo servers
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live (not zombie) child processes of `pid`, read from /proc."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we looked
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

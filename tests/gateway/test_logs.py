@@ -10,12 +10,12 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.client import Client, logs
+from tests.conftest import child_pids
 
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -90,18 +90,6 @@ def test_configure_replaces_the_handlers_and_sets_the_level(root_handlers: None)
     assert json.loads(lines[0])["event"] == "x"
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended while we looked
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
 def test_local_workers_run_while_a_pipeline_exists_and_log_in_the_servers_format(
     make_server: Any,
 ) -> None:
@@ -113,7 +101,7 @@ def test_local_workers_run_while_a_pipeline_exists_and_log_in_the_servers_format
     s3 = server.client()
     s3.create_bucket(Bucket="logsrc")
     # No pipeline yet: no worker process.
-    assert _children(server.proc.pid) == []
+    assert child_pids(server.proc.pid) == []
     with Client(server.endpoint, server.access_key or "", server.secret_key or "") as api:
         api.create_pipeline(
             {
@@ -133,12 +121,12 @@ def test_local_workers_run_while_a_pipeline_exists_and_log_in_the_servers_format
             time.sleep(0.2)
         worker = [r for r in records if r["logger"] == "loxo.worker"]
         assert worker and "serving" in worker[0]["message"], records[-5:]
-        assert len(_children(server.proc.pid)) == 1
+        assert len(child_pids(server.proc.pid)) == 1
         api.delete_pipeline("logcopy", confirm=True)
         deadline = time.monotonic() + 30
-        while _children(server.proc.pid) and time.monotonic() < deadline:
+        while child_pids(server.proc.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _children(server.proc.pid) == []
+        assert child_pids(server.proc.pid) == []
     # stdout's few lines (the readiness line) are the only ones that are not JSON.
     others = [line for line in server.log_text().splitlines() if not line.startswith("{")]
     assert all("listening" in line or not line.strip() for line in others), others

@@ -49,6 +49,12 @@ async def rejoined(store: LocalChunkStore, parts: list[bytes]) -> list[ChunkRef]
     return await rejoin(refs, read, store, small_chunker)
 
 
+def sample(rng: random.Random, size: int, text: bool) -> bytes:
+    """Random bytes, or low-entropy text: that has few content cuts, so seams
+    fall inside long chunks."""
+    return bytes(rng.choice(b"ab\n") for _ in range(size)) if text else rng.randbytes(size)
+
+
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({min(c, len(data)) for c in cuts})
     bounds = [0, *points, len(data)]
@@ -65,9 +71,7 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 def test_rejoined_parts_chunk_like_the_whole_body(
     seed: int, size: int, cuts: list[int], text: bool
 ) -> None:
-    rng = random.Random(seed)
-    # Low-entropy text has few content cuts, so seams fall inside long chunks.
-    data = bytes(rng.choice(b"ab\n") for _ in range(size)) if text else rng.randbytes(size)
+    data = sample(random.Random(seed), size, text)
     parts = split(data, cuts)
     with tempfile.TemporaryDirectory() as tmp:
         store = LocalChunkStore(Path(tmp))
@@ -129,8 +133,7 @@ def test_parts_with_fragments_leave_no_garbage(
     """Parts ingested with their edges kept aside (as UploadPart does):
     every chunk stored at once is one of the object's, and rejoining them
     (reading edges from the fragments) still chunks like the whole body."""
-    rng = random.Random(seed)
-    data = bytes(rng.choice(b"ab\n") for _ in range(size)) if text else rng.randbytes(size)
+    data = sample(random.Random(seed), size, text)
     parts = split(data, cuts)
     with tempfile.TemporaryDirectory() as tmp:
         store = LocalChunkStore(Path(tmp))
@@ -169,19 +172,15 @@ def test_parts_with_fragments_leave_no_garbage(
 @given(seed=st.integers(0, 2**32 - 1), text=st.booleans())
 def test_every_enclosing_body_cuts_at_the_sync_point(seed: int, text: bool) -> None:
     rng = random.Random(seed)
-    make = (lambda n: bytes(rng.choice(b"ab\n") for _ in range(n))) if text else rng.randbytes
-    part = make(rng.randint(0, 12_000))
+    part = sample(rng, rng.randint(0, 12_000), text)
     at = small_chunker().sync_point(part)
     if at is None:
         return
     assert at in set(itertools.accumulate(size for _, size in chunked(part)))
     for _ in range(5):
-        prefix = make(rng.randint(0, 3_000))
-        ends = set(
-            itertools.accumulate(
-                size for _, size in chunked(prefix + part + make(rng.randint(0, 3_000)))
-            )
-        )
+        prefix = sample(rng, rng.randint(0, 3_000), text)
+        suffix = sample(rng, rng.randint(0, 3_000), text)
+        ends = set(itertools.accumulate(size for _, size in chunked(prefix + part + suffix)))
         assert len(prefix) + at in ends
 
 

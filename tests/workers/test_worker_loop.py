@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.client import Client
+from tests.conftest import child_pids
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -309,18 +310,6 @@ def test_a_stopped_jobs_commands_are_killed(jobs_server: Any, tmp_path: Path) ->
             assert f"datum {d['id'][:8]} lost" in log
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def test_the_servers_own_workers_run_jobs_and_stop_with_it(make_server: Any) -> None:
     srv = make_server(extra_args=["--workers", "2", "--lease-seconds", "3"])
     s3 = srv.client()
@@ -332,7 +321,7 @@ def test_the_servers_own_workers_run_jobs_and_stop_with_it(make_server: Any) -> 
         workers = {d["worker"] for d in api.list_datums(job["id"])}
         assert workers and all("-local-" in w for w in workers)
     assert srv.proc is not None
-    pids = _children(srv.proc.pid)
+    pids = child_pids(srv.proc.pid)
     assert len(pids) == 2, pids
     assert srv.stop() == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
